@@ -1,0 +1,101 @@
+# netlua - build, test, install.
+#
+#   make            build build/netlua/core.so
+#   make demo       install missing packages, build, run examples/tour.lua
+#   make test       install missing packages, build, run the spec suite
+#   make asan       the spec suite against an ASan+UBSan build
+#   make valgrind   the spec suite under valgrind memcheck
+#   make bench      build the C reference programs in bench/c
+#   make fuzz       run the libFuzzer targets for FUZZ_SECONDS each
+#   make install    PREFIX=/usr/local DESTDIR= (luarocks uses this too)
+
+LUA        ?= lua5.4
+LUA_INCDIR ?= $(shell pkg-config --variable=includedir lua5.4 2>/dev/null || echo /usr/include)/lua5.4
+CURL_INCDIR ?= $(shell pkg-config --variable=includedir libcurl 2>/dev/null || echo /usr/include)
+CURL_LIBDIR ?= $(shell pkg-config --variable=libdir libcurl 2>/dev/null || echo /usr/lib)
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+LIBFLAG    ?= -shared
+WARN       = -Wall -Wextra
+ALL_CFLAGS = $(CFLAGS) -fPIC -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR)
+LIBS       = -L$(CURL_LIBDIR) -lcurl
+
+PREFIX     ?= /usr/local
+LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
+LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
+# luarocks passes these two
+INST_LIBDIR ?= $(DESTDIR)$(LUA_LIBDIR)
+INST_LUADIR ?= $(DESTDIR)$(LUA_SHAREDIR)
+
+SRC  = $(wildcard csrc/*.c)
+HDR  = $(wildcard csrc/*.h)
+OBJ  = $(SRC:csrc/%.c=build/obj/%.o)
+AOBJ = $(SRC:csrc/%.c=build-asan/obj/%.o)
+LUAFILES = $(wildcard lua/netlua/*.lua)
+
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps demo test asan valgrind bench fuzz install clean check-warnings
+
+all: build/netlua/core.so
+
+build/obj/%.o: csrc/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/netlua/core.so: $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) -o $@ $(OBJ) $(LIBS)
+
+build-asan/obj/%.o: csrc/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) -fPIC -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -c -o $@ $<
+
+build-asan/netlua/core.so: $(AOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) -shared -o $@ $(AOBJ) $(LIBS)
+
+deps:
+	@sh scripts/deps.sh test
+
+demo:
+	@sh scripts/deps.sh demo
+	@$(MAKE) --no-print-directory all
+	@sh scripts/netns.sh $(LUA) examples/tour.lua
+
+test:
+	@sh scripts/deps.sh test
+	@$(MAKE) --no-print-directory all
+	@sh scripts/netns.sh sh scripts/run-specs.sh build
+
+asan:
+	@sh scripts/deps.sh test
+	@$(MAKE) --no-print-directory build-asan/netlua/core.so CC=gcc
+	@sh scripts/netns.sh sh scripts/run-specs.sh build-asan
+
+valgrind:
+	@sh scripts/deps.sh valgrind
+	@$(MAKE) --no-print-directory all
+	@NETLUA_VALGRIND=1 sh scripts/netns.sh sh scripts/run-specs.sh build
+
+bench:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@mkdir -p build/bench
+	@for f in bench/c/*.c; do [ -f "$$f" ] || continue; \
+	  n=$$(basename $$f .c); echo "cc $$f -> build/bench/$$n"; \
+	  $(CC) -O2 -Wall -Wextra -o build/bench/$$n $$f || exit 1; done
+
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+install: all
+	install -d $(INST_LIBDIR)/netlua $(INST_LUADIR)/netlua
+	install -m 0755 build/netlua/core.so $(INST_LIBDIR)/netlua/core.so
+	install -m 0644 $(LUAFILES) $(INST_LUADIR)/netlua/
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,214 @@
+/*
+ * buffer.c - one growable read buffer and the io-style readers on top.
+ *
+ * A stream is a buffer plus a `fill` function that appends bytes from
+ * somewhere (a TCP socket, the Telnet engine's data output).  The line,
+ * count and all readers here only ever look at bytes they have not looked
+ * at before, so reading a long line arriving in small pieces stays linear.
+ * Nothing is dropped on a timeout: unread bytes stay buffered for the next
+ * call.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "netlua.h"
+
+#define NL_CHUNK 16384
+
+void nl_buf_init(nl_buf *b) {
+  b->data = NULL;
+  b->start = b->len = b->cap = 0;
+}
+
+void nl_buf_free(nl_buf *b) {
+  free(b->data);
+  nl_buf_init(b);
+}
+
+char *nl_buf_reserve(nl_buf *b, size_t n) {
+  size_t need;
+  if (b->start + b->len + n <= b->cap) return b->data + b->start + b->len;
+  /* slide unread bytes to the front before growing */
+  if (b->start > 0) {
+    if (b->len > 0) memmove(b->data, b->data + b->start, b->len);
+    b->start = 0;
+    if (b->len + n <= b->cap) return b->data + b->len;
+  }
+  need = b->len + n;
+  if (need < b->len) return NULL;  /* overflow */
+  {
+    size_t cap = b->cap ? b->cap : NL_CHUNK;
+    char *p;
+    while (cap < need) {
+      if (cap > ((size_t)-1) / 2) { cap = need; break; }
+      cap *= 2;
+    }
+    p = realloc(b->data, cap);
+    if (p == NULL) return NULL;
+    b->data = p;
+    b->cap = cap;
+  }
+  return b->data + b->len;
+}
+
+void nl_buf_commit(nl_buf *b, size_t n) { b->len += n; }
+
+void nl_buf_consume(nl_buf *b, size_t n) {
+  if (n >= b->len) {
+    b->start = b->len = 0;
+  } else {
+    b->start += n;
+    b->len -= n;
+  }
+}
+
+int nl_buf_append(nl_buf *b, const char *p, size_t n) {
+  char *dst = nl_buf_reserve(b, n);
+  if (dst == NULL) return ENOMEM;
+  if (n) memcpy(dst, p, n);
+  nl_buf_commit(b, n);
+  return NL_OK;
+}
+
+static int over_limit(const nl_stream *s) {
+  return s->limit > 0 && s->in.len >= s->limit;
+}
+
+int nl_stream_line(nl_stream *s, const nl_deadline *d, size_t *n,
+                   size_t *used, int keepnl) {
+  size_t scanned = 0;
+  for (;;) {
+    const char *h = nl_buf_head(&s->in);
+    const char *nl = s->in.len > scanned
+                         ? memchr(h + scanned, '\n', s->in.len - scanned)
+                         : NULL;
+    int r;
+    if (nl != NULL) {
+      size_t k = (size_t)(nl - h);
+      *used = k + 1;
+      if (keepnl) k++;
+      else if (k > 0 && h[k - 1] == '\r') k--;  /* network lines end CR LF */
+      *n = k;
+      return NL_OK;
+    }
+    scanned = s->in.len;
+    if (over_limit(s)) return NL_LIMIT;
+    r = s->fill(s, d);
+    if (r == NL_CLOSED && s->in.len > 0) {  /* last line without newline */
+      *n = *used = s->in.len;
+      return NL_OK;
+    }
+    if (r != NL_OK) return r;
+  }
+}
+
+int nl_stream_count(nl_stream *s, const nl_deadline *d, size_t want,
+                    size_t *n) {
+  while (s->in.len < want) {
+    int r;
+    if (over_limit(s)) break;
+    r = s->fill(s, d);
+    if (r == NL_CLOSED) {
+      if (s->in.len == 0) return NL_CLOSED;
+      break;
+    }
+    if (r != NL_OK) return r;
+  }
+  *n = s->in.len < want ? s->in.len : want;
+  return NL_OK;
+}
+
+int nl_stream_all(nl_stream *s, const nl_deadline *d, size_t *n) {
+  for (;;) {
+    int r;
+    if (over_limit(s)) return NL_LIMIT;
+    r = s->fill(s, d);
+    if (r == NL_CLOSED) break;
+    if (r != NL_OK) return r;
+  }
+  *n = s->in.len;
+  return NL_OK;
+}
+
+/* Lua's "n" format: skip blanks, take a numeral of at most 200 chars. */
+static int read_number(lua_State *L, nl_stream *s, const nl_deadline *d) {
+  char num[201];
+  size_t k = 0, i;
+  int r;
+  for (;;) {  /* skip whitespace */
+    while (s->in.len > 0 && strchr(" \t\r\n\f\v", *nl_buf_head(&s->in)) &&
+           *nl_buf_head(&s->in) != '\0')
+      nl_buf_consume(&s->in, 1);
+    if (s->in.len > 0) break;
+    r = s->fill(s, d);
+    if (r == NL_CLOSED) { lua_pushnil(L); return NL_CLOSED; }
+    if (r != NL_OK) return r;
+  }
+  for (i = 0;; i++) {
+    char c;
+    if (i >= s->in.len) {
+      r = s->fill(s, d);
+      if (r == NL_CLOSED) break;
+      if (r != NL_OK) return r;
+      if (i >= s->in.len) break;
+    }
+    c = nl_buf_head(&s->in)[i];
+    if (k >= 200 || !(strchr("0123456789abcdefABCDEFxX.+-pP", c) && c)) break;
+    num[k++] = c;
+  }
+  num[k] = '\0';
+  nl_buf_consume(&s->in, k);
+  if (k == 0 || lua_stringtonumber(L, num) == 0) {
+    lua_pushnil(L);
+    return NL_CLOSED;  /* io.read semantics: a failed "n" ends the reads */
+  }
+  return NL_OK;
+}
+
+/* Reads one format; pushes its value.  NL_CLOSED with nil pushed means
+ * "no more results", other non-OK values are failures (nothing pushed). */
+static int read_one(lua_State *L, nl_stream *s, const nl_deadline *d,
+                    int arg) {
+  size_t n = 0, used = 0;
+  int r;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    lua_Integer want = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, want >= 0, arg, "negative count");
+    if (want == 0) { lua_pushliteral(L, ""); return NL_OK; }
+    r = nl_stream_count(s, d, (size_t)want, &n);
+    used = n;
+  } else {
+    const char *f = luaL_checkstring(L, arg);
+    if (*f == '*') f++;  /* LuaSocket and Lua 5.1 spelling */
+    switch (*f) {
+      case 'l': r = nl_stream_line(s, d, &n, &used, 0); break;
+      case 'L': r = nl_stream_line(s, d, &n, &used, 1); break;
+      case 'a': r = nl_stream_all(s, d, &n); used = n; break;
+      case 'n': return read_number(L, s, d);
+      default: return luaL_argerror(L, arg, "invalid format");
+    }
+  }
+  if (r == NL_CLOSED) { lua_pushnil(L); return NL_CLOSED; }
+  if (r != NL_OK) return r;
+  lua_pushlstring(L, nl_buf_head(&s->in), n);
+  nl_buf_consume(&s->in, used);
+  return NL_OK;
+}
+
+int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
+                   int first, const char *who) {
+  int top = lua_gettop(L), arg, r = NL_OK;
+  if (top < first) {  /* no format: a line */
+    lua_pushliteral(L, "l");
+    top = first;
+  }
+  luaL_checkstack(L, top - first + 3, "too many formats");
+  for (arg = first; arg <= top; arg++) {
+    r = read_one(L, s, d, arg);
+    if (r != NL_OK) break;
+  }
+  if (r == NL_OK || r == NL_CLOSED) return arg - first + (r == NL_CLOSED);
+  lua_settop(L, top);
+  return nl_pushfail(L, r, "%s", who);
+}

@@ -1,0 +1,145 @@
+/*
+ * netlua.h - what crosses file boundaries inside netlua.core.
+ *
+ * Deadlines and readiness waits (timeout.c), the receive buffer and the
+ * line/size/all reader on top of it (buffer.c), address conversion
+ * (addr.c), error results (error.c) and the socket object shared by TCP
+ * and UDP (sock.c).  Module openers (one per concern) are listed at the
+ * end; core.c calls them all.
+ */
+#ifndef NETLUA_H
+#define NETLUA_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+/* ---- result codes used inside the C layer ---------------------------- */
+#define NL_OK       0
+#define NL_TIMEOUT  (-1)   /* deadline passed */
+#define NL_CLOSED   (-2)   /* peer closed: EOF */
+#define NL_LIMIT    (-3)   /* a buffer limit was reached */
+/* any positive value is an errno */
+
+/* ---- deadlines (timeout.c) -------------------------------------------- */
+typedef struct nl_deadline {
+  double at;               /* monotonic seconds; < 0 means no deadline */
+} nl_deadline;
+
+double nl_monotime(void);
+void nl_deadline_start(nl_deadline *d, double timeout);  /* < 0: none */
+int nl_deadline_ms(const nl_deadline *d);  /* -1 = wait forever */
+int nl_deadline_passed(const nl_deadline *d);
+double nl_deadline_left(const nl_deadline *d);  /* -1 = forever */
+/* Timeout argument: nil/none -> dflt, negative -> block (-1), NaN raises. */
+double nl_opttimeout(lua_State *L, int arg, double dflt);
+
+#define NL_WAIT_READ  1
+#define NL_WAIT_WRITE 2
+/* The single place netlua waits for a descriptor: NL_OK, NL_TIMEOUT or an
+ * errno.  A scheduler can later replace what happens here. */
+int nl_wait(int fd, int events, const nl_deadline *d);
+
+/* ---- errors (error.c) ------------------------------------------------- */
+/* Short stable code for an NL_* result or errno ("timeout", "refused"...). */
+const char *nl_code(int err);
+/* Message text for an NL_* result or errno. */
+const char *nl_strerror(int err);
+/* Pushes nil, "<what>: <reason>", code; returns 3. */
+int nl_pushfail(lua_State *L, int err, const char *fmt, ...);
+/* Pushes nil, msg, code with a caller-made code; returns 3. */
+int nl_pushfailcode(lua_State *L, const char *code, const char *fmt, ...);
+
+/* ---- buffer and stream reader (buffer.c) ------------------------------ */
+typedef struct nl_buf {
+  char *data;
+  size_t start;            /* first unread byte */
+  size_t len;              /* unread bytes */
+  size_t cap;
+} nl_buf;
+
+void nl_buf_init(nl_buf *b);
+void nl_buf_free(nl_buf *b);
+/* Room for at least n more bytes at the end; NULL on out of memory. */
+char *nl_buf_reserve(nl_buf *b, size_t n);
+void nl_buf_commit(nl_buf *b, size_t n);
+void nl_buf_consume(nl_buf *b, size_t n);
+int nl_buf_append(nl_buf *b, const char *p, size_t n);  /* NL_OK / ENOMEM */
+#define nl_buf_head(b) ((b)->data + (b)->start)
+
+/* A byte stream with a read buffer in front of some source. */
+typedef struct nl_stream nl_stream;
+struct nl_stream {
+  nl_buf in;
+  size_t limit;            /* max buffered bytes; 0 = unbounded */
+  /* Adds at least one byte to `in`, or returns NL_TIMEOUT/NL_CLOSED/errno. */
+  int (*fill)(nl_stream *s, const nl_deadline *d);
+};
+
+/* Each returns NL_OK with *n bytes at nl_buf_head(&s->in) ready to be
+ * pushed and then consumed with nl_buf_consume(&s->in, *used). */
+int nl_stream_line(nl_stream *s, const nl_deadline *d, size_t *n,
+                   size_t *used, int keepnl);
+int nl_stream_count(nl_stream *s, const nl_deadline *d, size_t want,
+                    size_t *n);
+int nl_stream_all(nl_stream *s, const nl_deadline *d, size_t *n);
+/* Reads the io-library formats at stack args [first, top]; pushes one
+ * result per format, io style.  On failure pushes nil, msg, code.
+ * Returns the number of results. */
+int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
+                   int first, const char *who);
+
+/* ---- addresses (addr.c) ----------------------------------------------- */
+typedef struct nl_addr {
+  struct sockaddr_storage ss;
+  socklen_t len;
+} nl_addr;
+
+const char *nl_family_name(int family);
+/* Converts a numeric IP string and port; 0 on success, else EAI_* code. */
+int nl_addr_from(nl_addr *a, const char *ip, int port, int family);
+/* Pushes ip string and port; returns 2. */
+int nl_addr_push(lua_State *L, const struct sockaddr *sa);
+/* Checks a port argument in 0..65535 (raises otherwise). */
+int nl_checkport(lua_State *L, int arg);
+int nl_optport(lua_State *L, int arg, int dflt);
+/* Formats "ip:port" or "[ip]:port" into out. */
+void nl_addr_format(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* ---- the socket object (sock.c) --------------------------------------- */
+typedef struct nl_sock {
+  int fd;                  /* -1 once closed */
+  int family;
+  int type;                /* SOCK_STREAM / SOCK_DGRAM */
+  double timeout;          /* seconds; < 0 blocks */
+  nl_stream st;            /* read side (stream sockets) */
+} nl_sock;
+
+/* Makes a new socket userdata with metatable tname; fd must be valid or
+ * -1.  The descriptor is made non-blocking and close-on-exec. */
+nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
+                     int type);
+/* Fetches an open socket of metatable tname; raises on a closed one. */
+nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname);
+/* Fetches without checking that it is open. */
+nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname);
+int nl_sock_closefd(nl_sock *s);
+int nl_set_nonblock(int fd);
+/* Common methods: close, __gc, __close, __tostring, fileno, getfd,
+ * settimeout, gettimeout, getsockname, getpeername, setoption helpers. */
+void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra);
+int nl_sock_send_all(nl_sock *s, const char *p, size_t n, size_t *sent,
+                     const nl_deadline *d);
+
+/* ---- module openers: each adds its functions to the table on top ------ */
+void nl_open_timeout(lua_State *L);
+void nl_open_lookup(lua_State *L);
+void nl_open_tcp(lua_State *L);
+void nl_open_udp(lua_State *L);
+void nl_open_telnet(lua_State *L);
+void nl_open_ftp(lua_State *L);
+
+#endif

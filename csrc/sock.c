@@ -1,0 +1,192 @@
+/*
+ * sock.c - the socket object that TCP and UDP share.
+ *
+ * Modelled on liolib.c's file handles: one checker that raises "attempt
+ * to use a closed socket", __gc and __close bound to the same idempotent
+ * close, __tostring showing "(closed)".  Descriptors are always
+ * non-blocking; waiting happens in nl_wait() against the call's deadline.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "netlua.h"
+
+int nl_set_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno;
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return errno;
+  return NL_OK;
+}
+
+static int sock_fill(nl_stream *st, const nl_deadline *d) {
+  nl_sock *s = (nl_sock *)((char *)st - offsetof(nl_sock, st));
+  for (;;) {
+    size_t room = 65536;
+    char *p;
+    ssize_t n;
+    int r;
+    if (s->fd < 0) return EBADF;
+    p = nl_buf_reserve(&st->in, room);
+    if (p == NULL) return ENOMEM;
+    n = recv(s->fd, p, room, 0);
+    if (n > 0) {
+      nl_buf_commit(&st->in, (size_t)n);
+      return NL_OK;
+    }
+    if (n == 0) return NL_CLOSED;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+    r = nl_wait(s->fd, NL_WAIT_READ, d);
+    if (r != NL_OK) return r;
+  }
+}
+
+nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
+                     int type) {
+  nl_sock *s = (nl_sock *)lua_newuserdatauv(L, sizeof *s, 1);
+  s->fd = -1;
+  s->family = family;
+  s->type = type;
+  s->timeout = -1;
+  nl_buf_init(&s->st.in);
+  s->st.limit = 0;
+  s->st.fill = sock_fill;
+  luaL_setmetatable(L, tname);
+  if (fd >= 0) {
+    s->fd = fd;  /* owned from here on, so __gc closes it on error */
+    nl_set_nonblock(fd);
+  }
+  return s;
+}
+
+nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname) {
+  return (nl_sock *)luaL_checkudata(L, arg, tname);
+}
+
+nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname) {
+  nl_sock *s = nl_sock_raw(L, arg, tname);
+  if (s->fd < 0) luaL_error(L, "attempt to use a closed socket");
+  return s;
+}
+
+int nl_sock_closefd(nl_sock *s) {
+  int r = 0;
+  if (s->fd >= 0) {
+    r = close(s->fd);
+    s->fd = -1;
+  }
+  nl_buf_free(&s->st.in);
+  return r;
+}
+
+int nl_sock_send_all(nl_sock *s, const char *p, size_t n, size_t *sent,
+                     const nl_deadline *d) {
+  *sent = 0;
+  while (*sent < n) {
+    ssize_t k = send(s->fd, p + *sent, n - *sent, MSG_NOSIGNAL);
+    if (k >= 0) {
+      *sent += (size_t)k;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      int r = nl_wait(s->fd, NL_WAIT_WRITE, d);
+      if (r != NL_OK) return r;
+      continue;
+    }
+    return errno;
+  }
+  return NL_OK;
+}
+
+/* ---- common methods; upvalue 1 is the metatable name ------------------ */
+
+#define TNAME(L) lua_tostring(L, lua_upvalueindex(1))
+
+static int m_close(lua_State *L) {
+  nl_sock *s = nl_sock_raw(L, 1, TNAME(L));
+  nl_sock_closefd(s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int m_gc(lua_State *L) {
+  nl_sock_closefd(nl_sock_raw(L, 1, TNAME(L)));
+  return 0;
+}
+
+static int m_tostring(lua_State *L) {
+  nl_sock *s = nl_sock_raw(L, 1, TNAME(L));
+  if (s->fd < 0) lua_pushfstring(L, "%s: %p (closed)", TNAME(L), (void *)s);
+  else lua_pushfstring(L, "%s: %p", TNAME(L), (void *)s);
+  return 1;
+}
+
+static int m_fileno(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  lua_pushinteger(L, s->fd);
+  return 1;
+}
+
+static int m_settimeout(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  s->timeout = nl_opttimeout(L, 2, -1);
+  lua_pushinteger(L, 1);  /* LuaSocket returns 1 */
+  return 1;
+}
+
+static int m_gettimeout(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  if (s->timeout < 0) lua_pushnil(L);
+  else lua_pushnumber(L, s->timeout);
+  return 1;
+}
+
+static int name_result(lua_State *L, int peer) {
+  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  nl_addr a;
+  int r;
+  a.len = sizeof a.ss;
+  memset(&a.ss, 0, sizeof a.ss);
+  r = peer ? getpeername(s->fd, (struct sockaddr *)&a.ss, &a.len)
+           : getsockname(s->fd, (struct sockaddr *)&a.ss, &a.len);
+  if (r < 0)
+    return nl_pushfail(L, errno, peer ? "getpeername" : "getsockname");
+  nl_addr_push(L, (struct sockaddr *)&a.ss);
+  lua_pushstring(L, nl_family_name(a.ss.ss_family));
+  return 3;
+}
+
+static int m_getsockname(lua_State *L) { return name_result(L, 0); }
+static int m_getpeername(lua_State *L) { return name_result(L, 1); }
+
+static int m_getfamily(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  lua_pushstring(L, nl_family_name(s->family));
+  return 1;
+}
+
+void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra) {
+  static const luaL_Reg common[] = {
+    {"close", m_close}, {"fileno", m_fileno}, {"getfd", m_fileno},
+    {"settimeout", m_settimeout}, {"gettimeout", m_gettimeout},
+    {"getsockname", m_getsockname}, {"getpeername", m_getpeername},
+    {"getfamily", m_getfamily}, {NULL, NULL}};
+  static const luaL_Reg meta[] = {
+    {"__gc", m_gc}, {"__close", m_gc}, {"__tostring", m_tostring},
+    {NULL, NULL}};
+  luaL_newmetatable(L, tname);
+  lua_pushstring(L, tname);
+  luaL_setfuncs(L, meta, 1);
+  lua_newtable(L);  /* __index */
+  lua_pushstring(L, tname);
+  luaL_setfuncs(L, common, 1);
+  if (extra) luaL_setfuncs(L, extra, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,444 @@
+/*
+ * tcp.c - TCP client and server sockets.
+ *
+ * connect() tries every address getaddrinfo gives within one deadline;
+ * reads go through the shared stream reader (buffer.c), so io formats,
+ * LuaSocket patterns and makefile() all see the same buffered bytes.
+ * makefile() itself is Lua (netlua/tcp.lua) on top of these methods.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "netlua.h"
+
+#define TCP "netlua.tcp"
+#define SERVER "netlua.tcpserver"
+
+static int opt_family(lua_State *L, int opts, const char *field) {
+  int fam = AF_UNSPEC;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    const char *f = lua_tostring(L, -1);
+    if (f && strcmp(f, "inet") == 0) fam = AF_INET;
+    else if (f && strcmp(f, "inet6") == 0) fam = AF_INET6;
+    else if (!(f && strcmp(f, "unspec") == 0))
+      luaL_error(L, "bad option '%s' (expected \"inet\", \"inet6\" or "
+                    "\"unspec\")", field);
+  }
+  lua_pop(L, 1);
+  return fam;
+}
+
+static double opt_timeout(lua_State *L, int opts) {
+  double t = -1;
+  if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
+    if (!lua_isnumber(L, -1))
+      luaL_error(L, "bad option 'timeout' (number expected, got %s)",
+                 luaL_typename(L, -1));
+    t = lua_tonumber(L, -1);
+    if (t != t) luaL_error(L, "bad option 'timeout' (NaN)");
+    if (t < 0) t = -1;
+  }
+  lua_pop(L, 1);
+  return t;
+}
+
+static void check_opts(lua_State *L, int arg) {
+  if (!lua_isnoneornil(L, arg)) luaL_checktype(L, arg, LUA_TTABLE);
+}
+
+/* host argument: a string; "*" or nil means any address when passive. */
+static const char *check_host(lua_State *L, int arg, int passive) {
+  const char *h;
+  if (passive && lua_isnoneornil(L, arg)) return NULL;
+  h = luaL_checkstring(L, arg);
+  luaL_argcheck(L, strlen(h) == lua_rawlen(L, arg), arg,
+                "host contains a NUL byte");
+  if (passive && strcmp(h, "*") == 0) return NULL;
+  return h;
+}
+
+/* port argument: number 0..65535 or a service name string. */
+static void check_serv(lua_State *L, int arg, char *buf, size_t n) {
+  if (lua_type(L, arg) == LUA_TSTRING && !lua_isnumber(L, arg)) {
+    snprintf(buf, n, "%s", lua_tostring(L, arg));
+  } else {
+    snprintf(buf, n, "%d", nl_checkport(L, arg));
+  }
+}
+
+static int resolve_fail(lua_State *L, const char *what, const char *host,
+                        const char *serv, int gerr) {
+  return nl_pushfailcode(L, "resolve", "%s %s:%s: %s", what,
+                         host ? host : "*", serv,
+                         gerr == EAI_SYSTEM ? strerror(errno)
+                                            : gai_strerror(gerr));
+}
+
+/* One nonblocking connect attempt bounded by d; returns NL_OK or an error. */
+static int try_connect(int fd, const struct addrinfo *ai,
+                       const nl_deadline *d) {
+  int r = connect(fd, ai->ai_addr, ai->ai_addrlen), err;
+  socklen_t len = sizeof err;
+  if (r == 0) return NL_OK;
+  if (errno != EINPROGRESS && errno != EINTR) return errno;
+  r = nl_wait(fd, NL_WAIT_WRITE, d);
+  if (r != NL_OK) return r;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
+  return err;
+}
+
+static int bind_local(int fd, int family, const char *ip, int port) {
+  nl_addr a;
+  if (nl_addr_from(&a, ip, port, family) != 0) return EADDRNOTAVAIL;
+  if (bind(fd, (struct sockaddr *)&a.ss, a.len) < 0) return errno;
+  return NL_OK;
+}
+
+/* tcp.connect(host, port [, opts]) */
+static int tcp_connect(lua_State *L) {
+  const char *host = check_host(L, 1, 0), *bindip = NULL;
+  char serv[64], where[600];
+  struct addrinfo hints, *res = NULL, *ai;
+  nl_deadline d;
+  int gerr, err = ECONNREFUSED, bindport = 0;
+  double timeout;
+  nl_sock *s;
+  check_serv(L, 2, serv, sizeof serv);
+  check_opts(L, 3);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  timeout = -1;
+  if (lua_istable(L, 3)) {
+    hints.ai_family = opt_family(L, 3, "family");
+    timeout = opt_timeout(L, 3);
+    if (lua_getfield(L, 3, "bind") == LUA_TSTRING) bindip = lua_tostring(L, -1);
+    else if (!lua_isnil(L, -1)) luaL_error(L, "bad option 'bind' (string expected)");
+    if (lua_getfield(L, 3, "bindport") != LUA_TNIL) {
+      lua_Integer p = lua_tointeger(L, -1);
+      if (!lua_isinteger(L, -1) || p < 0 || p > 65535)
+        luaL_error(L, "bad option 'bindport' (integer 0..65535 expected)");
+      bindport = (int)p;
+    }
+    lua_pop(L, 1);  /* bindport; bind's string stays on the stack */
+  }
+  nl_deadline_start(&d, timeout);
+  gerr = getaddrinfo(host, serv, &hints, &res);
+  if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
+  s = nl_sock_new(L, TCP, -1, AF_UNSPEC, SOCK_STREAM);
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    ai->ai_protocol);
+    nl_addr_format(ai->ai_addr, where, sizeof where);
+    if (fd < 0) { err = errno; continue; }
+    err = bindip ? bind_local(fd, ai->ai_family, bindip, bindport) : NL_OK;
+    if (err == NL_OK) err = try_connect(fd, ai, &d);
+    if (err == NL_OK) {
+      s->fd = fd;
+      s->family = ai->ai_family;
+      break;
+    }
+    close(fd);
+    if (err == NL_TIMEOUT) break;
+  }
+  freeaddrinfo(res);
+  if (s->fd < 0) return nl_pushfail(L, err, "connect %s", where);
+  {
+    int one = 1;  /* request/response protocols want small writes out now */
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  return 1;
+}
+
+/* tcp.listen(host, port [, opts]) -> server */
+static int tcp_listen(lua_State *L) {
+  const char *host = check_host(L, 1, 1);
+  char serv[64], where[600] = "";
+  struct addrinfo hints, *res = NULL, *ai;
+  int gerr, err = EADDRNOTAVAIL, backlog = 128, reuse = 1, v6only = -1;
+  nl_sock *s;
+  check_serv(L, 2, serv, sizeof serv);
+  check_opts(L, 3);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  if (lua_istable(L, 3)) {
+    hints.ai_family = opt_family(L, 3, "family");
+    if (lua_getfield(L, 3, "backlog") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+          lua_tointeger(L, -1) > 65535)
+        luaL_error(L, "bad option 'backlog' (integer 1..65535 expected)");
+      backlog = (int)lua_tointeger(L, -1);
+    }
+    if (lua_getfield(L, 3, "reuse") != LUA_TNIL) reuse = lua_toboolean(L, -1);
+    if (lua_getfield(L, 3, "ipv6only") != LUA_TNIL)
+      v6only = lua_toboolean(L, -1);
+    lua_pop(L, 3);
+  }
+  gerr = getaddrinfo(host, serv, &hints, &res);
+  if (gerr != 0) return resolve_fail(L, "listen", host, serv, gerr);
+  s = nl_sock_new(L, SERVER, -1, AF_UNSPEC, SOCK_STREAM);
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    ai->ai_protocol);
+    nl_addr_format(ai->ai_addr, where, sizeof where);
+    if (fd < 0) { err = errno; continue; }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
+    if (ai->ai_family == AF_INET6 && v6only >= 0)
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) {
+      s->fd = fd;
+      s->family = ai->ai_family;
+      break;
+    }
+    err = errno;
+    close(fd);
+  }
+  freeaddrinfo(res);
+  if (s->fd < 0) return nl_pushfail(L, err, "listen %s", where);
+  return 1;
+}
+
+/* server:accept([timeout]) -> client socket */
+static int srv_accept(lua_State *L) {
+  nl_sock *srv = nl_sock_check(L, 1, SERVER);
+  nl_deadline d;
+  nl_deadline_start(&d, nl_opttimeout(L, 2, srv->timeout));
+  for (;;) {
+    nl_addr a;
+    int fd, r;
+    a.len = sizeof a.ss;
+    fd = accept4(srv->fd, (struct sockaddr *)&a.ss, &a.len,
+                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      nl_sock *c = nl_sock_new(L, TCP, fd, a.ss.ss_family, SOCK_STREAM);
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      c->timeout = srv->timeout;
+      return 1;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return nl_pushfail(L, errno, "accept");
+    r = nl_wait(srv->fd, NL_WAIT_READ, &d);
+    if (r != NL_OK) return nl_pushfail(L, r, "accept");
+  }
+}
+
+/* sock:read(fmt...) io-style */
+static int tcp_read(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TCP);
+  nl_deadline d;
+  nl_deadline_start(&d, s->timeout);
+  return nl_stream_read(L, &s->st, &d, 2, "read");
+}
+
+static int lines_iter(lua_State *L) {
+  nl_sock *s = nl_sock_raw(L, lua_upvalueindex(1), TCP);
+  int n = (int)lua_tointeger(L, lua_upvalueindex(2)), i, got;
+  nl_deadline d;
+  if (s->fd < 0) return luaL_error(L, "socket is already closed");
+  lua_settop(L, 0);
+  for (i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
+  nl_deadline_start(&d, s->timeout);
+  got = nl_stream_read(L, &s->st, &d, 1, "lines");
+  if (lua_isnil(L, -got) && got == 3 && lua_isstring(L, -1))
+    return luaL_error(L, "%s", lua_tostring(L, -2));
+  return got;
+}
+
+/* sock:lines(fmt...) -> iterator; raises on a read error, like io.lines */
+static int tcp_lines(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  nl_sock_check(L, 1, TCP);
+  luaL_argcheck(L, n <= 250, 252, "too many arguments");
+  if (n == 0) { lua_pushliteral(L, "l"); n = 1; }
+  lua_pushinteger(L, n);
+  lua_insert(L, 2);
+  lua_pushcclosure(L, lines_iter, n + 2);
+  return 1;
+}
+
+/* LuaSocket: sock:receive([pattern [, prefix]]) -> data | nil, err, partial */
+static int tcp_receive(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TCP);
+  size_t plen = 0, n = 0, used = 0;
+  const char *prefix = luaL_optlstring(L, 3, "", &plen);
+  nl_deadline d;
+  int r;
+  nl_deadline_start(&d, s->timeout);
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_Integer want = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, want >= 0, 2, "negative count");
+    r = nl_stream_count(&s->st, &d, (size_t)want, &n);
+    if (r == NL_OK && n < (size_t)want) r = NL_CLOSED;
+    if (r == NL_OK) used = n;
+  } else {
+    const char *p = luaL_optstring(L, 2, "*l");
+    if (*p == '*') p++;
+    if (*p == 'l') r = nl_stream_line(&s->st, &d, &n, &used, 0);
+    else if (*p == 'a') {
+      r = nl_stream_all(&s->st, &d, &n);
+      used = n;
+    } else return luaL_argerror(L, 2, "invalid receive pattern");
+    /* LuaSocket gives a final unterminated line as partial, not data:
+     * a line that ended in "\n" consumed more than it returns */
+    if (r == NL_OK && *p == 'l' && used == n) r = NL_CLOSED;
+  }
+  if (r == NL_OK) {
+    lua_pushlstring(L, prefix, plen);
+    lua_pushlstring(L, nl_buf_head(&s->st.in), n);
+    lua_concat(L, 2);
+    nl_buf_consume(&s->st.in, used);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, r == NL_TIMEOUT ? "timeout"
+                    : r == NL_CLOSED ? "closed" : nl_strerror(r));
+  lua_pushlstring(L, prefix, plen);  /* partial data is handed over */
+  lua_pushlstring(L, nl_buf_head(&s->st.in), s->st.in.len);
+  lua_concat(L, 2);
+  nl_buf_consume(&s->st.in, s->st.in.len);
+  return 3;
+}
+
+/* LuaSocket: sock:send(data [, i [, j]]) -> last index | nil, err, last */
+static int tcp_send(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TCP);
+  size_t len, sent;
+  const char *p = luaL_checklstring(L, 2, &len);
+  lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, -1);
+  nl_deadline d;
+  int r;
+  if (i < 0) i = (lua_Integer)len + i + 1;
+  if (i < 1) i = 1;
+  if (j < 0) j = (lua_Integer)len + j + 1;
+  if (j > (lua_Integer)len) j = (lua_Integer)len;
+  nl_deadline_start(&d, s->timeout);
+  if (i > j) { lua_pushinteger(L, i - 1); return 1; }
+  r = nl_sock_send_all(s, p + i - 1, (size_t)(j - i + 1), &sent, &d);
+  if (r == NL_OK) {
+    lua_pushinteger(L, j);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, r == NL_TIMEOUT ? "timeout" : nl_code(r));
+  lua_pushinteger(L, i - 1 + (lua_Integer)sent);
+  return 3;
+}
+
+/* io-style: sock:write(...) -> sock | nil, msg, code */
+static int tcp_write(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TCP);
+  int top = lua_gettop(L), i;
+  nl_deadline d;
+  nl_deadline_start(&d, s->timeout);
+  for (i = 2; i <= top; i++) {
+    size_t len, sent;
+    const char *p;
+    int r;
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      p = lua_tolstring(L, i, &len);  /* io.write converts numbers */
+    } else {
+      p = luaL_checklstring(L, i, &len);
+    }
+    r = nl_sock_send_all(s, p, len, &sent, &d);
+    if (r != NL_OK) return nl_pushfail(L, r, "write");
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int tcp_shutdown(lua_State *L) {
+  static const char *const how[] = {"both", "send", "receive", NULL};
+  static const int hv[] = {SHUT_RDWR, SHUT_WR, SHUT_RD};
+  nl_sock *s = nl_sock_check(L, 1, TCP);
+  int h = luaL_checkoption(L, 2, "both", how);
+  if (shutdown(s->fd, hv[h]) < 0) return nl_pushfail(L, errno, "shutdown");
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+/* Bytes already received and buffered (LuaSocket's dirty()). */
+static int tcp_dirty(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TCP);
+  lua_pushboolean(L, s->st.in.len > 0);
+  return 1;
+}
+
+static int tcp_setlimit(lua_State *L) {
+  nl_sock *s = nl_sock_check(L, 1, TCP);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "negative limit");
+  s->st.limit = (size_t)n;
+  return 0;
+}
+
+struct boolopt { const char *name; int level, opt; };
+static const struct boolopt bool_opts[] = {
+  {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY},
+  {"keepalive", SOL_SOCKET, SO_KEEPALIVE},
+  {"reuseaddr", SOL_SOCKET, SO_REUSEADDR},
+#ifdef SO_REUSEPORT
+  {"reuseport", SOL_SOCKET, SO_REUSEPORT},
+#endif
+  {NULL, 0, 0}};
+
+static const struct boolopt *find_opt(lua_State *L) {
+  const char *name = luaL_checkstring(L, 2);
+  const struct boolopt *o;
+  for (o = bool_opts; o->name; o++)
+    if (strcmp(o->name, name) == 0) return o;
+  luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option '%s'", name));
+  return NULL;
+}
+
+static int opt_set(lua_State *L, const char *tname) {
+  nl_sock *s = nl_sock_check(L, 1, tname);
+  const struct boolopt *o = find_opt(L);
+  int v;
+  luaL_checkany(L, 3);
+  v = lua_toboolean(L, 3);
+  if (setsockopt(s->fd, o->level, o->opt, &v, sizeof v) < 0)
+    return nl_pushfail(L, errno, "setoption %s", o->name);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int opt_get(lua_State *L, const char *tname) {
+  nl_sock *s = nl_sock_check(L, 1, tname);
+  const struct boolopt *o = find_opt(L);
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(s->fd, o->level, o->opt, &v, &len) < 0)
+    return nl_pushfail(L, errno, "getoption %s", o->name);
+  lua_pushboolean(L, v != 0);
+  return 1;
+}
+
+static int tcp_setoption(lua_State *L) { return opt_set(L, TCP); }
+static int tcp_getoption(lua_State *L) { return opt_get(L, TCP); }
+static int srv_setoption(lua_State *L) { return opt_set(L, SERVER); }
+static int srv_getoption(lua_State *L) { return opt_get(L, SERVER); }
+
+void nl_open_tcp(lua_State *L) {
+  static const luaL_Reg client[] = {
+    {"read", tcp_read}, {"lines", tcp_lines}, {"receive", tcp_receive},
+    {"send", tcp_send}, {"write", tcp_write}, {"shutdown", tcp_shutdown},
+    {"dirty", tcp_dirty}, {"setlimit", tcp_setlimit},
+    {"setoption", tcp_setoption}, {"getoption", tcp_getoption},
+    {NULL, NULL}};
+  static const luaL_Reg server[] = {
+    {"accept", srv_accept}, {"setoption", srv_setoption},
+    {"getoption", srv_getoption}, {NULL, NULL}};
+  static const luaL_Reg f[] = {
+    {"tcp_connect", tcp_connect}, {"tcp_listen", tcp_listen}, {NULL, NULL}};
+  nl_sock_methods(L, TCP, client);
+  nl_sock_methods(L, SERVER, server);
+  luaL_setfuncs(L, f, 0);
+}

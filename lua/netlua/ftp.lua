@@ -1,0 +1,3 @@
+--- netlua.ftp (placeholder until this part lands).
+local M = {}
+return M

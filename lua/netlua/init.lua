@@ -1,0 +1,33 @@
+--- netlua: multicast sockets, name lookup, TCP, FTP/FTPS and Telnet for Lua 5.4.
+--
+-- `require "netlua"` gives every part as a field, loaded on first use:
+--
+--     local netlua = require "netlua"
+--     print(netlua.lookup.gethostname())
+--
+-- Each part can also be required on its own (`require "netlua.ftp"`).
+-- @module netlua
+local core = require "netlua.core"
+
+local M = {
+  version = core.version,
+  --- Seconds on the monotonic clock (never jumps with the wall clock).
+  monotime = core.monotime,
+  --- Sleeps `s` seconds (fractional).
+  sleep = core.sleep,
+}
+
+local parts = {
+  lookup = true, tcp = true, udp = true, multicast = true,
+  ftp = true, telnet = true,
+}
+
+return setmetatable(M, {
+  __index = function(t, k)
+    if parts[k] then
+      local mod = require("netlua." .. k)
+      rawset(t, k, mod)
+      return mod
+    end
+  end,
+})

@@ -1,0 +1,3 @@
+--- netlua.lookup (placeholder until this part lands).
+local M = {}
+return M

@@ -1,0 +1,3 @@
+--- netlua.multicast (placeholder until this part lands).
+local M = {}
+return M

@@ -1,0 +1,3 @@
+--- netlua.telnet (placeholder until this part lands).
+local M = {}
+return M

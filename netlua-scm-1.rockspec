@@ -1,0 +1,43 @@
+rockspec_format = "3.0"
+package = "netlua"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null",  -- replaced by the project's public URL when published
+}
+description = {
+  summary = "Multicast sockets, name lookup, FTP/FTPS (libcurl) and Telnet for Lua 5.4",
+  detailed = [[
+netlua gives Lua scripts what Python has in socket, ftplib and telnetlib:
+IPv4/IPv6 multicast (any-source and source-specific), getaddrinfo and
+friends, TCP sockets with io-style reads and makefile(), an FTP/FTPS client
+built on libcurl, and a Telnet client with its own RFC 1143 protocol engine.
+]],
+  license = "MIT",
+  labels = { "network", "multicast", "ftp", "telnet", "socket" },
+}
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "make",
+  build_target = "all",
+  install_target = "install",
+  build_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA = "$(LUA)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    CURL_INCDIR = "$(CURL_INCDIR)",
+    CURL_LIBDIR = "$(CURL_LIBDIR)",
+  },
+  install_variables = {
+    INST_LIBDIR = "$(LIBDIR)",
+    INST_LUADIR = "$(LUADIR)",
+    CURL_INCDIR = "$(CURL_INCDIR)",
+    CURL_LIBDIR = "$(CURL_LIBDIR)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+  },
+}

@@ -1,0 +1,58 @@
+#!/bin/sh
+# deps.sh WHAT - make sure what `make WHAT` needs is installed.
+#
+# Installs missing Debian packages with apt-get when run as root; as any
+# other user it prints the exact command to run and stops.  busybox's
+# telnetd applet is only in busybox-static, which would replace the
+# system busybox: we unpack it into .deps/ instead of installing it.
+set -eu
+what=${1:-test}
+cd "$(dirname "$0")/.."
+
+base="make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev luarocks"
+peers="lua-busted vsftpd python3-pyftpdlib inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
+case "$what" in
+  demo) pkgs="$base $peers" ;;
+  test) pkgs="$base $peers" ;;
+  valgrind) pkgs="$base $peers valgrind" ;;
+  bench) pkgs="$base $peers lua-socket curl python3" ;;
+  fuzz) pkgs="$base clang libclang-rt-14-dev" ;;
+  *) pkgs="$base" ;;
+esac
+
+missing=""
+for p in $pkgs; do
+  s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$s" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null || true
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing >/dev/null
+  else
+    echo "deps: missing packages; run:"
+    echo "  sudo apt-get install -y$missing"
+    exit 1
+  fi
+fi
+
+# busybox telnetd for the Telnet specs and the demo
+if [ "$what" != fuzz ] && [ ! -x .deps/busybox ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "deps: need apt-get to fetch busybox-static"; exit 1
+  fi
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download busybox-static >/dev/null 2>&1) || {
+    [ "$(id -u)" = 0 ] && apt-get update -q >/dev/null
+    (cd "$tmp" && apt-get download busybox-static >/dev/null)
+  }
+  dpkg -x "$tmp"/busybox-static_*.deb "$tmp/x"
+  mkdir -p .deps
+  cp "$tmp/x/bin/busybox" .deps/busybox
+  rm -rf "$tmp"
+fi
+exit 0

@@ -1,0 +1,172 @@
+--- spec/helper.lua: what every spec needs to run real peers on loopback.
+--
+-- Servers are started as child processes on 127.0.0.1 / ::1 at free
+-- ports, in temporary folders, and stopped by PID.  Nothing here talks to
+-- anything but loopback.
+local netlua = require "netlua"
+
+local H = {}
+
+H.root = os.getenv("PWD") or "."
+H.build = os.getenv("NETLUA_BUILD") or "build"
+
+local started = {}
+
+local function shquote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+H.shquote = shquote
+
+--- Runs a shell command; returns its output (stdout+stderr) and success.
+function H.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+function H.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function H.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  assert(f:close())
+end
+
+function H.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- A new temporary directory (removed by H.rm_rf).
+function H.tmpdir()
+  local out = H.sh("mktemp -d /tmp/netlua-spec.XXXXXX")
+  return (out:gsub("%s+$", ""))
+end
+
+function H.rm_rf(path)
+  assert(path:match("^/tmp/netlua%-"), "refusing to remove " .. path)
+  H.sh("rm -rf " .. shquote(path))
+end
+
+--- True when this process runs in a network namespace of its own
+-- (scripts/netns.sh), not the host's.
+function H.in_netns()
+  local mine = H.sh("readlink /proc/self/ns/net"):gsub("%s+$", "")
+  local init = H.sh("readlink /proc/1/ns/net"):gsub("%s+$", "")
+  if init == "" then return os.getenv("NETLUA_NETNS") == "1" end
+  return mine ~= init
+end
+
+--- Refuses to go on outside a private network namespace.  Every spec that
+-- sends multicast calls this first.
+function H.require_netns()
+  if not H.in_netns() then
+    error("this spec sends multicast: run it through scripts/netns.sh (make test)", 2)
+  end
+end
+
+--- A free TCP port on loopback (family "inet" or "inet6").
+function H.free_port(family)
+  local host = family == "inet6" and "::1" or "127.0.0.1"
+  local s = assert(netlua.tcp.listen(host, 0, {reuse = false}))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+--- Starts `cmd` (a shell command line) in the background; returns its PID.
+-- LD_PRELOAD (the ASan runtime) is removed unless opts.keep_env is set.
+function H.spawn(cmd, opts)
+  opts = opts or {}
+  local log = opts.log or "/dev/null"
+  local env = opts.keep_env and "" or "env -u LD_PRELOAD -u ASAN_OPTIONS "
+  local line = ("exec %s%s >>%s 2>&1 </dev/null & echo $!"):format(env, cmd, shquote(log))
+  local out = H.sh("sh -c " .. shquote(line))
+  local pid = tonumber(out:match("(%d+)"))
+  assert(pid, "could not start: " .. cmd .. "\n" .. out)
+  started[pid] = true
+  return pid
+end
+
+function H.alive(pid)
+  -- a zombie still answers kill -0; look at its state instead
+  local st = H.read_file("/proc/" .. pid .. "/stat")
+  if not st then return false end
+  local state = st:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z"
+end
+
+--- Stops a process started by H.spawn: TERM, then KILL after 2 s.
+function H.kill(pid)
+  if not pid then return end
+  started[pid] = nil
+  H.sh("kill -TERM " .. pid)
+  local t = netlua.monotime() + 2
+  while H.alive(pid) and netlua.monotime() < t do netlua.sleep(0.02) end
+  if H.alive(pid) then H.sh("kill -KILL " .. pid) end
+end
+
+function H.kill_all()
+  for pid in pairs(started) do H.kill(pid) end
+end
+
+--- Waits until something accepts on host:port; returns true or raises.
+function H.wait_port(host, port, timeout)
+  local deadline = netlua.monotime() + (timeout or 10)
+  repeat
+    local s = netlua.tcp.connect(host, port, {timeout = 0.5})
+    if s then s:close() return true end
+    netlua.sleep(0.02)
+  until netlua.monotime() > deadline
+  error(("nothing listens on %s:%d"):format(host, port), 2)
+end
+
+--- Runs a scripted server written in Lua (spec/servers/NAME.lua) with the
+-- given arguments; the script must print "ready" once it listens.
+-- Returns its PID.
+function H.lua_server(name, ...)
+  local args = {}
+  for i = 1, select("#", ...) do args[#args + 1] = shquote(tostring(select(i, ...))) end
+  local env = ("LUA_PATH=%s LUA_CPATH=%s "):format(
+    shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;" .. H.root .. "/spec/?.lua;;"),
+    shquote(H.root .. "/" .. H.build .. "/?.so;;"))
+  local log = os.tmpname()
+  local pid = H.spawn(env .. "lua5.4 " .. shquote(H.root .. "/spec/servers/" .. name .. ".lua")
+    .. " " .. table.concat(args, " "), {log = log, keep_env = true})
+  local deadline = netlua.monotime() + 10
+  while netlua.monotime() < deadline do
+    local out = H.read_file(log) or ""
+    if out:find("ready", 1, true) then os.remove(log) return pid end
+    if not H.alive(pid) then break end
+    netlua.sleep(0.01)
+  end
+  local out = H.read_file(log) or ""
+  os.remove(log)
+  H.kill(pid)
+  error("scripted server " .. name .. " did not start:\n" .. out, 2)
+end
+
+--- Measures how long fn takes (monotonic seconds) and returns that plus
+-- whatever fn returned.
+function H.timed(fn, ...)
+  local t0 = netlua.monotime()
+  local r = table.pack(fn(...))
+  return netlua.monotime() - t0, table.unpack(r, 1, r.n)
+end
+
+--- Path to busybox with the telnetd applet (scripts/deps.sh unpacks it).
+function H.busybox()
+  local p = H.root .. "/.deps/busybox"
+  if H.exists(p) then return p end
+  return nil
+end
+
+return H
