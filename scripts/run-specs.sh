@@ -1,5 +1,5 @@
 #!/bin/sh
-# run-specs.sh BUILDDIR [busted args] - the spec suite against one build.
+# run-specs.sh BUILDDIR [busted args and spec files; default: spec/] - the spec suite against one build.
 #
 # Runs busted under Lua 5.4 (Debian's /usr/bin/busted would pick 5.1),
 # then prints one closing line "N passed, N failed, N skipped" taken from
@@ -20,9 +20,10 @@ if [ -n "${NETLUA_VALGRIND:-}" ]; then
   pre="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=no"
 fi
 export NETLUA_BUILD="$build"
+[ $# -gt 0 ] || set -- spec
 rcfile=$(mktemp)
 { $pre lua5.4 /usr/bin/busted --lpath="lua/?.lua;lua/?/init.lua;spec/?.lua" \
-    --cpath="$build/?.so" -o utfTerminal "$@" spec 2>&1; echo $? >"$rcfile"; } |
+    --cpath="$build/?.so" -o utfTerminal "$@" 2>&1; echo $? >"$rcfile"; } |
   tee "$out"
 rc=$(cat "$rcfile"); rm -f "$rcfile"
 # busted: "N successes / N failures / N errors / N pending : T seconds"
