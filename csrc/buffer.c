@@ -131,6 +131,8 @@ int nl_stream_all(nl_stream *s, const nl_deadline *d, size_t *n) {
   return NL_OK;
 }
 
+#define NOT_A_NUMBER (-100)  /* "n" found no numeral: io gives nil, no error */
+
 /* Lua's "n" format: skip blanks, take a numeral of at most 200 chars. */
 static int read_number(lua_State *L, nl_stream *s, const nl_deadline *d) {
   char num[201];
@@ -161,13 +163,14 @@ static int read_number(lua_State *L, nl_stream *s, const nl_deadline *d) {
   nl_buf_consume(&s->in, k);
   if (k == 0 || lua_stringtonumber(L, num) == 0) {
     lua_pushnil(L);
-    return NL_CLOSED;  /* io.read semantics: a failed "n" ends the reads */
+    return NOT_A_NUMBER;  /* io.read semantics: a failed "n" ends the reads */
   }
   return NL_OK;
 }
 
-/* Reads one format; pushes its value.  NL_CLOSED with nil pushed means
- * "no more results", other non-OK values are failures (nothing pushed). */
+/* Reads one format; pushes its value.  NL_CLOSED and NOT_A_NUMBER push a
+ * nil that ends the results; other non-OK values are failures (nothing
+ * pushed). */
 static int read_one(lua_State *L, nl_stream *s, const nl_deadline *d,
                     int arg) {
   size_t n = 0, used = 0;
@@ -208,7 +211,13 @@ int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
     r = read_one(L, s, d, arg);
     if (r != NL_OK) break;
   }
-  if (r == NL_OK || r == NL_CLOSED) return arg - first + (r == NL_CLOSED);
+  if (r == NL_OK) return arg - first;
+  if (r == NOT_A_NUMBER) return arg - first + 1;
+  if (r == NL_CLOSED) {  /* io gives a bare nil; we also say why */
+    lua_pushfstring(L, "%s: closed by peer", who);
+    lua_pushliteral(L, "closed");
+    return arg - first + 3;
+  }
   lua_settop(L, top);
   return nl_pushfail(L, r, "%s", who);
 }

@@ -148,6 +148,7 @@ static int tcp_connect(lua_State *L) {
   }
   freeaddrinfo(res);
   if (s->fd < 0) return nl_pushfail(L, err, "connect %s", where);
+  s->timeout = timeout;  /* as Python's create_connection: it stays */
   {
     int one = 1;  /* request/response protocols want small writes out now */
     setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -247,8 +248,13 @@ static int lines_iter(lua_State *L) {
   for (i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
   nl_deadline_start(&d, s->timeout);
   got = nl_stream_read(L, &s->st, &d, 1, "lines");
-  if (lua_isnil(L, -got) && got == 3 && lua_isstring(L, -1))
-    return luaL_error(L, "%s", lua_tostring(L, -2));
+  if (got >= 3 && lua_isnil(L, -3) && lua_type(L, -1) == LUA_TSTRING) {
+    if (strcmp(lua_tostring(L, -1), "closed") == 0) {
+      lua_pop(L, 2);  /* end of stream: the loop just ends */
+      return got - 2;
+    }
+    return luaL_error(L, "%s", lua_tostring(L, -2));  /* as io.lines does */
+  }
   return got;
 }
 

@@ -32,7 +32,7 @@ local function checkfile(f, who)
   if getmetatable(f) ~= file then
     error(("bad argument #1 to '%s' (netlua.file expected)"):format(who), 3)
   end
-  if f.closed then error("attempt to use a closed file", 3) end
+  if f.closed then error("attempt to use a closed file", 0) end
   return f
 end
 
