@@ -19,7 +19,9 @@ dependencies = {
   "lua >= 5.4, < 5.5",
 }
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  -- library only: Debian keeps curl.h in a multiarch include dir that
+  -- luarocks does not search, while the compiler finds it by itself
+  CURL = { library = "curl" },
 }
 build = {
   type = "make",
