@@ -26,11 +26,14 @@ int nl_set_nonblock(int fd) {
 static int sock_fill(nl_stream *st, const nl_deadline *d) {
   nl_sock *s = (nl_sock *)((char *)st - offsetof(nl_sock, st));
   for (;;) {
-    size_t room = 65536;
+    /* use the free tail when it is big; else ask for 16 KiB, so idle
+     * sockets stay small while bulk reads still get large recv()s */
+    size_t room = st->in.cap - st->in.start - st->in.len;
     char *p;
     ssize_t n;
     int r;
     if (s->fd < 0) return EBADF;
+    if (room < 4096) room = 16384;
     p = nl_buf_reserve(&st->in, room);
     if (p == NULL) return ENOMEM;
     n = recv(s->fd, p, room, 0);

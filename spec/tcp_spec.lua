@@ -75,6 +75,13 @@ describe("netlua.tcp", function()
       assert.is_true(t < 10)
     end)
 
+    it("returns nil, msg, 'resolve' for an unknown service name", function()
+      local s, msg, code = tcp.connect("127.0.0.1", "no-such-service", {timeout = 2})
+      assert.is_nil(s)
+      assert.equal("resolve", code)
+      assert.matches("no%-such%-service", msg)
+    end)
+
     it("reports a port already in use", function()
       local srv = assert(tcp.listen("127.0.0.1", 0, {reuse = false}))
       local _, port = srv:getsockname()
