@@ -562,4 +562,103 @@ describe("netlua.lookup", function()
       raises(function() lookup.if_indextoname(1.5) end, "#1")
     end)
   end)
+
+  -- /etc/hosts here has no aliases or dotted names; a private mount
+  -- namespace with our own hosts file shows aliases and getfqdn's choice.
+  describe("with a hosts file of our own", function()
+    local dir, out
+
+    local HOSTS = table.concat({
+      "127.0.0.1 localhost",
+      "10.9.8.7 box box.example.test boxalias",
+      "10.9.8.8 box",
+      "10.9.8.9 plainhost",
+      "fd00::7 box6 box6.example.test",
+    }, "\n") .. "\n"
+
+    -- runs in the child: prints key=value lines
+    local CHILD = [==[
+      local lookup = require "netlua.lookup"
+      local function list(t) return table.concat(t, ",") end
+      local function show(k, ...) print(k .. "=" .. table.concat({...}, "|")) end
+      local n, al, ad = lookup.gethostbyname_ex("box")
+      show("ex", n, list(al), list(ad))
+      n, al, ad = lookup.gethostbyname_ex("box6", "inet6")
+      show("ex6", n, list(al), list(ad))
+      n, al, ad = lookup.gethostbyaddr("10.9.8.7")
+      show("byaddr", n, list(al), list(ad))
+      n, al, ad = lookup.gethostbyaddr("fd00::7")
+      show("byaddr6", n, list(al), list(ad))
+      show("byname", lookup.gethostbyname("box"))
+      show("fqdn", lookup.getfqdn("box"), lookup.getfqdn("boxalias"),
+           lookup.getfqdn("10.9.8.7"), lookup.getfqdn("plainhost"),
+           lookup.getfqdn("box6"))
+      show("nameinfo", lookup.getnameinfo("10.9.8.9", 23))
+      local r = lookup.getaddrinfo("box", nil, {socktype = "stream",
+                                                flags = {"canonname"}})
+      local addrs = {}
+      for _, a in ipairs(r) do addrs[#addrs + 1] = a.addr end
+      table.sort(addrs)
+      show("gai", r[1].canonname, list(addrs))
+      r = lookup.getaddrinfo("box6", 7, {socktype = "dgram"})
+      show("gai6", r[1].family, r[1].addr, r[1].port, r[1].protocol)
+    ]==]
+
+    setup(function()
+      dir = helper.tmpdir()
+      helper.write_file(dir .. "/hosts", HOSTS)
+      helper.write_file(dir .. "/child.lua", CHILD)
+      local root = helper.root
+      local cmd = ("unshare -m sh -c %s"):format(helper.shquote(
+        ("mount --bind %s /etc/hosts && exec env LUA_PATH=%s LUA_CPATH=%s lua5.4 %s")
+        :format(helper.shquote(dir .. "/hosts"),
+          helper.shquote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
+          helper.shquote(root .. "/" .. helper.build .. "/?.so;;"),
+          helper.shquote(dir .. "/child.lua"))))
+      local text, ok = helper.sh(cmd)
+      out = {}
+      if ok then
+        for k, v in text:gmatch("(%w+)=([^\n]*)") do out[k] = v end
+      else
+        out.error = text
+      end
+    end)
+
+    teardown(function() if dir then helper.rm_rf(dir) end end)
+
+    local function need()
+      if out.error and out.error:match("unshare") then
+        pending("no mount namespace here: " .. out.error)
+        return false
+      end
+      assert.is_nil(out.error)
+      return true
+    end
+
+    it("gethostbyname_ex gives aliases and every address", function()
+      if not need() then return end
+      assert.equal("box|box.example.test,boxalias|10.9.8.7,10.9.8.8", out.ex)
+      assert.equal("box6|box6.example.test|fd00::7", out.ex6)
+    end)
+
+    it("gethostbyaddr gives the name and aliases of an address", function()
+      if not need() then return end
+      assert.equal("box|box.example.test,boxalias|10.9.8.7", out.byaddr)
+      assert.equal("box6|box6.example.test|fd00::7", out.byaddr6)
+    end)
+
+    it("gethostbyname and getaddrinfo read the same file", function()
+      if not need() then return end
+      assert.equal("10.9.8.7", out.byname)
+      assert.equal("box|10.9.8.7,10.9.8.8", out.gai)
+      assert.equal("inet6|fd00::7|7|udp", out.gai6)
+      assert.equal("plainhost|telnet", out.nameinfo)
+    end)
+
+    it("getfqdn takes the first dotted name, else the hostname", function()
+      if not need() then return end
+      assert.equal(table.concat({"box.example.test", "box.example.test",
+        "box.example.test", "plainhost", "box6.example.test"}, "|"), out.fqdn)
+    end)
+  end)
 end)
