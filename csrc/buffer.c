@@ -200,14 +200,10 @@ static int read_one(lua_State *L, nl_stream *s, const nl_deadline *d,
 }
 
 int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
-                   int first, const char *who) {
-  int top = lua_gettop(L), arg, r = NL_OK;
-  if (top < first) {  /* no format: a line */
-    lua_pushliteral(L, "l");
-    top = first;
-  }
-  luaL_checkstack(L, top - first + 3, "too many formats");
-  for (arg = first; arg <= top; arg++) {
+                   int first, int last, const char *who) {
+  int done = lua_gettop(L) - last, arg, r = NL_OK;
+  luaL_checkstack(L, last - first + 4, "too many formats");
+  for (arg = first + done; arg <= last; arg++) {
     r = read_one(L, s, d, arg);
     if (r != NL_OK) break;
   }
@@ -218,6 +214,6 @@ int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
     lua_pushliteral(L, "closed");
     return arg - first + 3;
   }
-  lua_settop(L, top);
+  lua_settop(L, last);
   return nl_pushfail(L, r, "%s", who);
 }

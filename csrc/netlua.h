@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netdb.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -42,6 +43,29 @@ double nl_opttimeout(lua_State *L, int arg, double dflt);
 /* The single place netlua waits for a descriptor: NL_OK, NL_TIMEOUT or an
  * errno.  A scheduler can later replace what happens here. */
 int nl_wait(int fd, int events, const nl_deadline *d);
+
+/* ---- cooperative waiting (sched.c) ------------------------------------ */
+/* State of one blocking operation on an object, kept in the object so the
+ * operation can restart after its coroutine yielded to netlua.run. */
+typedef struct nl_coop {
+  lua_State *L;            /* thread running the operation, or NULL */
+  lua_CFunction restart;   /* called again when the coroutine resumes */
+  int resuming;            /* set while a resumed operation re-enters */
+  nl_deadline dl;          /* the operation's deadline, kept across yields */
+  size_t progress;         /* work already done (bytes written) */
+  int base;                /* stack slot where the operation's values end */
+} nl_coop;
+
+/* Starts (returns 0) or resumes (returns 1) an operation; *d gets the
+ * operation's deadline, computed once from timeout when it starts. */
+int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
+                  double timeout, nl_deadline *d);
+void nl_coop_end(nl_coop *c);
+/* Like nl_wait(), but inside netlua.run it yields to the scheduler and
+ * restarts the operation later instead of blocking the whole process. */
+int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
+/* True when L is a coroutine driven by netlua.run that may yield here. */
+int nl_coop_active(lua_State *L);
 
 /* ---- errors (error.c) ------------------------------------------------- */
 /* Short stable code for an NL_* result or errno ("timeout", "refused"...). */
@@ -86,11 +110,13 @@ int nl_stream_line(nl_stream *s, const nl_deadline *d, size_t *n,
 int nl_stream_count(nl_stream *s, const nl_deadline *d, size_t want,
                     size_t *n);
 int nl_stream_all(nl_stream *s, const nl_deadline *d, size_t *n);
-/* Reads the io-library formats at stack args [first, top]; pushes one
- * result per format, io style.  On failure pushes nil, msg, code.
- * Returns the number of results. */
+/* Reads the io-library formats at stack slots [first, last] and pushes one
+ * result per format above `last`, io style; results already above `last`
+ * (from before a yield) count as done.  On failure the stack is cut to
+ * `last` and nil, msg, code pushed.  Returns the number of values above
+ * `last`. */
 int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
-                   int first, const char *who);
+                   int first, int last, const char *who);
 
 /* ---- addresses (addr.c) ----------------------------------------------- */
 typedef struct nl_addr {
@@ -116,6 +142,8 @@ typedef struct nl_sock {
   int type;                /* SOCK_STREAM / SOCK_DGRAM */
   double timeout;          /* seconds; < 0 blocks */
   nl_stream st;            /* read side (stream sockets) */
+  nl_coop co;              /* the blocking operation in progress */
+  struct addrinfo *ai_list, *ai_cur;  /* a connect in progress */
 } nl_sock;
 
 /* Makes a new socket userdata with metatable tname; fd must be valid or
@@ -131,11 +159,13 @@ int nl_set_nonblock(int fd);
 /* Common methods: close, __gc, __close, __tostring, fileno, getfd,
  * settimeout, gettimeout, getsockname, getpeername, setoption helpers. */
 void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra);
-int nl_sock_send_all(nl_sock *s, const char *p, size_t n, size_t *sent,
+/* Sends all n bytes, adding each chunk sent to s->co.progress. */
+int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
                      const nl_deadline *d);
 
 /* ---- module openers: each adds its functions to the table on top ------ */
 void nl_open_timeout(lua_State *L);
+void nl_open_sched(lua_State *L);
 void nl_open_lookup(lua_State *L);
 void nl_open_tcp(lua_State *L);
 void nl_open_udp(lua_State *L);

@@ -44,7 +44,7 @@ static int sock_fill(nl_stream *st, const nl_deadline *d) {
     if (n == 0) return NL_CLOSED;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
-    r = nl_wait(s->fd, NL_WAIT_READ, d);
+    r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, d);
     if (r != NL_OK) return r;
   }
 }
@@ -59,6 +59,8 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
   nl_buf_init(&s->st.in);
   s->st.limit = 0;
   s->st.fill = sock_fill;
+  memset(&s->co, 0, sizeof s->co);
+  s->ai_list = s->ai_cur = NULL;
   luaL_setmetatable(L, tname);
   if (fd >= 0) {
     s->fd = fd;  /* owned from here on, so __gc closes it on error */
@@ -84,21 +86,24 @@ int nl_sock_closefd(nl_sock *s) {
     s->fd = -1;
   }
   nl_buf_free(&s->st.in);
+  if (s->ai_list) freeaddrinfo(s->ai_list);
+  s->ai_list = s->ai_cur = NULL;
   return r;
 }
 
-int nl_sock_send_all(nl_sock *s, const char *p, size_t n, size_t *sent,
+int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
                      const nl_deadline *d) {
-  *sent = 0;
-  while (*sent < n) {
-    ssize_t k = send(s->fd, p + *sent, n - *sent, MSG_NOSIGNAL);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t k = send(s->fd, p + done, n - done, MSG_NOSIGNAL);
     if (k >= 0) {
-      *sent += (size_t)k;
+      done += (size_t)k;
+      s->co.progress += (size_t)k;  /* survives a yield: no resends */
       continue;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = nl_wait(s->fd, NL_WAIT_WRITE, d);
+      int r = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, d);
       if (r != NL_OK) return r;
       continue;
     }

@@ -80,19 +80,6 @@ static int resolve_fail(lua_State *L, const char *what, const char *host,
                                             : gai_strerror(gerr));
 }
 
-/* One nonblocking connect attempt bounded by d; returns NL_OK or an error. */
-static int try_connect(int fd, const struct addrinfo *ai,
-                       const nl_deadline *d) {
-  int r = connect(fd, ai->ai_addr, ai->ai_addrlen), err;
-  socklen_t len = sizeof err;
-  if (r == 0) return NL_OK;
-  if (errno != EINPROGRESS && errno != EINTR) return errno;
-  r = nl_wait(fd, NL_WAIT_WRITE, d);
-  if (r != NL_OK) return r;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
-  return err;
-}
-
 static int bind_local(int fd, int family, const char *ip, int port) {
   nl_addr a;
   if (nl_addr_from(&a, ip, port, family) != 0) return EADDRNOTAVAIL;
@@ -100,60 +87,115 @@ static int bind_local(int fd, int family, const char *ip, int port) {
   return NL_OK;
 }
 
-/* tcp.connect(host, port [, opts]) */
-static int tcp_connect(lua_State *L) {
-  const char *host = check_host(L, 1, 0), *bindip = NULL;
-  char serv[64], where[600];
-  struct addrinfo hints, *res = NULL, *ai;
-  nl_deadline d;
-  int gerr, err = ECONNREFUSED, bindport = 0;
+typedef struct connect_opts {
+  int family, bindport;
+  const char *bindip;
   double timeout;
-  nl_sock *s;
-  check_serv(L, 2, serv, sizeof serv);
+} connect_opts;
+
+static void check_connect_opts(lua_State *L, connect_opts *o) {
+  o->family = AF_UNSPEC;
+  o->bindip = NULL;
+  o->bindport = 0;
+  o->timeout = -1;
   check_opts(L, 3);
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  timeout = -1;
-  if (lua_istable(L, 3)) {
-    hints.ai_family = opt_family(L, 3, "family");
-    timeout = opt_timeout(L, 3);
-    if (lua_getfield(L, 3, "bind") == LUA_TSTRING) bindip = lua_tostring(L, -1);
-    else if (!lua_isnil(L, -1)) luaL_error(L, "bad option 'bind' (string expected)");
-    if (lua_getfield(L, 3, "bindport") != LUA_TNIL) {
-      lua_Integer p = lua_tointeger(L, -1);
-      if (!lua_isinteger(L, -1) || p < 0 || p > 65535)
-        luaL_error(L, "bad option 'bindport' (integer 0..65535 expected)");
-      bindport = (int)p;
-    }
-    lua_pop(L, 1);  /* bindport; bind's string stays on the stack */
+  if (!lua_istable(L, 3)) return;
+  o->family = opt_family(L, 3, "family");
+  o->timeout = opt_timeout(L, 3);
+  if (lua_getfield(L, 3, "bind") == LUA_TSTRING) o->bindip = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_error(L, "bad option 'bind' (string expected)");
+  lua_pop(L, 1);  /* the string stays alive in the opts table */
+  if (lua_getfield(L, 3, "bindport") != LUA_TNIL) {
+    lua_Integer p = lua_tointeger(L, -1);
+    if (!lua_isinteger(L, -1) || p < 0 || p > 65535)
+      luaL_error(L, "bad option 'bindport' (integer 0..65535 expected)");
+    o->bindport = (int)p;
   }
-  nl_deadline_start(&d, timeout);
-  gerr = getaddrinfo(host, serv, &hints, &res);
-  if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
-  s = nl_sock_new(L, TCP, -1, AF_UNSPEC, SOCK_STREAM);
-  for (ai = res; ai != NULL; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-    nl_addr_format(ai->ai_addr, where, sizeof where);
-    if (fd < 0) { err = errno; continue; }
-    err = bindip ? bind_local(fd, ai->ai_family, bindip, bindport) : NL_OK;
-    if (err == NL_OK) err = try_connect(fd, ai, &d);
-    if (err == NL_OK) {
-      s->fd = fd;
-      s->family = ai->ai_family;
-      break;
+  lua_pop(L, 1);
+}
+
+/* Starts a nonblocking connect to s->ai_cur; NL_OK, EINPROGRESS or error */
+static int connect_start(nl_sock *s, const connect_opts *o) {
+  const struct addrinfo *ai = s->ai_cur;
+  int r;
+  s->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                 ai->ai_protocol);
+  if (s->fd < 0) return errno;
+  s->family = ai->ai_family;
+  if (o->bindip) {
+    r = bind_local(s->fd, ai->ai_family, o->bindip, o->bindport);
+    if (r != NL_OK) return r;
+  }
+  if (connect(s->fd, ai->ai_addr, ai->ai_addrlen) == 0) return NL_OK;
+  return errno == EINTR ? EINPROGRESS : errno;
+}
+
+/* Walks the address list kept in s; may yield inside netlua.run, and then
+ * comes back here through tcp_connect with s on top of the stack. */
+static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
+                        const nl_deadline *d) {
+  char where[600] = "";
+  int err = ECONNREFUSED;
+  for (; s->ai_cur != NULL; s->ai_cur = s->ai_cur->ai_next) {
+    nl_addr_format(s->ai_cur->ai_addr, where, sizeof where);
+    err = s->fd >= 0 ? EINPROGRESS : connect_start(s, o);
+    if (err == EINPROGRESS) {
+      nl_deadline now;  /* connected already (or resumed after a wait)? */
+      nl_deadline_start(&now, 0);
+      err = nl_wait(s->fd, NL_WAIT_WRITE, &now);
+      if (err == NL_TIMEOUT)
+        err = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, d);
+      if (err == NL_OK) {
+        socklen_t len = sizeof err;
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+          err = errno;
+      }
     }
-    close(fd);
+    if (err == NL_OK) break;
+    close(s->fd);
+    s->fd = -1;
     if (err == NL_TIMEOUT) break;
   }
-  freeaddrinfo(res);
+  nl_coop_end(&s->co);
+  freeaddrinfo(s->ai_list);
+  s->ai_list = s->ai_cur = NULL;
   if (s->fd < 0) return nl_pushfail(L, err, "connect %s", where);
-  s->timeout = timeout;  /* as Python's create_connection: it stays */
+  s->timeout = o->timeout;  /* as Python's create_connection: it stays */
   {
     int one = 1;  /* request/response protocols want small writes out now */
     setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
   return 1;
+}
+
+/* tcp.connect(host, port [, opts]) */
+static int tcp_connect(lua_State *L) {
+  const char *host;
+  char serv[64];
+  struct addrinfo hints, *res = NULL;
+  connect_opts o;
+  nl_deadline d;
+  nl_sock *s = (nl_sock *)luaL_testudata(L, -1, TCP);
+  int gerr;
+  if (s != NULL && s->co.resuming && lua_gettop(L) > 1) {  /* after a yield */
+    check_connect_opts(L, &o);
+    nl_coop_begin(L, &s->co, tcp_connect, o.timeout, &d);
+    return connect_loop(L, s, &o, &d);
+  }
+  host = check_host(L, 1, 0);
+  check_serv(L, 2, serv, sizeof serv);
+  check_connect_opts(L, &o);
+  lua_settop(L, 3);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_family = o.family;
+  /* resolving does not yield: the system resolver has no such interface */
+  gerr = getaddrinfo(host, serv, &hints, &res);
+  if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
+  s = nl_sock_new(L, TCP, -1, AF_UNSPEC, SOCK_STREAM);
+  s->ai_list = s->ai_cur = res;  /* owned by s: freed even if we yield */
+  nl_coop_begin(L, &s->co, tcp_connect, o.timeout, &d);
+  return connect_loop(L, s, &o, &d);
 }
 
 /* tcp.listen(host, port [, opts]) -> server */
@@ -209,7 +251,8 @@ static int tcp_listen(lua_State *L) {
 static int srv_accept(lua_State *L) {
   nl_sock *srv = nl_sock_check(L, 1, SERVER);
   nl_deadline d;
-  nl_deadline_start(&d, nl_opttimeout(L, 2, srv->timeout));
+  nl_coop_begin(L, &srv->co, srv_accept, nl_opttimeout(L, 2, srv->timeout),
+                &d);
   for (;;) {
     nl_addr a;
     int fd, r;
@@ -221,22 +264,33 @@ static int srv_accept(lua_State *L) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       c->timeout = srv->timeout;
+      nl_coop_end(&srv->co);
       return 1;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return nl_pushfail(L, errno, "accept");
-    r = nl_wait(srv->fd, NL_WAIT_READ, &d);
-    if (r != NL_OK) return nl_pushfail(L, r, "accept");
+    r = errno;
+    if (r == EAGAIN || r == EWOULDBLOCK)
+      r = nl_coop_wait(&srv->co, srv->fd, NL_WAIT_READ, &d);
+    if (r != NL_OK) {
+      nl_coop_end(&srv->co);
+      return nl_pushfail(L, r, "accept");
+    }
   }
 }
 
-/* sock:read(fmt...) io-style */
+/* sock:read(fmt...) io-style.  Results of formats read before a yield
+ * stay on the stack above the formats (co.base) and count as done. */
 static int tcp_read(lua_State *L) {
   nl_sock *s = nl_sock_check(L, 1, TCP);
   nl_deadline d;
-  nl_deadline_start(&d, s->timeout);
-  return nl_stream_read(L, &s->st, &d, 2, "read");
+  int n;
+  if (!nl_coop_begin(L, &s->co, tcp_read, s->timeout, &d)) {
+    if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
+    s->co.base = lua_gettop(L);
+  }
+  n = nl_stream_read(L, &s->st, &d, 2, s->co.base, "read");
+  nl_coop_end(&s->co);
+  return n;
 }
 
 static int lines_iter(lua_State *L) {
@@ -244,10 +298,13 @@ static int lines_iter(lua_State *L) {
   int n = (int)lua_tointeger(L, lua_upvalueindex(2)), i, got;
   nl_deadline d;
   if (s->fd < 0) return luaL_error(L, "socket is already closed");
-  lua_settop(L, 0);
-  for (i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
-  nl_deadline_start(&d, s->timeout);
-  got = nl_stream_read(L, &s->st, &d, 1, "lines");
+  if (!nl_coop_begin(L, &s->co, lines_iter, s->timeout, &d)) {
+    lua_settop(L, 0);
+    for (i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
+    s->co.base = n;
+  }
+  got = nl_stream_read(L, &s->st, &d, 1, s->co.base, "lines");
+  nl_coop_end(&s->co);
   if (got >= 3 && lua_isnil(L, -3) && lua_type(L, -1) == LUA_TSTRING) {
     if (strcmp(lua_tostring(L, -1), "closed") == 0) {
       lua_pop(L, 2);  /* end of stream: the loop just ends */
@@ -277,7 +334,7 @@ static int tcp_receive(lua_State *L) {
   const char *prefix = luaL_optlstring(L, 3, "", &plen);
   nl_deadline d;
   int r;
-  nl_deadline_start(&d, s->timeout);
+  nl_coop_begin(L, &s->co, tcp_receive, s->timeout, &d);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer want = luaL_checkinteger(L, 2);
     luaL_argcheck(L, want >= 0, 2, "negative count");
@@ -296,6 +353,7 @@ static int tcp_receive(lua_State *L) {
      * a line that ended in "\n" consumed more than it returns */
     if (r == NL_OK && *p == 'l' && used == n) r = NL_CLOSED;
   }
+  nl_coop_end(&s->co);
   if (r == NL_OK) {
     lua_pushlstring(L, prefix, plen);
     lua_pushlstring(L, nl_buf_head(&s->st.in), n);
@@ -316,25 +374,33 @@ static int tcp_receive(lua_State *L) {
 /* LuaSocket: sock:send(data [, i [, j]]) -> last index | nil, err, last */
 static int tcp_send(lua_State *L) {
   nl_sock *s = nl_sock_check(L, 1, TCP);
-  size_t len, sent;
+  size_t len;
   const char *p = luaL_checklstring(L, 2, &len);
   lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, -1);
   nl_deadline d;
+  size_t done;
   int r;
   if (i < 0) i = (lua_Integer)len + i + 1;
   if (i < 1) i = 1;
   if (j < 0) j = (lua_Integer)len + j + 1;
   if (j > (lua_Integer)len) j = (lua_Integer)len;
-  nl_deadline_start(&d, s->timeout);
-  if (i > j) { lua_pushinteger(L, i - 1); return 1; }
-  r = nl_sock_send_all(s, p + i - 1, (size_t)(j - i + 1), &sent, &d);
+  nl_coop_begin(L, &s->co, tcp_send, s->timeout, &d);
+  if (i > j) {
+    nl_coop_end(&s->co);
+    lua_pushinteger(L, i - 1);
+    return 1;
+  }
+  done = s->co.progress;  /* bytes sent before a yield */
+  r = nl_sock_send_all(s, p + i - 1 + done, (size_t)(j - i + 1) - done, &d);
+  done = s->co.progress;
+  nl_coop_end(&s->co);
   if (r == NL_OK) {
     lua_pushinteger(L, j);
     return 1;
   }
   lua_pushnil(L);
   lua_pushstring(L, r == NL_TIMEOUT ? "timeout" : nl_code(r));
-  lua_pushinteger(L, i - 1 + (lua_Integer)sent);
+  lua_pushinteger(L, i - 1 + (lua_Integer)done);
   return 3;
 }
 
@@ -342,10 +408,12 @@ static int tcp_send(lua_State *L) {
 static int tcp_write(lua_State *L) {
   nl_sock *s = nl_sock_check(L, 1, TCP);
   int top = lua_gettop(L), i;
+  size_t skip;
   nl_deadline d;
-  nl_deadline_start(&d, s->timeout);
+  nl_coop_begin(L, &s->co, tcp_write, s->timeout, &d);
+  skip = s->co.progress;  /* bytes sent before a yield */
   for (i = 2; i <= top; i++) {
-    size_t len, sent;
+    size_t len;
     const char *p;
     int r;
     if (lua_type(L, i) == LUA_TNUMBER) {
@@ -353,9 +421,18 @@ static int tcp_write(lua_State *L) {
     } else {
       p = luaL_checklstring(L, i, &len);
     }
-    r = nl_sock_send_all(s, p, len, &sent, &d);
-    if (r != NL_OK) return nl_pushfail(L, r, "write");
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    r = nl_sock_send_all(s, p + skip, len - skip, &d);
+    skip = 0;
+    if (r != NL_OK) {
+      nl_coop_end(&s->co);
+      return nl_pushfail(L, r, "write");
+    }
   }
+  nl_coop_end(&s->co);
   lua_settop(L, 1);
   return 1;
 }

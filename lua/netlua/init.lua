@@ -13,13 +13,21 @@ local M = {
   version = core.version,
   --- Seconds on the monotonic clock (never jumps with the wall clock).
   monotime = core.monotime,
-  --- Sleeps `s` seconds (fractional).
+  --- Sleeps `s` seconds (fractional); inside netlua.run only the calling
+  -- task waits.
   sleep = core.sleep,
+  --- Waits for any of several objects to be ready (see netlua.sched.wait).
+  wait = core.wait,
 }
+
+--- Starts a task (see netlua.sched): `netlua.spawn(fn, ...)`.
+function M.spawn(...) return require("netlua.sched").spawn(...) end
+--- Drives all tasks until done: `netlua.run([fn, ...])`.
+function M.run(...) return require("netlua.sched").run(...) end
 
 local parts = {
   lookup = true, tcp = true, udp = true, multicast = true,
-  ftp = true, telnet = true,
+  ftp = true, telnet = true, sched = true,
 }
 
 return setmetatable(M, {

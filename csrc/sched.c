@@ -1,0 +1,330 @@
+/*
+ * sched.c - how blocking calls cooperate with netlua.run, and the poller
+ * the scheduler waits on.
+ *
+ * Inside a coroutine that netlua.run drives, an operation that would block
+ * yields (WAIT, fd, events, deadline) to the scheduler instead of sleeping
+ * in nl_wait(); when the scheduler resumes it, the operation restarts from
+ * the state it keeps in its object (nl_coop).  Outside netlua.run nothing
+ * changes.  The scheduler itself (queues, timers) is Lua: netlua/sched.lua.
+ * Also here: netlua.wait(), for scripts that bring their own loop.
+ * Not here: any policy about which coroutine runs next.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
+
+#include "netlua.h"
+
+static const char coop_key = 'c';    /* registry: set of driven threads */
+static const char wait_token = 'w';  /* first value of a WAIT yield */
+
+int nl_coop_active(lua_State *L) {
+  int on;
+  if (!lua_isyieldable(L)) return 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &coop_key);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushthread(L);
+  on = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return on;
+}
+
+int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
+                  double timeout, nl_deadline *d) {
+  if (c->resuming && c->L == L) {
+    c->resuming = 0;
+    *d = c->dl;
+    return 1;
+  }
+  c->L = L;
+  c->restart = restart;
+  c->resuming = 0;
+  c->progress = 0;
+  nl_deadline_start(d, timeout);
+  c->dl = *d;
+  return 0;
+}
+
+void nl_coop_end(nl_coop *c) {
+  c->L = NULL;
+  c->resuming = 0;
+}
+
+static int coop_continue(lua_State *L, int status, lua_KContext ctx) {
+  nl_coop *c = (nl_coop *)ctx;
+  (void)status;
+  c->resuming = 1;
+  return c->restart(L);
+}
+
+int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {
+  lua_State *L = c->L;
+  if (nl_deadline_passed(d)) return NL_TIMEOUT;
+  if (L == NULL || !nl_coop_active(L)) return nl_wait(fd, events, d);
+  c->dl = *d;
+  lua_pushlightuserdata(L, (void *)&wait_token);
+  lua_pushinteger(L, fd);
+  lua_pushinteger(L, events);
+  lua_pushnumber(L, d->at);
+  /* a C function that yields does not come back here: Lua unwinds to
+   * the resume and, later, calls coop_continue in this frame's place */
+  return lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
+}
+
+/* core.coop_register(co): netlua.run drives co from now on. */
+static int l_coop_register(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &coop_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &coop_key);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* core.coop_active() -> whether the calling coroutine is driven. */
+static int l_coop_active(lua_State *L) {
+  lua_pushboolean(L, nl_coop_active(L));
+  return 1;
+}
+
+/* core.sleep(s): inside netlua.run a timer-only WAIT (fd -1). */
+static int l_coop_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s == s, 1, "NaN");
+  if (s > 0 && nl_coop_active(L)) {
+    lua_pushlightuserdata(L, (void *)&wait_token);
+    lua_pushinteger(L, -1);
+    lua_pushinteger(L, 0);
+    lua_pushnumber(L, nl_monotime() + s);
+    return lua_yield(L, 4);
+  }
+  lua_settop(L, 1);
+  lua_getfield(L, lua_upvalueindex(1), "blocking_sleep");
+  lua_insert(L, 1);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* ---- the poller: epoll on Linux, poll(2) elsewhere -------------------- */
+
+#define POLLER "netlua.poller"
+
+typedef struct poller {
+  int epfd;                /* -1 when closed (or unused by the fallback) */
+  struct pollfd *fds;      /* fallback: watched descriptors */
+  size_t nfds, cap;
+  int closed;
+} poller;
+
+static poller *check_poller(lua_State *L) {
+  poller *p = (poller *)luaL_checkudata(L, 1, POLLER);
+  if (p->closed) luaL_error(L, "attempt to use a closed poller");
+  return p;
+}
+
+static int l_poller(lua_State *L) {
+  poller *p = (poller *)lua_newuserdatauv(L, sizeof *p, 0);
+  memset(p, 0, sizeof *p);
+  p->epfd = -1;
+  luaL_setmetatable(L, POLLER);
+#ifdef __linux__
+  p->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (p->epfd < 0) return nl_pushfail(L, errno, "epoll_create1");
+#endif
+  return 1;
+}
+
+#ifndef __linux__
+static struct pollfd *find_fd(poller *p, int fd) {
+  size_t i;
+  for (i = 0; i < p->nfds; i++)
+    if (p->fds[i].fd == fd) return &p->fds[i];
+  return NULL;
+}
+#endif
+
+/* poller:watch(fd, events): wake once when fd is ready for events
+ * (NL_WAIT_READ | NL_WAIT_WRITE); 0 events stops watching. */
+static int m_watch(lua_State *L) {
+  poller *p = check_poller(L);
+  int fd = (int)luaL_checkinteger(L, 2);
+  int ev = (int)luaL_checkinteger(L, 3);
+  luaL_argcheck(L, fd >= 0, 2, "negative descriptor");
+#ifdef __linux__
+  if (ev == 0) {
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+  } else {
+    struct epoll_event e;
+    memset(&e, 0, sizeof e);
+    e.events = EPOLLONESHOT | ((ev & NL_WAIT_READ) ? EPOLLIN : 0) |
+               ((ev & NL_WAIT_WRITE) ? EPOLLOUT : 0);
+    e.data.fd = fd;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &e) < 0 &&
+        (errno != ENOENT || epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &e) < 0))
+      return nl_pushfail(L, errno, "watch fd %d", fd);
+  }
+#else
+  {
+    struct pollfd *f = find_fd(p, fd);
+    if (ev == 0) {
+      if (f) *f = p->fds[--p->nfds];
+    } else {
+      if (f == NULL) {
+        if (p->nfds == p->cap) {
+          size_t cap = p->cap ? p->cap * 2 : 64;
+          struct pollfd *n = realloc(p->fds, cap * sizeof *n);
+          if (n == NULL) return nl_pushfail(L, ENOMEM, "watch");
+          p->fds = n;
+          p->cap = cap;
+        }
+        f = &p->fds[p->nfds++];
+        f->fd = fd;
+      }
+      f->events = (short)(((ev & NL_WAIT_READ) ? POLLIN : 0) |
+                          ((ev & NL_WAIT_WRITE) ? POLLOUT : 0));
+    }
+  }
+#endif
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* poller:wait(timeout) -> array of ready descriptors (each fires once). */
+static int m_wait(lua_State *L) {
+  poller *p = check_poller(L);
+  nl_deadline d;
+  int n, i, out = 0;
+  nl_deadline_start(&d, nl_opttimeout(L, 2, -1));
+  lua_newtable(L);
+#ifdef __linux__
+  {
+    struct epoll_event ev[256];
+    do n = epoll_wait(p->epfd, ev, 256, nl_deadline_ms(&d));
+    while (n < 0 && errno == EINTR && !nl_deadline_passed(&d));
+    if (n < 0 && errno != EINTR) return nl_pushfail(L, errno, "epoll_wait");
+    for (i = 0; i < n; i++) {
+      lua_pushinteger(L, ev[i].data.fd);
+      lua_rawseti(L, -2, ++out);
+    }
+  }
+#else
+  do n = poll(p->fds, (nfds_t)p->nfds, nl_deadline_ms(&d));
+  while (n < 0 && errno == EINTR && !nl_deadline_passed(&d));
+  if (n < 0 && errno != EINTR) return nl_pushfail(L, errno, "poll");
+  for (i = (int)p->nfds - 1; n > 0 && i >= 0; i--) {
+    if (p->fds[i].revents == 0) continue;
+    lua_pushinteger(L, p->fds[i].fd);
+    lua_rawseti(L, -2, ++out);
+    p->fds[i] = p->fds[--p->nfds];  /* one-shot, like EPOLLONESHOT */
+  }
+#endif
+  return 1;
+}
+
+static int m_pclose(lua_State *L) {
+  poller *p = (poller *)luaL_checkudata(L, 1, POLLER);
+  if (!p->closed) {
+    if (p->epfd >= 0) close(p->epfd);
+    free(p->fds);
+    p->fds = NULL;
+    p->epfd = -1;
+    p->closed = 1;
+  }
+  return 0;
+}
+
+/* ---- netlua.wait(objects, timeout) ------------------------------------ */
+
+/* A descriptor from an integer or an object with a fileno() method. */
+static int object_fd(lua_State *L, int idx) {
+  int fd;
+  if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx);
+  if (luaL_getmetafield(L, idx, "__index") == LUA_TNIL)
+    luaL_error(L, "bad object in wait list (fileno expected)");
+  lua_getfield(L, -1, "fileno");
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 1);
+  fd = (int)luaL_checkinteger(L, -1);
+  lua_pop(L, 2);
+  return fd;
+}
+
+/* netlua.wait(objects [, timeout [, mode]]) -> array of the objects that
+ * are ready to read ("r", default), write ("w") or either ("rw"). */
+static int l_wait(lua_State *L) {
+  struct pollfd *fds;
+  lua_Integer n, i;
+  const char *mode;
+  short ev = 0;
+  nl_deadline d;
+  int r, out = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  nl_deadline_start(&d, nl_opttimeout(L, 2, -1));
+  mode = luaL_optstring(L, 3, "r");
+  if (strchr(mode, 'r')) ev |= POLLIN;
+  if (strchr(mode, 'w')) ev |= POLLOUT;
+  luaL_argcheck(L, ev != 0, 3, "mode must be \"r\", \"w\" or \"rw\"");
+  n = (lua_Integer)lua_rawlen(L, 1);
+  fds = (struct pollfd *)lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *fds, 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    fds[i].fd = object_fd(L, lua_gettop(L));
+    fds[i].events = ev;
+    fds[i].revents = 0;
+    lua_pop(L, 1);
+  }
+  do r = poll(fds, (nfds_t)n, nl_deadline_ms(&d));
+  while (r < 0 && errno == EINTR && !nl_deadline_passed(&d));
+  if (r < 0 && errno != EINTR) return nl_pushfail(L, errno, "wait");
+  if (r <= 0) return nl_pushfail(L, NL_TIMEOUT, "wait");
+  lua_newtable(L);
+  for (i = 0; i < n; i++) {
+    if (fds[i].revents == 0) continue;
+    lua_rawgeti(L, 1, i + 1);
+    lua_rawseti(L, -2, ++out);
+  }
+  return 1;
+}
+
+void nl_open_sched(lua_State *L) {
+  static const luaL_Reg pm[] = {
+    {"watch", m_watch}, {"wait", m_wait}, {"close", m_pclose}, {NULL, NULL}};
+  static const luaL_Reg f[] = {
+    {"coop_register", l_coop_register}, {"coop_active", l_coop_active},
+    {"poller", l_poller}, {"wait", l_wait}, {NULL, NULL}};
+  luaL_newmetatable(L, POLLER);
+  lua_pushcfunction(L, m_pclose);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  luaL_setfuncs(L, pm, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, f, 0);
+  lua_pushlightuserdata(L, (void *)&wait_token);
+  lua_setfield(L, -2, "WAIT");
+  /* sleep yields inside netlua.run; the plain one stays for the rest */
+  lua_getfield(L, -1, "sleep");
+  lua_setfield(L, -2, "blocking_sleep");
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, l_coop_sleep, 1);
+  lua_setfield(L, -2, "sleep");
+}

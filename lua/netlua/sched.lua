@@ -1,0 +1,221 @@
+--- netlua.sched: run many network conversations at once from one script.
+--
+--     local netlua = require "netlua"
+--     for _, host in ipairs(hosts) do
+--       netlua.spawn(function()
+--         local s = assert(netlua.tcp.connect(host, 23, {timeout = 5}))
+--         ...
+--       end)
+--     end
+--     netlua.run()
+--
+-- Inside a coroutine started with `spawn`, every blocking netlua call that
+-- supports it (TCP connect, accept, reads and writes, `netlua.sleep`)
+-- yields to the scheduler instead of blocking the process, with its
+-- timeout intact; outside, the same calls block as before.  One poller
+-- (epoll on Linux, poll elsewhere) waits for all of them.
+--
+-- Not here: threads, preemption.  A task that computes for a long time
+-- without calling netlua holds up the others; `netlua.sched.yield()` lets
+-- them run.
+-- @module netlua.sched
+local core = require "netlua.core"
+
+local WAIT = core.WAIT
+local monotime = core.monotime
+local resume, status, create = coroutine.resume, coroutine.status, coroutine.create
+
+local M = {}
+
+-- run queue: a ring of {co, args...}
+local queue, qhead, qtail = {}, 1, 0
+local tasks = 0            -- live tasks
+local fdwait = {}          -- fd -> {r = co|nil, w = co|nil}
+local waiting = {}         -- co -> {fd=, ev=, at=, id=} while parked
+local heap, heapn = {}, 0  -- timers: {at=, co=, id=}
+local seq = 0
+local poller
+local running = false
+local errors = {}
+
+local function push_ready(co, ...)
+  qtail = qtail + 1
+  queue[qtail] = table.pack(co, ...)
+end
+
+-- binary heap of timers ordered by `at`
+local function heap_push(t)
+  heapn = heapn + 1
+  local i = heapn
+  heap[i] = t
+  while i > 1 do
+    local p = i // 2
+    if heap[p].at <= heap[i].at then break end
+    heap[p], heap[i] = heap[i], heap[p]
+    i = p
+  end
+end
+
+local function heap_pop()
+  local top = heap[1]
+  heap[1] = heap[heapn]
+  heap[heapn] = nil
+  heapn = heapn - 1
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= heapn and heap[l].at < heap[m].at then m = l end
+    if r <= heapn and heap[r].at < heap[m].at then m = r end
+    if m == i then break end
+    heap[m], heap[i] = heap[i], heap[m]
+    i = m
+  end
+  return top
+end
+
+local READ, WRITE = 1, 2
+
+local function rearm(fd)
+  local w = fdwait[fd]
+  local ev = 0
+  if w then
+    if w.r then ev = ev | READ end
+    if w.w then ev = ev | WRITE end
+  end
+  if ev == 0 then fdwait[fd] = nil end
+  poller:watch(fd, ev)
+end
+
+-- take co off whatever it waits for
+local function unpark(co)
+  local w = waiting[co]
+  if not w then return end
+  waiting[co] = nil
+  if w.fd >= 0 then
+    local f = fdwait[w.fd]
+    if f then
+      if f.r == co then f.r = nil end
+      if f.w == co then f.w = nil end
+      rearm(w.fd)
+    end
+  end
+end
+
+local function park(co, fd, ev, at)
+  seq = seq + 1
+  local w = {fd = fd, ev = ev, at = at, id = seq}
+  waiting[co] = w
+  if fd >= 0 then
+    local f = fdwait[fd] or {}
+    fdwait[fd] = f
+    if ev & READ ~= 0 then f.r = co end
+    if ev & WRITE ~= 0 then f.w = co end
+    rearm(fd)
+  end
+  if at >= 0 then heap_push({at = at, co = co, id = seq}) end
+end
+
+local function report(co, err)
+  local msg = debug.traceback(co, tostring(err))
+  errors[#errors + 1] = msg
+  if M.onerror then M.onerror(msg) end
+end
+
+local function step(item)
+  local co = item[1]
+  local r = table.pack(resume(co, table.unpack(item, 2, item.n)))
+  if not r[1] then
+    tasks = tasks - 1
+    report(co, r[2])
+  elseif status(co) == "dead" then
+    tasks = tasks - 1
+  elseif r[2] == WAIT then
+    park(co, r[3], r[4], r[5])
+  else
+    push_ready(co) -- a plain coroutine.yield(): run again later
+  end
+end
+
+--- Starts `fn(...)` as a task; it runs when `netlua.run` drives the tasks.
+-- @treturn thread the task's coroutine
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local co = create(fn)
+  core.coop_register(co)
+  tasks = tasks + 1
+  push_ready(co, ...)
+  return co
+end
+
+--- Lets the other tasks run, then continues (outside a task: does nothing).
+function M.yield()
+  if core.coop_active() then coroutine.yield() end
+end
+
+--- Drives every task until all have finished.  With `fn`, spawns it
+-- first.  Errors in tasks do not stop the others: each is passed to
+-- `netlua.sched.onerror(msg)` (default: printed to stderr) and `run`
+-- returns `nil, first_error, "task", all_errors` at the end; otherwise
+-- true.  Tasks may spawn more tasks.
+function M.run(fn, ...)
+  if running then error("netlua.run is already running", 2) end
+  if fn ~= nil then M.spawn(fn, ...) end
+  running = true
+  errors = {}
+  poller = poller or assert(core.poller())
+  local ok, err = pcall(function()
+    while tasks > 0 do
+      while qhead <= qtail do
+        local item = queue[qhead]
+        queue[qhead] = nil
+        qhead = qhead + 1
+        step(item)
+      end
+      qhead, qtail = 1, 0
+      if tasks == 0 then break end
+      local timeout = -1
+      if heapn > 0 then timeout = math.max(0, heap[1].at - monotime()) end
+      if timeout < 0 and next(fdwait) == nil then
+        error("netlua.run: every task waits, but on nothing (deadlock)")
+      end
+      local ready = assert(poller:wait(timeout))
+      for i = 1, #ready do
+        local fd = ready[i]
+        local f = fdwait[fd]
+        if f then
+          local r, w = f.r, f.w
+          if r then unpark(r) push_ready(r) end
+          if w and w ~= r then unpark(w) push_ready(w) end
+        end
+      end
+      local now = monotime()
+      while heapn > 0 and heap[1].at <= now do
+        local t = heap_pop()
+        local w = waiting[t.co]
+        if w and w.id == t.id then unpark(t.co) push_ready(t.co) end
+      end
+    end
+  end)
+  running = false
+  if not ok then error(err, 0) end
+  if #errors > 0 then return nil, errors[1], "task", errors end
+  return true
+end
+
+M.onerror = function(msg) io.stderr:write("netlua task failed: ", msg, "\n") end
+
+--- Sleeps `s` seconds; inside a task only that task waits.
+M.sleep = core.sleep
+
+--- Waits until one of `objects` (sockets, or anything with `fileno()`,
+-- or descriptors) is ready; mode "r" (default), "w" or "rw".  For
+-- scripts with a loop of their own.
+-- @return array of the ready objects, or nil, "wait: timeout", "timeout"
+M.wait = core.wait
+
+--- True inside a task that netlua.run drives.
+M.active = core.coop_active
+
+return M

@@ -1,0 +1,214 @@
+-- netlua.spawn / netlua.run: many conversations at once from one script,
+-- with blocking calls yielding inside tasks and blocking outside.
+local netlua = require "netlua"
+local tcp = require "netlua.tcp"
+local H = require "helper"
+
+local MARGIN = 0.5
+
+local function fd_count()
+  local n = 0
+  for _ in io.popen("ls /proc/" .. H.sh("echo $PPID"):match("%d+") .. "/fd"):lines() do n = n + 1 end
+  return n
+end
+
+-- an echo-upper server task on a free port; returns the port
+local function upper_server(n, delay)
+  local srv = assert(tcp.listen("127.0.0.1", 0))
+  local _, port = srv:getsockname()
+  netlua.spawn(function()
+    for _ = 1, n do
+      local c = assert(srv:accept(5))
+      netlua.spawn(function()
+        for line in c:lines() do
+          if delay then netlua.sleep(delay) end
+          c:write(line:upper(), "\n")
+        end
+        c:close()
+      end)
+    end
+    srv:close()
+  end)
+  return port
+end
+
+describe("netlua.run", function()
+  it("runs many client and server tasks concurrently", function()
+    local port = upper_server(20, 0.3)
+    local got = {}
+    for i = 1, 20 do
+      netlua.spawn(function()
+        local c = assert(tcp.connect("127.0.0.1", port, {timeout = 5}))
+        c:write("hello ", i, "\n")
+        got[i] = c:read("l")
+        c:close()
+      end)
+    end
+    local t = H.timed(function() assert(netlua.run()) end)
+    for i = 1, 20 do assert.equal("HELLO " .. i, got[i]) end
+    -- each answer waits 0.3 s; one after the other would take 6 s
+    assert.is_true(t < 0.3 * 20 / 4, tostring(t))
+  end)
+
+  it("keeps each call's timeout inside a task", function()
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local result, elapsed, ticks = nil, nil, 0
+    netlua.spawn(function()
+      local c = assert(tcp.connect("127.0.0.1", port, {timeout = 0.25}))
+      elapsed, result = H.timed(function() return select(3, c:read("l")) end)
+      c:close()
+    end)
+    netlua.spawn(function() -- proves the process was not blocked meanwhile
+      for _ = 1, 5 do netlua.sleep(0.02) ticks = ticks + 1 end
+    end)
+    assert(netlua.run())
+    srv:close()
+    assert.equal("timeout", result)
+    assert.is_true(elapsed >= 0.24 and elapsed < 0.25 + MARGIN, tostring(elapsed))
+    assert.equal(5, ticks)
+  end)
+
+  it("accept times out inside a task", function()
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    local code
+    netlua.run(function() code = select(3, srv:accept(0.1)) end)
+    srv:close()
+    assert.equal("timeout", code)
+  end)
+
+  it("keeps results of formats read before a yield", function()
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local a, b, c3
+    netlua.spawn(function()
+      local c = assert(srv:accept(5))
+      c:write("first\n")
+      netlua.sleep(0.1)
+      c:write("second\nthird")
+      netlua.sleep(0.1)
+      c:write("!\n")
+      c:close()
+    end)
+    netlua.spawn(function()
+      local c = assert(tcp.connect("127.0.0.1", port, {timeout = 5}))
+      a, b, c3 = c:read("l", "L", "l")
+      c:close()
+    end)
+    assert(netlua.run())
+    srv:close()
+    assert.same({"first", "second\n", "third!"}, {a, b, c3})
+  end)
+
+  it("writes big payloads across yields without losing or repeating bytes", function()
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local chunks = {}
+    for i = 1, 64 do chunks[i] = string.rep(string.char(64 + i % 26), 65536 - i) end
+    local payload = table.concat(chunks)
+    local received
+    netlua.spawn(function()
+      local c = assert(srv:accept(5))
+      local parts = {}
+      while true do -- a slow reader makes the writer yield many times
+        local s = c:read(100000)
+        if not s then break end
+        parts[#parts + 1] = s
+        netlua.sleep(0.001)
+      end
+      received = table.concat(parts)
+      c:close()
+    end)
+    netlua.spawn(function()
+      local c = assert(tcp.connect("127.0.0.1", port, {timeout = 10}))
+      assert(c:write(table.unpack(chunks, 1, 32)))
+      assert.equal(#table.concat(chunks, "", 33), c:send(table.concat(chunks, "", 33)))
+      c:close()
+    end)
+    assert(netlua.run())
+    srv:close()
+    assert.equal(#payload, #received)
+    assert.is_true(payload == received)
+  end)
+
+  it("a failing task does not stop the others", function()
+    local done = false
+    local old = netlua.sched.onerror
+    local seen
+    netlua.sched.onerror = function(msg) seen = msg end
+    netlua.spawn(function() error("boom") end)
+    netlua.spawn(function() netlua.sleep(0.05) done = true end)
+    local ok, err, code, all = netlua.run()
+    netlua.sched.onerror = old
+    assert.is_nil(ok)
+    assert.matches("boom", err)
+    assert.equal("task", code)
+    assert.equal(1, #all)
+    assert.matches("boom", seen)
+    assert.is_true(done)
+  end)
+
+  it("runs a single entry point and lets tasks spawn tasks", function()
+    local order = {}
+    assert(netlua.run(function(x)
+      order[#order + 1] = x
+      netlua.spawn(function() netlua.sleep(0.01) order[#order + 1] = "child" end)
+      netlua.sched.yield()
+      order[#order + 1] = "parent"
+    end, "start"))
+    assert.same({"start", "parent", "child"}, order)
+  end)
+
+  it("the same calls block outside a task", function()
+    assert.is_false(netlua.sched.active())
+    local t = H.timed(netlua.sleep, 0.05)
+    assert.is_true(t >= 0.05)
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    assert.equal("timeout", select(3, srv:accept(0.05)))
+    srv:close()
+  end)
+
+  it("leaves no descriptors behind", function()
+    local before = fd_count()
+    local port = upper_server(30)
+    for i = 1, 30 do
+      netlua.spawn(function()
+        local c = assert(tcp.connect("127.0.0.1", port, {timeout = 5}))
+        c:write(i, "\n")
+        assert.equal(tostring(i), c:read("l"))
+        c:close()
+      end)
+    end
+    assert(netlua.run())
+    collectgarbage() collectgarbage()
+    assert.equal(before, fd_count())
+  end)
+
+  it("rejects bad arguments", function()
+    assert.has_error(function() netlua.spawn(42) end,
+      "bad argument #1 to 'spawn' (function expected, got number)")
+  end)
+end)
+
+describe("netlua.wait", function()
+  it("returns the objects that are ready, or times out", function()
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local c = assert(tcp.connect("127.0.0.1", port, {timeout = 2}))
+    local a = assert(srv:accept(2))
+    local t, r, msg, code = H.timed(netlua.wait, {a, c}, 0.1)
+    assert.is_nil(r)
+    assert.equal("timeout", code)
+    assert.equal("wait: timeout", msg)
+    assert.is_true(t < 0.1 + MARGIN)
+    c:write("x")
+    r = assert(netlua.wait({a, c}, 1))
+    assert.equal(1, #r)
+    assert.equal(a, r[1])
+    r = assert(netlua.wait({c}, 1, "w"))
+    assert.equal(c, r[1])
+    assert.has_error(function() netlua.wait({a}, 1, "x") end)
+    assert.has_error(function() netlua.wait(5) end)
+    a:close() c:close() srv:close()
+  end)
+end)
