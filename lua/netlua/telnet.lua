@@ -64,7 +64,12 @@ function M.open(host, port, opts)
   if port == nil then port = M.DEFAULT_PORT end
   local sock, msg, code = tcp.connect(host, port, {timeout = opts.timeout, family = opts.family})
   if not sock then return nil, msg, code end
-  return core.telnet_wrap(sock, opts)
+  local ok, s = pcall(core.telnet_wrap, sock, opts)
+  if not ok then  -- a bad option: do not leave the connection open
+    sock:close()
+    error(s, 2)
+  end
+  return s
 end
 
 --- telnetlib's msg(fmt, ...): prints a debug line (to stderr) when the
