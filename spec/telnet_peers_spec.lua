@@ -208,7 +208,9 @@ describe("telnet vs inetutils-telnetd under socat", function()
   end)
 
   teardown(function()
-    H.sh("pkill -TERM -P " .. pid)  -- socat's telnetd children, by parent PID
+    -- socat's telnetd children first, by PID (from /proc), then socat
+    local kids = H.read_file(("/proc/%d/task/%d/children"):format(pid, pid)) or ""
+    for kid in kids:gmatch("%d+") do H.sh("kill -TERM " .. kid) end
     H.kill(pid)
   end)
 
