@@ -40,6 +40,7 @@ typedef struct tsession {
   int has_cb;          /* a negotiation callback is set */
   int in_cb;           /* it is running now: no reads from inside it */
   int secret;          /* mask the next debug "send" line */
+  int wrote;           /* we just wrote: the answer cannot be there yet */
   double timeout;      /* seconds, < 0 blocks */
   size_t max_buffer, max_match;
   nl_buf in;           /* decoded data not yet read */
@@ -333,6 +334,11 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
     if (s->eof) return NL_CLOSED;
     p = nl_buf_reserve(&s->in, CHUNK);
     if (p == NULL) return ENOMEM;
+    if (s->wrote && !nowait) {  /* request/response: skip a futile recv */
+      s->wrote = 0;
+      r = nl_wait(s->fd, NL_WAIT_READ, d);
+      if (r != NL_OK) return r;
+    }
     n = recv(s->fd, p, CHUNK, 0);
     if (n > 0) {
       nl_buf_commit(&s->in, tn_recv(&s->eng, (unsigned char *)p, (size_t)n));
@@ -647,6 +653,7 @@ static int t_write(lua_State *L) {
   r = flush_out(s, &d);  /* replies first, in order */
   if (r == NL_OK) r = send_bytes(s, room, n, &d);
   if (s->tmp.cap > CHUNK) nl_buf_free(&s->tmp);
+  s->wrote = 1;
   if (r != NL_OK) return nl_pushfail(L, r, "write %s", s->name);
   lua_pushboolean(L, 1);
   return 1;

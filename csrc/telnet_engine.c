@@ -387,21 +387,16 @@ static void sb_end(tn_engine *t) {
 
 size_t tn_recv(tn_engine *t, unsigned char *buf, size_t n) {
   unsigned char *in = buf, *end = buf + n, *out = buf;
-  unsigned char *iac_at = buf, *cr_at = buf;  /* cached memchr results */
-  int iac_known = 0, cr_known = 0;
+  unsigned char *iac_at = buf, *nul_at = buf;  /* cached memchr results */
+  int iac_known = 0, nul_known = 0;
   while (in < end) {
     switch (t->state) {
       case S_DATA: {
+        /* Only IAC and, in NVT mode, the NUL of CR NUL need work: find
+         * them with memchr (cached), copy the run between in one go. */
         unsigned char *stop;
         size_t run;
         int bin = t->opt[TN_BINARY].him == TN_YES;
-        if (t->cr) {  /* NVT: CR NUL means a bare CR */
-          t->cr = 0;
-          if (*in == 0 && !bin) {
-            in++;
-            continue;
-          }
-        }
         if (!iac_known || iac_at < in) {
           iac_at = memchr(in, TN_IAC, (size_t)(end - in));
           if (iac_at == NULL) iac_at = end;
@@ -409,24 +404,28 @@ size_t tn_recv(tn_engine *t, unsigned char *buf, size_t n) {
         }
         stop = iac_at;
         if (!bin) {
-          if (!cr_known || cr_at < in) {
-            cr_at = memchr(in, '\r', (size_t)(end - in));
-            if (cr_at == NULL) cr_at = end;
-            cr_known = 1;
+          if (!nul_known || nul_at < in) {
+            nul_at = memchr(in, 0, (size_t)(end - in));
+            if (nul_at == NULL) nul_at = end;
+            nul_known = 1;
           }
-          if (cr_at < stop) stop = cr_at;
+          if (nul_at < stop) stop = nul_at;
         }
         run = (size_t)(stop - in);
-        if (out != in && run) memmove(out, in, run);
-        out += run;
-        in = stop;
+        if (run) {
+          if (out != in) memmove(out, in, run);
+          out += run;
+          in = stop;
+          t->cr = out[-1] == '\r';
+        }
         if (in == end) break;
         if (*in == TN_IAC) {
           in++;
           t->state = S_IAC;
-        } else {  /* CR, NVT mode */
-          *out++ = *in++;
-          t->cr = 1;
+        } else {  /* NUL in NVT mode: dropped right after a CR */
+          if (!t->cr) *out++ = 0;
+          in++;
+          t->cr = 0;
         }
         break;
       }
@@ -434,6 +433,7 @@ size_t tn_recv(tn_engine *t, unsigned char *buf, size_t n) {
         int c = *in++;
         if (c == TN_IAC) {
           *out++ = TN_IAC;
+          t->cr = 0;
           t->state = S_DATA;
         } else if (c >= TN_WILL) {
           t->neg_cmd = c;
