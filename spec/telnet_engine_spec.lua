@@ -45,6 +45,12 @@ describe("telnet engine", function()
     assert.equal("", r)
   end)
 
+  it("keeps DC1 and a NUL that does not follow CR (unlike telnetlib)", function()
+    local e = telnet.engine()
+    assert.equal("a\17b\0c\r\0", (feed(e, {"a\17b\0c\r\0\0"})))
+    assert.equal("\r", (feed(e, {"\r" .. b(IAC, 241), "\0"})))
+  end)
+
   it("turns IAC IAC into one 0xFF, also split across chunks", function()
     local e = telnet.engine()
     assert.equal("a\255b\255", (feed(e, {"a" .. b(IAC), b(IAC) .. "b" .. b(IAC), b(IAC)})))

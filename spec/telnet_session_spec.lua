@@ -365,3 +365,71 @@ describe("telnet session methods", function()
     end)
   end)
 end)
+
+describe("telnet helpers against a scripted login dialogue", function()
+  local pid, port, dir
+
+  setup(function()
+    dir = H.tmpdir()
+    port = H.free_port()
+    pid = H.lua_server("telnet_hostile", port, dir)
+  end)
+
+  teardown(function()
+    H.kill(pid)
+    H.rm_rf(dir)
+  end)
+
+  local function open()
+    local s = assert(telnet.open("127.0.0.1", port, {timeout = 5}))
+    assert(s:write("login\n"))
+    return s
+  end
+
+  it("logs in and runs commands without echo and prompt", function()
+    local s = open()
+    local banner = assert(s:login{user = "admin", password = "s3cret", prompt = "router1> $"})
+    assert.matches("Welcome, admin", banner)
+    assert.equal("Version 1.2.3\nUptime 5 days\n", s:cmd("show version"))
+    assert.equal("", s:cmd("noop"))
+    -- the prompt login() learnt is the default for cmd
+    assert.equal("Version 1.2.3\nUptime 5 days\n", s:cmd("show version", {timeout = 2}))
+    s:close()
+  end)
+
+  it("recognises Login incorrect at once", function()
+    local s = open()
+    local dt, ok, msg, code = H.timed(s.login, s, {user = "admin", password = "nope", prompt = "router1> $", timeout = 4})
+    assert.is_nil(ok)
+    assert.equal("denied", code)
+    assert.matches("Login incorrect", msg)
+    assert.is_true(dt < 2, tostring(dt))
+    s:close()
+  end)
+
+  it("says when a password is needed but none was given", function()
+    local s = open()
+    local ok, msg, code = s:login{user = "admin", prompt = "router1> $"}
+    assert.is_nil(ok)
+    assert.equal("denied", code)
+    assert.matches("password is needed", msg)
+    s:close()
+  end)
+
+  it("never shows the password in debug output", function()
+    local script = ([[
+      local telnet = require "netlua.telnet"
+      local s = assert(telnet.open("127.0.0.1", %d, {timeout = 5, debug = 1}))
+      s:write("login\n")
+      assert(s:login{user = "admin", password = "s3cret", prompt = "router1> $"})
+      s:write("exit\n")
+      s:close()
+    ]]):format(port)
+    local f = dir .. "/login.lua"
+    H.write_file(f, script)
+    local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
+    assert.matches("send 'admin\\x0a'", out)
+    assert.matches("send '%*%*%*%*'", out)
+    assert.is_nil(out:find("s3cret", 1, true))
+  end)
+end)

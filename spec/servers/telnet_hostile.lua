@@ -55,6 +55,32 @@ S.prompt = {bytes = {"Welcome\r\nuser$ ", 0.2, "more output\r\nuser$ "}}
 -- sends part of a line, then drops the connection
 S.vanish = {bytes = "partial line", reset = true}
 
+-- login: a router-style login dialogue; password "s3cret" gets a prompt,
+-- anything else "Login incorrect" and a new login prompt (then EOF)
+local function login(c)
+  c:write("\r\nrouter1 login: ")
+  for _ = 1, 2 do
+    local user = c:read("l")
+    if not user then return end
+    c:write(user:gsub("\r$", "") .. "\r\nPassword: ")
+    local pw = c:read("l")
+    if not pw then return end
+    if pw:gsub("\r$", "") == "s3cret" then
+      c:write("\r\nWelcome, " .. user .. "\r\nrouter1> ")
+      while true do
+        local cmd = c:read("l")
+        if not cmd or cmd:match("^exit") then return end
+        cmd = cmd:gsub("\r$", "")
+        c:write(cmd .. "\r\n")
+        if cmd == "show version" then c:write("Version 1.2.3\r\nUptime 5 days\r\n") end
+        c:write("router1> ")
+      end
+    end
+    netlua.sleep(0.2)
+    c:write("\r\nLogin incorrect\r\nrouter1 login: ")
+  end
+end
+
 -- echo: each line the client sends comes back, until "quit"
 local function echo(c)
   while true do
@@ -99,6 +125,9 @@ while true do
     local sc = name and S[name]
     if name == "echo" then
       echo(c)
+      c:close()
+    elseif name == "login" then
+      login(c)
       c:close()
     elseif sc then
       send_scenario(c, sc)
