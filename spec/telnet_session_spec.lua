@@ -41,7 +41,7 @@ describe("telnet session methods", function()
       assert.has_error(function() telnet.open("127.0.0.1", 70000) end)
       for _, bad in ipairs {
         {terminal = 5}, {terminal = {}}, {window = {0, 10}}, {window = {80}},
-        {env = "USER=x"}, {max_buffer = 0}, {max_buffer = "big"}, {debug = {}},
+        {env = "USER=x"}, {max_buffer = 0}, {max_buffer = "big"}, {debug = {}}, {max_match = -1},
       } do
         assert.has_error(function() telnet.open("127.0.0.1", port, bad) end)
       end
@@ -172,6 +172,21 @@ describe("telnet session methods", function()
       assert.is_nil(i2)
       assert.equal("closed", c2)  -- the server is done after the prompts
       assert.matches("^\r\nuser%$ ", t2)
+      s:close()
+    end)
+
+    it("matches across arrivals, within max_match", function()
+      local s = open("bursts")
+      local i, text = s:expect({"one.-three"}, 5)
+      assert.equal(1, i)
+      assert.equal("one\r\ntwo\r\nthree", text)
+      s:close()
+      -- with a tiny max_match, the start of a long match is out of reach
+      s = open("bursts", {timeout = 5, max_match = 4})
+      local j, t2, code = s:expect({"one.-three"}, 5)
+      assert.is_nil(j)
+      assert.equal("one\r\ntwo\r\nthree", t2)
+      assert.equal("closed", code)
       s:close()
     end)
 
