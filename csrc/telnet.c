@@ -1,4 +1,1176 @@
-/* telnet.c - placeholder until this concern lands. */
-#include "netlua.h"
+/*
+ * telnet.c - the Telnet session (`netlua.telnet`) and the bare engine
+ * object (`netlua.telnet_engine`) for Lua.
+ *
+ * A session owns a connected TCP descriptor and one telnet_engine.c
+ * engine.  Received bytes are decoded in place at the tail of ONE buffer,
+ * so reads, read_until and expect only ever look at new bytes (plus a
+ * bounded window for Lua patterns): linear time, bounded by max_buffer.
+ * Replies the engine produces are sent right after each received chunk.
+ * The negotiation callback (telnetlib's set_option_negotiation_callback)
+ * runs after the engine has returned, never from inside it.
+ * Connecting is netlua.tcp's job; the Lua helpers live in netlua/telnet.lua.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
-void nl_open_telnet(lua_State *L) { (void)L; }
+#include "netlua.h"
+#include "telnet_engine.h"
+
+#define SESSION "netlua.telnet"
+#define ENGINE "netlua.telnet_engine"
+#define TCP "netlua.tcp"
+
+#define CHUNK 131072
+#define DEFAULT_MAX_BUFFER (16u << 20)
+#define DEFAULT_MAX_MATCH 65536
+#define SBQ_MAX (1u << 20)
+
+typedef struct tsession {
+  int fd;              /* -1 once closed */
+  int eof;             /* the peer closed its side */
+  int debug;           /* telnetlib's debuglevel */
+  int has_cb;          /* a negotiation callback is set */
+  int in_cb;           /* it is running now: no reads from inside it */
+  int secret;          /* mask the next debug "send" line */
+  int wrote;           /* we just wrote: the answer cannot be there yet */
+  double timeout;      /* seconds, < 0 blocks */
+  size_t max_buffer, max_match;
+  nl_buf in;           /* decoded data not yet read */
+  nl_buf out;          /* engine replies not yet sent */
+  nl_buf sbq;          /* last subnegotiation (option byte first) */
+  nl_buf evq;          /* (cmd, opt) pairs for the callback */
+  nl_buf tmp;          /* escaping room for write */
+  lua_State *L;        /* the state of the running method (callbacks) */
+  char name[80];       /* "host:port" for messages */
+  tn_engine eng;
+} tsession;
+
+/* ---- engine callbacks (no Lua in here) ------------------------------- */
+
+static void dbg_line(const char *name, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "Telnet(%s): ", name);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+static void dbg_cmd(char *out, size_t n, int cmd, int opt, int with_opt) {
+  const char *c = tn_cmd_name(cmd), *o = tn_opt_name(opt);
+  char cb[16], ob[16];
+  if (!c) { snprintf(cb, sizeof cb, "%d", cmd); c = cb; }
+  if (!o) { snprintf(ob, sizeof ob, "%d", opt); o = ob; }
+  if (with_opt) snprintf(out, n, "IAC %s %s", c, o);
+  else snprintf(out, n, "IAC %s", c);
+}
+
+static void s_send(void *ud, const unsigned char *p, size_t n) {
+  tsession *s = (tsession *)ud;
+  nl_buf_append(&s->out, (const char *)p, n);  /* lost only on ENOMEM */
+}
+
+static void queue_cb(tsession *s, int cmd, int opt) {
+  char two[2];
+  two[0] = (char)cmd;
+  two[1] = (char)opt;
+  nl_buf_append(&s->evq, two, 2);
+}
+
+static void s_event(void *ud, const tn_event *ev) {
+  tsession *s = (tsession *)ud;
+  char b[64];
+  switch (ev->kind) {
+    case TN_EV_NEG:
+      if (s->has_cb) queue_cb(s, ev->cmd, ev->opt);
+      if (s->debug) {
+        dbg_cmd(b, sizeof b, ev->cmd, ev->opt, 1);
+        dbg_line(s->name, "recv %s", b);
+      }
+      break;
+    case TN_EV_SENT:
+      if (s->debug) {
+        dbg_cmd(b, sizeof b, ev->cmd, ev->opt, 1);
+        dbg_line(s->name, "send %s", b);
+      }
+      break;
+    case TN_EV_CMD:
+      if (s->has_cb) queue_cb(s, ev->cmd, 0);
+      if (s->debug) {
+        dbg_cmd(b, sizeof b, ev->cmd, 0, 0);
+        dbg_line(s->name, "recv %s", b);
+      }
+      break;
+    case TN_EV_SB: {
+      char opt = (char)ev->opt;
+      s->sbq.start = s->sbq.len = 0;  /* telnetlib keeps the last one */
+      if (ev->len < SBQ_MAX) {
+        nl_buf_append(&s->sbq, &opt, 1);
+        nl_buf_append(&s->sbq, (const char *)ev->data, ev->len);
+      }
+      if (s->has_cb) {
+        queue_cb(s, TN_SB, 0);
+        queue_cb(s, TN_SE, 0);
+      }
+      if (s->debug)
+        dbg_line(s->name, "recv IAC SB %d <%zu bytes> IAC SE", ev->opt,
+                 ev->len);
+      break;
+    }
+    case TN_EV_SB_OVERFLOW:
+      if (s->debug)
+        dbg_line(s->name, "subnegotiation %d of %zu bytes dropped (over %d)",
+                 ev->opt, ev->len, TN_SB_MAX);
+      break;
+    case TN_EV_SB_ABORT:
+      if (s->debug)
+        dbg_line(s->name, "subnegotiation %d cut by IAC %d", ev->opt, ev->cmd);
+      break;
+    case TN_EV_STATE:
+      if (s->debug)
+        dbg_line(s->name, "option %d %s %s", ev->opt,
+                 ev->cmd == TN_US ? "(ours)" : "(theirs)",
+                 ev->on ? "on" : "off");
+      break;
+    default:
+      break;
+  }
+}
+
+/* ---- checking and options -------------------------------------------- */
+
+static tsession *raw_session(lua_State *L, int arg) {
+  return (tsession *)luaL_checkudata(L, arg, SESSION);
+}
+
+static tsession *check_session(lua_State *L, int arg) {
+  tsession *s = raw_session(L, arg);
+  if (s->fd < 0) luaL_error(L, "attempt to use a closed telnet session");
+  s->L = L;
+  return s;
+}
+
+static tsession *check_reader(lua_State *L, int arg, const char *who) {
+  tsession *s = check_session(L, arg);
+  if (s->in_cb)
+    luaL_error(L, "%s: cannot read from inside the negotiation callback", who);
+  return s;
+}
+
+static size_t opt_size(lua_State *L, int opts, const char *field,
+                       size_t dflt) {
+  size_t v = dflt;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+      luaL_error(L, "bad option '%s' (positive integer expected)", field);
+    v = (size_t)lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static void opt_terminal(lua_State *L, int opts, tn_engine *e) {
+  int t = lua_getfield(L, opts, "terminal"), ok = 1;
+  if (t == LUA_TSTRING) {
+    size_t n;
+    const char *p = lua_tolstring(L, -1, &n);
+    ok = tn_add_ttype(e, p, n) == 0;
+  } else if (t == LUA_TTABLE) {
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+    ok = n > 0;
+    for (i = 1; ok && i <= n; i++) {
+      size_t k;
+      const char *p;
+      if (lua_rawgeti(L, -1, i) != LUA_TSTRING) ok = 0;
+      else {
+        p = lua_tolstring(L, -1, &k);
+        ok = tn_add_ttype(e, p, k) == 0;
+      }
+      lua_pop(L, 1);
+    }
+  } else if (t != LUA_TNIL) {
+    ok = 0;
+  }
+  if (!ok)
+    luaL_error(L, "bad option 'terminal' (a name or a list of names, "
+                  "without NUL, %d bytes in all at most)", TN_TTYPE_MAX);
+  if (t != LUA_TNIL) tn_accept(e, TN_US, TN_TTYPE, 1);
+  lua_pop(L, 1);
+}
+
+static int window_field(lua_State *L, int idx, int i, const char *name) {
+  lua_Integer v = 0;
+  if (lua_rawgeti(L, idx, i) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_getfield(L, idx, name);
+  }
+  if (!lua_isinteger(L, -1) || (v = lua_tointeger(L, -1)) < 1 || v > 65535)
+    luaL_error(L, "bad option 'window' (%s: integer 1..65535 expected)", name);
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+static void opt_window(lua_State *L, int opts, tn_engine *e) {
+  int t = lua_getfield(L, opts, "window");
+  if (t == LUA_TTABLE) {
+    int idx = lua_gettop(L);
+    int cols = window_field(L, idx, 1, "cols");
+    int rows = window_field(L, idx, 2, "rows");
+    tn_accept(e, TN_US, TN_NAWS, 1);
+    tn_set_window(e, cols, rows);
+  } else if (t != LUA_TNIL) {
+    luaL_error(L, "bad option 'window' ({cols, rows} expected)");
+  }
+  lua_pop(L, 1);
+}
+
+static void opt_env(lua_State *L, int opts, tn_engine *e) {
+  int t = lua_getfield(L, opts, "env");
+  if (t == LUA_TTABLE) {
+    int idx = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      size_t nl, vl;
+      const char *n, *v;
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "bad option 'env' (string keys and values expected)");
+      n = lua_tolstring(L, -2, &nl);
+      v = lua_tolstring(L, -1, &vl);
+      if (tn_add_env(e, n, nl, v, vl) != 0)
+        luaL_error(L, "bad option 'env' (names and values without NUL, "
+                      "%d bytes in all at most)", TN_ENV_MAX);
+      lua_pop(L, 1);
+    }
+    tn_accept(e, TN_US, TN_NEW_ENVIRON, 1);
+  } else if (t != LUA_TNIL) {
+    luaL_error(L, "bad option 'env' (table expected)");
+  }
+  lua_pop(L, 1);
+}
+
+static void engine_opts(lua_State *L, int opts, tn_engine *e) {
+  if (lua_isnoneornil(L, opts)) return;
+  opt_terminal(L, opts, e);
+  opt_window(L, opts, e);
+  opt_env(L, opts, e);
+}
+
+static int check_opt_number(lua_State *L, int arg) {
+  lua_Integer o;
+  if (lua_type(L, arg) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, arg);
+    int i;
+    for (i = 0; i < 256; i++) {
+      const char *n = tn_opt_name(i);
+      if (n && strcasecmp(n, name) == 0) return i;
+    }
+    return luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'",
+                                                 name));
+  }
+  o = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, o >= 0 && o <= 255, arg, "option 0..255 expected");
+  return (int)o;
+}
+
+/* ---- I/O ------------------------------------------------------------- */
+
+/* Sends what the engine queued; waits at most until d. */
+static int flush_out(tsession *s, const nl_deadline *d) {
+  while (s->out.len > 0) {
+    ssize_t k = send(s->fd, nl_buf_head(&s->out), s->out.len, MSG_NOSIGNAL);
+    if (k >= 0) {
+      nl_buf_consume(&s->out, (size_t)k);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      int r = nl_wait(s->fd, NL_WAIT_WRITE, d);
+      if (r != NL_OK) return r;
+      continue;
+    }
+    return errno;
+  }
+  return NL_OK;
+}
+
+/* Runs the negotiation callback for each queued event, after the engine
+ * is done with the chunk.  An error in it is raised after the queue has
+ * been cleared, so the session stays consistent. */
+static void run_callbacks(tsession *s) {
+  lua_State *L = s->L;
+  size_t i, n = s->evq.len;
+  int err = 0;
+  if (n == 0) return;
+  s->in_cb = 1;
+  for (i = 0; i + 1 < n && !err; i += 2) {
+    const unsigned char *e = (const unsigned char *)nl_buf_head(&s->evq);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, e[i]);
+    lua_pushinteger(L, e[i + 1]);
+    err = lua_pcall(L, 3, 0, 0) != LUA_OK;
+  }
+  s->in_cb = 0;
+  s->evq.start = s->evq.len = 0;
+  if (err) lua_error(L);
+}
+
+/* Receives one chunk, decodes it into s->in and answers the peer.
+ * NL_OK means bytes arrived (possibly only commands).  With nowait, no
+ * waiting: NL_TIMEOUT when nothing is there. */
+static int fill(tsession *s, const nl_deadline *d, int nowait) {
+  for (;;) {
+    char *p;
+    ssize_t n;
+    int r;
+    if (s->eof) return NL_CLOSED;
+    p = nl_buf_reserve(&s->in, CHUNK);
+    if (p == NULL) return ENOMEM;
+    if (s->wrote && !nowait) {  /* request/response: skip a futile recv */
+      s->wrote = 0;
+      r = nl_wait(s->fd, NL_WAIT_READ, d);
+      if (r != NL_OK) return r;
+    }
+    n = recv(s->fd, p, CHUNK, 0);
+    if (n > 0) {
+      nl_buf_commit(&s->in, tn_recv(&s->eng, (unsigned char *)p, (size_t)n));
+      r = flush_out(s, d);
+      if (r != NL_OK && r != NL_TIMEOUT) return r;
+      run_callbacks(s);
+      return NL_OK;
+    }
+    if (n == 0 || errno == ECONNRESET) {
+      s->eof = 1;
+      return NL_CLOSED;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+    if (nowait) return NL_TIMEOUT;
+    r = nl_wait(s->fd, NL_WAIT_READ, d);
+    if (r != NL_OK) return r;
+  }
+}
+
+/* Fills until new data bytes arrive (commands alone do not count). */
+static int fill_data(tsession *s, const nl_deadline *d, int nowait) {
+  size_t before = s->in.len;
+  for (;;) {
+    int r = fill(s, d, nowait);
+    if (r != NL_OK || s->in.len > before) return r;
+  }
+}
+
+static int over_limit(const tsession *s) {
+  return s->in.len >= s->max_buffer;
+}
+
+/* Pushes n buffered bytes and consumes them. */
+static void take(lua_State *L, tsession *s, size_t n) {
+  lua_pushlstring(L, nl_buf_head(&s->in), n);
+  nl_buf_consume(&s->in, n);
+}
+
+static int push_limit(lua_State *L, tsession *s, const char *who) {
+  return nl_pushfailcode(L, "limit", "%s %s: more than %zu bytes buffered "
+                         "(max_buffer)", who, s->name, s->max_buffer);
+}
+
+/* What a read returns when it stops early: the data so far plus why, or
+ * nil, msg, "closed" when there is nothing at EOF. */
+static int partial(lua_State *L, tsession *s, int r, const char *who) {
+  if (r == NL_TIMEOUT || (r == NL_CLOSED && s->in.len > 0)) {
+    take(L, s, s->in.len);
+    lua_pushstring(L, nl_code(r));
+    return 2;
+  }
+  return nl_pushfail(L, r, "%s %s", who, s->name);
+}
+
+/* Whatever is buffered, or nil, msg, "closed" at EOF with nothing. */
+static int buffered(lua_State *L, tsession *s, const char *who) {
+  if (s->in.len == 0 && s->eof)
+    return nl_pushfail(L, NL_CLOSED, "%s %s", who, s->name);
+  take(L, s, s->in.len);
+  return 1;
+}
+
+/* ---- reading methods --------------------------------------------------- */
+
+/* s:read_until(expected [, timeout]) -> data | data, "timeout"|"closed" */
+static int t_read_until(lua_State *L) {
+  tsession *s = check_reader(L, 1, "read_until");
+  size_t m, scanned = 0;
+  const char *want = luaL_checklstring(L, 2, &m);
+  nl_deadline d;
+  nl_deadline_start(&d, nl_opttimeout(L, 3, s->timeout));
+  for (;;) {
+    const char *h = nl_buf_head(&s->in), *hit;
+    size_t from = scanned >= m ? scanned - m + 1 : 0;
+    int r;
+    if (s->in.len >= m &&
+        (hit = memmem(h + from, s->in.len - from, want, m)) != NULL) {
+      take(L, s, (size_t)(hit - h) + m);
+      return 1;
+    }
+    scanned = s->in.len;
+    if (over_limit(s)) return push_limit(L, s, "read_until");
+    r = fill_data(s, &d, 0);
+    if (r != NL_OK) return partial(L, s, r, "read_until");
+  }
+}
+
+/* s:read_all() -> every byte up to EOF */
+static int t_read_all(lua_State *L) {
+  tsession *s = check_reader(L, 1, "read_all");
+  nl_deadline d;
+  int r;
+  nl_deadline_start(&d, nl_opttimeout(L, 2, s->timeout));
+  for (;;) {
+    if (over_limit(s)) return push_limit(L, s, "read_all");
+    r = fill(s, &d, 0);
+    if (r != NL_OK) break;
+  }
+  if (r == NL_CLOSED && s->in.len > 0) {
+    take(L, s, s->in.len);
+    return 1;
+  }
+  return partial(L, s, r, "read_all");
+}
+
+/* s:read_some() -> at least one byte, unless EOF or timeout */
+static int t_read_some(lua_State *L) {
+  tsession *s = check_reader(L, 1, "read_some");
+  nl_deadline d;
+  nl_deadline_start(&d, nl_opttimeout(L, 2, s->timeout));
+  if (s->in.len == 0) {
+    int r = fill_data(s, &d, 0);
+    if (r != NL_OK && s->in.len == 0) return partial(L, s, r, "read_some");
+  }
+  take(L, s, s->in.len);
+  return 1;
+}
+
+/* s:read_very_eager() -> everything readable without blocking */
+static int t_read_very_eager(lua_State *L) {
+  tsession *s = check_reader(L, 1, "read_very_eager");
+  nl_deadline d;
+  int r = NL_OK;
+  nl_deadline_start(&d, s->timeout);
+  while (!over_limit(s) && (r = fill(s, &d, 1)) == NL_OK) {}
+  if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED && s->in.len == 0)
+    return nl_pushfail(L, r, "read_very_eager %s", s->name);
+  return buffered(L, s, "read_very_eager");
+}
+
+/* s:read_eager() -> what is readily there; "" when nothing is */
+static int t_read_eager(lua_State *L) {
+  tsession *s = check_reader(L, 1, "read_eager");
+  nl_deadline d;
+  nl_deadline_start(&d, s->timeout);
+  if (s->in.len == 0) {
+    int r = fill_data(s, &d, 1);
+    if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED)
+      return nl_pushfail(L, r, "read_eager %s", s->name);
+  }
+  return buffered(L, s, "read_eager");
+}
+
+/* s:read_lazy() / s:read_very_lazy(): no I/O at all.  Bytes are decoded
+ * as they arrive, so there is no raw queue: both return what is buffered. */
+static int t_read_lazy(lua_State *L) {
+  tsession *s = check_reader(L, 1, "read_lazy");
+  return buffered(L, s, "read_lazy");
+}
+
+static int t_read_very_lazy(lua_State *L) {
+  tsession *s = check_reader(L, 1, "read_very_lazy");
+  return buffered(L, s, "read_very_lazy");
+}
+
+/* s:read_sb_data() -> the last subnegotiation (option byte first), "" */
+static int t_read_sb_data(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  lua_pushlstring(L, nl_buf_head(&s->sbq), s->sbq.len);
+  s->sbq.start = s->sbq.len = 0;
+  return 1;
+}
+
+/* ---- expect ---------------------------------------------------------- */
+
+/* Tries pattern i (on the stack at pidx) against the window of the buffer
+ * it has not fully searched yet.  Returns the number of results pushed
+ * (index, text, captures...) or 0. */
+static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
+                       int i, size_t *done) {
+  size_t plen, from, to, len = s->in.len;
+  const char *pat = lua_tolstring(L, pidx, &plen);
+  int anchored = plen > 0 && pat[0] == '^', top, nres;
+  if (anchored) {  /* an anchored match must end within max_match */
+    if (*done >= s->max_match || (*done == len && len > 0)) return 0;
+    from = 0;
+    to = len < s->max_match ? len : s->max_match;
+  } else {
+    if (*done == len && len > 0) return 0;
+    from = *done > s->max_match ? *done - s->max_match : 0;
+    to = len;
+  }
+  *done = to;
+  top = lua_gettop(L);
+  lua_pushvalue(L, find);
+  lua_pushlstring(L, nl_buf_head(&s->in) + from, to - from);
+  lua_pushvalue(L, pidx);
+  lua_call(L, 2, LUA_MULTRET);
+  nres = lua_gettop(L) - top;
+  if (nres < 2 || lua_isnil(L, top + 1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  {
+    size_t end = from + (size_t)lua_tointeger(L, top + 2);
+    int k;
+    lua_pushinteger(L, i);
+    take(L, s, end);
+    /* results: index, text, captures (after start and end) */
+    lua_rotate(L, top + 1, 2);  /* index, text, start, end, caps... */
+    lua_remove(L, top + 3);
+    lua_remove(L, top + 3);
+    k = lua_gettop(L) - top;
+    return k;
+  }
+}
+
+/* s:expect(patterns [, timeout]) -> index, text, captures... |
+ *   nil, text, "timeout"|"closed" */
+static int t_expect(lua_State *L) {
+  tsession *s = check_reader(L, 1, "expect");
+  int n, i, find, pats;
+  nl_deadline d;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, 1);
+    lua_replace(L, 2);
+  }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  nl_deadline_start(&d, nl_opttimeout(L, 3, s->timeout));
+  lua_settop(L, 2);
+  n = (int)lua_rawlen(L, 2);
+  luaL_argcheck(L, n > 0, 2, "no patterns");
+  luaL_checkstack(L, n + 20, "too many patterns");
+  find = lua_upvalueindex(1);
+  pats = lua_gettop(L) + 1;
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+      luaL_argerror(L, 2, lua_pushfstring(L, "pattern %d is not a string",
+                                          i));
+  }
+  if (lua_type(L, find) != LUA_TFUNCTION)
+    return luaL_error(L, "expect: string.find was not available at load");
+  {
+    size_t *done = (size_t *)lua_newuserdatauv(L, sizeof(size_t) * n, 0);
+    memset(done, 0, sizeof(size_t) * n);
+    for (;;) {
+      int r;
+      for (i = 1; i <= n; i++) {
+        int k = try_pattern(L, s, find, pats + i - 1, i, &done[i - 1]);
+        if (k) return k;
+      }
+      if (over_limit(s)) return push_limit(L, s, "expect");
+      r = fill_data(s, &d, 0);
+      if (r != NL_OK) {
+        if (r == NL_TIMEOUT || (r == NL_CLOSED && s->in.len > 0)) {
+          lua_pushnil(L);
+          take(L, s, s->in.len);
+          lua_pushstring(L, nl_code(r));
+          return 3;
+        }
+        return nl_pushfail(L, r, "expect %s", s->name);
+      }
+    }
+  }
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+static int send_bytes(tsession *s, const char *p, size_t n,
+                      const nl_deadline *d) {
+  while (n > 0) {
+    ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL);
+    if (k >= 0) {
+      p += k;
+      n -= (size_t)k;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      int r = nl_wait(s->fd, NL_WAIT_WRITE, d);
+      if (r != NL_OK) return r;
+      continue;
+    }
+    return errno;
+  }
+  return NL_OK;
+}
+
+static void dbg_data(tsession *s, const char *what, const char *p, size_t n) {
+  char out[200];
+  size_t i, k = 0;
+  for (i = 0; i < n && k < sizeof out - 8; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c >= 32 && c < 127 && c != '\\') out[k++] = (char)c;
+    else k += (size_t)snprintf(out + k, sizeof out - k, "\\x%02x", c);
+  }
+  out[k] = '\0';
+  dbg_line(s->name, "%s '%s'%s", what, out, i < n ? "..." : "");
+}
+
+/* s:write(data [, secret]) -> true | nil, msg, code.  IAC is doubled and,
+ * unless BINARY is on for us, a bare CR goes out as CR NUL. */
+static int t_write(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  int secret = lua_toboolean(L, 3), r;
+  char *room;
+  nl_deadline d;
+  nl_deadline_start(&d, s->timeout);
+  if (s->debug) {
+    if (secret) dbg_line(s->name, "send '****'");
+    else dbg_data(s, "send", p, n);
+  }
+  s->tmp.start = s->tmp.len = 0;
+  if (n > ((size_t)-1) / 2 || (room = nl_buf_reserve(&s->tmp, 2 * n)) == NULL)
+    return nl_pushfail(L, ENOMEM, "write %s", s->name);
+  n = tn_escape(&s->eng, (const unsigned char *)p, n, (unsigned char *)room);
+  r = flush_out(s, &d);  /* replies first, in order */
+  if (r == NL_OK) r = send_bytes(s, room, n, &d);
+  if (s->tmp.cap > CHUNK) nl_buf_free(&s->tmp);
+  s->wrote = 1;
+  if (r != NL_OK) return nl_pushfail(L, r, "write %s", s->name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s:sendall(bytes) -> true: raw bytes, no escaping (what a negotiation
+ * callback uses to answer, like telnetlib's sock.sendall). */
+static int t_sendall(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  nl_deadline d;
+  int r;
+  nl_deadline_start(&d, s->timeout);
+  r = flush_out(s, &d);
+  if (r == NL_OK) r = send_bytes(s, p, n, &d);
+  if (r != NL_OK) return nl_pushfail(L, r, "sendall %s", s->name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- negotiation ----------------------------------------------------- */
+
+static const char *const state_names[] = {"no", "yes", "wantno", "wantyes"};
+
+/* s:option(opt) -> our state, their state ("no"|"yes"|"wantno"|"wantyes") */
+static int t_option(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  int opt = check_opt_number(L, 2);
+  lua_pushstring(L, state_names[tn_state(&s->eng, TN_US, opt)]);
+  lua_pushstring(L, state_names[tn_state(&s->eng, TN_HIM, opt)]);
+  return 2;
+}
+
+static int do_request(lua_State *L, tn_engine *e, int first) {
+  static const char *const cmds[] = {"will", "wont", "do", "dont", NULL};
+  int c = luaL_checkoption(L, first, NULL, cmds);
+  int opt = check_opt_number(L, first + 1);
+  int side = c < 2 ? TN_US : TN_HIM, on = (c % 2) == 0;
+  if (on) tn_accept(e, side, opt, 1);
+  return tn_request(e, side, opt, on) == 0;
+}
+
+/* s:request("will"|"wont"|"do"|"dont", opt) -> true if something was sent
+ * or queued, false if the option already is (or goes) that way. */
+static int t_request(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  nl_deadline d;
+  int sent = do_request(L, &s->eng, 2), r;
+  nl_deadline_start(&d, s->timeout);
+  r = flush_out(s, &d);
+  if (r != NL_OK) return nl_pushfail(L, r, "request %s", s->name);
+  lua_pushboolean(L, sent);
+  return 1;
+}
+
+/* s:set_window(cols, rows): NAWS now if it is on, else when it goes on */
+static int t_set_window(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  lua_Integer c = luaL_checkinteger(L, 2), r = luaL_checkinteger(L, 3);
+  nl_deadline d;
+  int e;
+  luaL_argcheck(L, c >= 1 && c <= 65535, 2, "columns 1..65535 expected");
+  luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
+  tn_accept(&s->eng, TN_US, TN_NAWS, 1);
+  tn_set_window(&s->eng, (int)c, (int)r);
+  nl_deadline_start(&d, s->timeout);
+  e = flush_out(s, &d);
+  if (e != NL_OK) return nl_pushfail(L, e, "set_window %s", s->name);
+  lua_pushboolean(L, tn_state(&s->eng, TN_US, TN_NAWS) == TN_YES);
+  return 1;
+}
+
+/* s:set_option_negotiation_callback(fn | nil) */
+static int t_set_callback(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 1);
+  s->has_cb = !lua_isnil(L, 2) ? 1 : 0;
+  s->eng.manual = s->has_cb;
+  return 0;
+}
+
+/* ---- small things ---------------------------------------------------- */
+
+static int t_set_debuglevel(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  s->debug = n > 0 ? (n > 100 ? 100 : (int)n) : 0;
+  return 0;
+}
+
+static int t_get_debuglevel(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  lua_pushinteger(L, s->debug);
+  return 1;
+}
+
+static int t_name(lua_State *L) {
+  tsession *s = raw_session(L, 1);
+  lua_pushstring(L, s->name);
+  return 1;
+}
+
+static int t_fileno(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  lua_pushinteger(L, s->fd);
+  return 1;
+}
+
+static int t_get_socket(lua_State *L) {
+  check_session(L, 1);
+  lua_settop(L, 1);  /* the session: it has fileno, sendall, close */
+  return 1;
+}
+
+static int t_settimeout(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  s->timeout = nl_opttimeout(L, 2, -1);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int t_gettimeout(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  if (s->timeout < 0) lua_pushnil(L);
+  else lua_pushnumber(L, s->timeout);
+  return 1;
+}
+
+static int t_eof(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  lua_pushboolean(L, s->eof && s->in.len == 0);
+  return 1;
+}
+
+static void free_session(tsession *s) {
+  if (s->fd >= 0) {
+    close(s->fd);
+    s->fd = -1;
+  }
+  nl_buf_free(&s->in);
+  nl_buf_free(&s->out);
+  nl_buf_free(&s->sbq);
+  nl_buf_free(&s->evq);
+  nl_buf_free(&s->tmp);
+}
+
+static int t_close(lua_State *L) {
+  tsession *s = raw_session(L, 1);
+  if (s->in_cb) return luaL_error(L, "close: not from inside the callback");
+  free_session(s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int t_gc(lua_State *L) {
+  free_session(raw_session(L, 1));
+  return 0;
+}
+
+static int t_tostring(lua_State *L) {
+  tsession *s = raw_session(L, 1);
+  if (s->fd < 0) lua_pushfstring(L, SESSION ": %p (closed)", (void *)s);
+  else lua_pushfstring(L, SESSION ": %p (%s)", (void *)s, s->name);
+  return 1;
+}
+
+/* ---- interact: stdin <-> session -------------------------------------- */
+
+/* Waits for either descriptor (interact only: everything else uses
+ * nl_wait).  Returns a bit set: 1 = a readable, 2 = b readable. */
+static int wait_two(int a, int b) {
+  struct pollfd p[2];
+  int r;
+  p[0].fd = a;
+  p[1].fd = b;
+  p[0].events = p[1].events = POLLIN;
+  for (;;) {
+    p[0].revents = p[1].revents = 0;
+    r = poll(p, 2, -1);
+    if (r > 0) return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
+    if (r < 0 && errno != EINTR) return -1;
+  }
+}
+
+static int write_fd(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+  return NL_OK;
+}
+
+/* s:interact([in_fd [, out_fd]]) -> true when either side reached EOF */
+static int t_interact(lua_State *L) {
+  tsession *s = check_reader(L, 1, "interact");
+  int in = (int)luaL_optinteger(L, 2, 0), out = (int)luaL_optinteger(L, 3, 1);
+  nl_deadline none;
+  char buf[4096];
+  nl_deadline_start(&none, -1);
+  luaL_argcheck(L, in >= 0, 2, "descriptor expected");
+  luaL_argcheck(L, out >= 0, 3, "descriptor expected");
+  for (;;) {
+    int ready, r;
+    if (s->in.len > 0) {
+      r = write_fd(out, nl_buf_head(&s->in), s->in.len);
+      nl_buf_consume(&s->in, s->in.len);
+      if (r != NL_OK) return nl_pushfail(L, r, "interact: output");
+    }
+    if (s->eof) {
+      static const char bye[] = "*** Connection closed by remote host ***\n";
+      write_fd(out, bye, sizeof bye - 1);
+      break;
+    }
+    ready = wait_two(s->fd, in);
+    if (ready < 0) return nl_pushfail(L, errno, "interact");
+    if (ready & 1) {
+      while ((r = fill(s, &none, 1)) == NL_OK && !over_limit(s)) {}
+      if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED)
+        return nl_pushfail(L, r, "interact %s", s->name);
+    }
+    if (ready & 2) {
+      ssize_t n = read(in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  /* EOF (or error) on our side ends it */
+      lua_pushcfunction(L, t_write);
+      lua_pushvalue(L, 1);
+      lua_pushlstring(L, buf, (size_t)n);
+      lua_call(L, 2, 3);
+      if (lua_isnil(L, -3)) return 3;
+      lua_pop(L, 3);
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- creating a session ---------------------------------------------- */
+
+/* core.telnet_wrap(tcpsock, opts) -> session.  Takes over the socket's
+ * descriptor: the TCP object is closed afterwards. */
+static int t_wrap(lua_State *L) {
+  nl_sock *sock = nl_sock_check(L, 1, TCP);
+  tsession *s;
+  nl_addr a;
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  s = (tsession *)lua_newuserdatauv(L, sizeof *s, 1);
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+  nl_buf_init(&s->in);
+  nl_buf_init(&s->out);
+  nl_buf_init(&s->sbq);
+  nl_buf_init(&s->evq);
+  nl_buf_init(&s->tmp);
+  s->timeout = sock->timeout;
+  s->max_buffer = DEFAULT_MAX_BUFFER;
+  s->max_match = DEFAULT_MAX_MATCH;
+  luaL_setmetatable(L, SESSION);
+  tn_init(&s->eng, s_send, s_event, s);
+  if (lua_istable(L, 2)) {
+    engine_opts(L, 2, &s->eng);
+    s->max_buffer = opt_size(L, 2, "max_buffer", s->max_buffer);
+    s->max_match = opt_size(L, 2, "max_match", s->max_match);
+    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
+      double t = luaL_checknumber(L, -1);
+      s->timeout = t != t || t < 0 ? -1 : t;
+    }
+    lua_pop(L, 1);
+    switch (lua_getfield(L, 2, "debug")) {
+      case LUA_TNIL: break;
+      case LUA_TBOOLEAN: s->debug = lua_toboolean(L, -1); break;
+      case LUA_TNUMBER: s->debug = (int)lua_tointeger(L, -1); break;
+      default: luaL_error(L, "bad option 'debug' (number expected)");
+    }
+    lua_pop(L, 1);
+  }
+  a.len = sizeof a.ss;
+  if (getpeername(sock->fd, (struct sockaddr *)&a.ss, &a.len) == 0)
+    nl_addr_format((struct sockaddr *)&a.ss, s->name, sizeof s->name);
+  else
+    snprintf(s->name, sizeof s->name, "?");
+  s->fd = sock->fd;  /* the session owns it now */
+  sock->fd = -1;
+  if (sock->st.in.len > 0)  /* bytes the TCP object read already */
+    nl_buf_append(&s->in, nl_buf_head(&sock->st.in), sock->st.in.len);
+  nl_sock_closefd(sock);
+  s->L = L;
+  if (s->in.len > 0) {
+    size_t n = tn_recv(&s->eng, (unsigned char *)nl_buf_head(&s->in),
+                       s->in.len);
+    s->in.len = n;
+  }
+  return 1;
+}
+
+/* ---- the bare engine object ------------------------------------------ */
+
+typedef struct tengine {
+  nl_buf replies;
+  nl_buf events;       /* serialized tn_event records + data */
+  tn_engine eng;
+} tengine;
+
+typedef struct evrec {
+  int kind, cmd, opt, on;
+  size_t len;
+} evrec;
+
+static void e_send(void *ud, const unsigned char *p, size_t n) {
+  tengine *e = (tengine *)ud;
+  nl_buf_append(&e->replies, (const char *)p, n);
+}
+
+static void e_event(void *ud, const tn_event *ev) {
+  tengine *e = (tengine *)ud;
+  evrec r;
+  r.kind = ev->kind;
+  r.cmd = ev->cmd;
+  r.opt = ev->opt;
+  r.on = ev->on;
+  r.len = ev->len;  /* data bytes for SB, a size for overflow/abort */
+  nl_buf_append(&e->events, (const char *)&r, sizeof r);
+  if (ev->kind == TN_EV_SB && r.len)
+    nl_buf_append(&e->events, (const char *)ev->data, r.len);
+}
+
+static tengine *check_engine(lua_State *L) {
+  return (tengine *)luaL_checkudata(L, 1, ENGINE);
+}
+
+static const char *const ev_names[] = {
+  "", "command", "negotiation", "sent", "state", "subnegotiation",
+  "overflow", "aborted", "error"};
+
+/* Builds the Lua list of events recorded during one call. */
+static void push_events(lua_State *L, tengine *e) {
+  size_t i = 0;
+  int k = 0;
+  lua_newtable(L);
+  while (i + sizeof(evrec) <= e->events.len) {
+    evrec r;
+    memcpy(&r, nl_buf_head(&e->events) + i, sizeof r);
+    i += sizeof r;
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, ev_names[r.kind]);
+    lua_setfield(L, -2, "kind");
+    if (r.kind == TN_EV_STATE) {
+      lua_pushstring(L, r.cmd == TN_US ? "us" : "him");
+      lua_setfield(L, -2, "side");
+      lua_pushboolean(L, r.on);
+      lua_setfield(L, -2, "on");
+    } else if (r.kind != TN_EV_SB && r.kind != TN_EV_SB_OVERFLOW) {
+      lua_pushinteger(L, r.cmd);
+      lua_setfield(L, -2, "cmd");
+    }
+    if (r.kind != TN_EV_CMD) {
+      lua_pushinteger(L, r.opt);
+      lua_setfield(L, -2, "opt");
+    }
+    if (r.kind == TN_EV_SB) {
+      lua_pushlstring(L, nl_buf_head(&e->events) + i, r.len);
+      lua_setfield(L, -2, "data");
+      i += r.len;
+    } else if (r.kind == TN_EV_SB_OVERFLOW || r.kind == TN_EV_SB_ABORT) {
+      lua_pushinteger(L, (lua_Integer)r.len);
+      lua_setfield(L, -2, "len");
+    }
+    lua_rawseti(L, -2, ++k);
+  }
+  e->events.start = e->events.len = 0;
+}
+
+/* telnet.engine([opts]) -> a bare protocol engine (no socket) */
+static int e_new(lua_State *L) {
+  tengine *e;
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  e = (tengine *)lua_newuserdatauv(L, sizeof *e, 0);
+  memset(e, 0, sizeof *e);
+  nl_buf_init(&e->replies);
+  nl_buf_init(&e->events);
+  luaL_setmetatable(L, ENGINE);
+  tn_init(&e->eng, e_send, e_event, e);
+  engine_opts(L, 1, &e->eng);
+  if (lua_istable(L, 1)) {
+    lua_getfield(L, 1, "manual");
+    e->eng.manual = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* Pushes the replies and events gathered by the last engine call. */
+static int e_results(lua_State *L, tengine *e) {
+  lua_pushlstring(L, nl_buf_head(&e->replies), e->replies.len);
+  e->replies.start = e->replies.len = 0;
+  push_events(L, e);
+  return 2;
+}
+
+/* engine:feed(bytes) -> data, replies, events */
+static int e_feed(lua_State *L) {
+  tengine *e = check_engine(L);
+  size_t n, k;
+  const char *p = luaL_checklstring(L, 2, &n);
+  char *copy = (char *)lua_newuserdatauv(L, n ? n : 1, 0);
+  memcpy(copy, p, n);
+  k = tn_recv(&e->eng, (unsigned char *)copy, n);
+  lua_pushlstring(L, copy, k);
+  return 1 + e_results(L, e);
+}
+
+/* engine:escape(data) -> bytes to send */
+static int e_escape(lua_State *L) {
+  tengine *e = check_engine(L);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  luaL_Buffer b;
+  char *out;
+  luaL_argcheck(L, n < ((size_t)-1) / 2, 2, "too long");
+  out = luaL_buffinitsize(L, &b, 2 * n + 1);
+  luaL_pushresultsize(&b, tn_escape(&e->eng, (const unsigned char *)p, n,
+                                    (unsigned char *)out));
+  return 1;
+}
+
+/* engine:request(cmd, opt) -> sent, replies, events */
+static int e_request(lua_State *L) {
+  tengine *e = check_engine(L);
+  lua_pushboolean(L, do_request(L, &e->eng, 2));
+  return 1 + e_results(L, e);
+}
+
+/* engine:set_window(cols, rows) -> replies, events */
+static int e_set_window(lua_State *L) {
+  tengine *e = check_engine(L);
+  lua_Integer c = luaL_checkinteger(L, 2), r = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, c >= 1 && c <= 65535, 2, "columns 1..65535 expected");
+  luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
+  tn_accept(&e->eng, TN_US, TN_NAWS, 1);
+  tn_set_window(&e->eng, (int)c, (int)r);
+  return e_results(L, e);
+}
+
+/* engine:option(opt) -> our state, their state */
+static int e_option(lua_State *L) {
+  tengine *e = check_engine(L);
+  int opt = check_opt_number(L, 2);
+  lua_pushstring(L, state_names[tn_state(&e->eng, TN_US, opt)]);
+  lua_pushstring(L, state_names[tn_state(&e->eng, TN_HIM, opt)]);
+  return 2;
+}
+
+static int e_gc(lua_State *L) {
+  tengine *e = (tengine *)luaL_checkudata(L, 1, ENGINE);
+  nl_buf_free(&e->replies);
+  nl_buf_free(&e->events);
+  return 0;
+}
+
+static int e_tostring(lua_State *L) {
+  lua_pushfstring(L, ENGINE ": %p", lua_touserdata(L, 1));
+  return 1;
+}
+
+void nl_open_telnet(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"read_until", t_read_until}, {"read_all", t_read_all},
+    {"read_some", t_read_some}, {"read_very_eager", t_read_very_eager},
+    {"read_eager", t_read_eager}, {"read_lazy", t_read_lazy},
+    {"read_very_lazy", t_read_very_lazy}, {"read_sb_data", t_read_sb_data},
+    {"expect", NULL}, {"write", t_write}, {"sendall", t_sendall},
+    {"option", t_option}, {"request", t_request},
+    {"set_window", t_set_window},
+    {"set_option_negotiation_callback", t_set_callback},
+    {"set_debuglevel", t_set_debuglevel},
+    {"get_debuglevel", t_get_debuglevel}, {"_name", t_name},
+    {"fileno", t_fileno}, {"getfd", t_fileno}, {"get_socket", t_get_socket},
+    {"settimeout", t_settimeout}, {"gettimeout", t_gettimeout},
+    {"eof", t_eof}, {"interact", t_interact}, {"close", t_close},
+    {NULL, NULL}};
+  static const luaL_Reg emethods[] = {
+    {"feed", e_feed}, {"escape", e_escape}, {"request", e_request},
+    {"set_window", e_set_window}, {"option", e_option}, {NULL, NULL}};
+  static const luaL_Reg f[] = {
+    {"telnet_wrap", t_wrap}, {"telnet_engine", e_new}, {NULL, NULL}};
+  luaL_newmetatable(L, SESSION);
+  luaL_newlib(L, methods);
+  /* expect calls string.find, captured now (a script may replace the
+   * global later; the session keeps working) */
+  lua_getglobal(L, "string");
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "find");
+  else lua_pushnil(L);
+  lua_remove(L, -2);
+  lua_pushcclosure(L, t_expect, 1);
+  lua_setfield(L, -2, "expect");
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, t_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, t_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, t_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, ENGINE);
+  luaL_newlib(L, emethods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, e_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, e_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, f, 0);
+}
