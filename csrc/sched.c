@@ -41,6 +41,14 @@ int nl_coop_active(lua_State *L) {
 
 int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
                   double timeout, nl_deadline *d) {
+  if (!lua_isyieldable(L)) {
+    /* the main thread, or a callback run from C: this call blocks, and
+     * must not disturb the restart of an operation it may be nested in;
+     * progress is scratch for whoever runs now */
+    c->progress = 0;
+    nl_deadline_start(d, timeout);
+    return 0;
+  }
   if (c->resuming && c->L == L) {
     c->resuming = 0;
     *d = c->dl;

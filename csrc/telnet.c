@@ -47,8 +47,8 @@ typedef struct tsession {
   nl_buf out;          /* engine replies not yet sent */
   nl_buf sbq;          /* last subnegotiation (option byte first) */
   nl_buf evq;          /* (cmd, opt) pairs for the callback */
-  nl_buf tmp;          /* escaping room for write */
   lua_State *L;        /* the state of the running method (callbacks) */
+  nl_coop co;          /* the blocking method in progress (netlua.run) */
   char name[80];       /* "host:port" for messages */
   tn_engine eng;
 } tsession;
@@ -292,7 +292,7 @@ static int flush_out(tsession *s, const nl_deadline *d) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = nl_wait(s->fd, NL_WAIT_WRITE, d);
+      int r = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, d);
       if (r != NL_OK) return r;
       continue;
     }
@@ -336,7 +336,7 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
     if (p == NULL) return ENOMEM;
     if (s->wrote && !nowait) {  /* request/response: skip a futile recv */
       s->wrote = 0;
-      r = nl_wait(s->fd, NL_WAIT_READ, d);
+      r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, d);
       if (r != NL_OK) return r;
     }
     n = recv(s->fd, p, CHUNK, 0);
@@ -354,7 +354,7 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
     if (nowait) return NL_TIMEOUT;
-    r = nl_wait(s->fd, NL_WAIT_READ, d);
+    r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, d);
     if (r != NL_OK) return r;
   }
 }
@@ -407,20 +407,21 @@ static int buffered(lua_State *L, tsession *s, const char *who) {
 /* s:read_until(expected [, timeout]) -> data | data, "timeout"|"closed" */
 static int t_read_until(lua_State *L) {
   tsession *s = check_reader(L, 1, "read_until");
-  size_t m, scanned = 0;
+  size_t m;
   const char *want = luaL_checklstring(L, 2, &m);
+  size_t *scanned = &s->co.progress;  /* kept across a yield */
   nl_deadline d;
-  nl_deadline_start(&d, nl_opttimeout(L, 3, s->timeout));
+  nl_coop_begin(L, &s->co, t_read_until, nl_opttimeout(L, 3, s->timeout), &d);
   for (;;) {
     const char *h = nl_buf_head(&s->in), *hit;
-    size_t from = scanned >= m ? scanned - m + 1 : 0;
+    size_t from = *scanned >= m ? *scanned - m + 1 : 0;
     int r;
     if (s->in.len >= m &&
         (hit = memmem(h + from, s->in.len - from, want, m)) != NULL) {
       take(L, s, (size_t)(hit - h) + m);
       return 1;
     }
-    scanned = s->in.len;
+    *scanned = s->in.len;
     if (over_limit(s)) return push_limit(L, s, "read_until");
     r = fill_data(s, &d, 0);
     if (r != NL_OK) return partial(L, s, r, "read_until");
@@ -432,7 +433,7 @@ static int t_read_all(lua_State *L) {
   tsession *s = check_reader(L, 1, "read_all");
   nl_deadline d;
   int r;
-  nl_deadline_start(&d, nl_opttimeout(L, 2, s->timeout));
+  nl_coop_begin(L, &s->co, t_read_all, nl_opttimeout(L, 2, s->timeout), &d);
   for (;;) {
     if (over_limit(s)) return push_limit(L, s, "read_all");
     r = fill(s, &d, 0);
@@ -449,7 +450,7 @@ static int t_read_all(lua_State *L) {
 static int t_read_some(lua_State *L) {
   tsession *s = check_reader(L, 1, "read_some");
   nl_deadline d;
-  nl_deadline_start(&d, nl_opttimeout(L, 2, s->timeout));
+  nl_coop_begin(L, &s->co, t_read_some, nl_opttimeout(L, 2, s->timeout), &d);
   if (s->in.len == 0) {
     int r = fill_data(s, &d, 0);
     if (r != NL_OK && s->in.len == 0) return partial(L, s, r, "read_some");
@@ -463,7 +464,7 @@ static int t_read_very_eager(lua_State *L) {
   tsession *s = check_reader(L, 1, "read_very_eager");
   nl_deadline d;
   int r = NL_OK;
-  nl_deadline_start(&d, s->timeout);
+  nl_coop_begin(L, &s->co, t_read_very_eager, s->timeout, &d);
   while (!over_limit(s) && (r = fill(s, &d, 1)) == NL_OK) {}
   if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED && s->in.len == 0)
     return nl_pushfail(L, r, "read_very_eager %s", s->name);
@@ -474,7 +475,7 @@ static int t_read_very_eager(lua_State *L) {
 static int t_read_eager(lua_State *L) {
   tsession *s = check_reader(L, 1, "read_eager");
   nl_deadline d;
-  nl_deadline_start(&d, s->timeout);
+  nl_coop_begin(L, &s->co, t_read_eager, s->timeout, &d);
   if (s->in.len == 0) {
     int r = fill_data(s, &d, 1);
     if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED)
@@ -552,7 +553,16 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
 static int t_expect(lua_State *L) {
   tsession *s = check_reader(L, 1, "expect");
   int n, i, find, pats;
+  size_t *done;
   nl_deadline d;
+  find = lua_upvalueindex(1);
+  pats = 3;
+  if (s->co.resuming) {  /* after a yield: patterns and progress are kept */
+    nl_coop_begin(L, &s->co, t_expect, 0, &d);
+    n = (int)lua_rawlen(L, 2);
+    done = (size_t *)lua_touserdata(L, pats + n);
+    goto search;
+  }
   if (lua_type(L, 2) == LUA_TSTRING) {
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, 2);
@@ -560,13 +570,11 @@ static int t_expect(lua_State *L) {
     lua_replace(L, 2);
   }
   luaL_checktype(L, 2, LUA_TTABLE);
-  nl_deadline_start(&d, nl_opttimeout(L, 3, s->timeout));
+  nl_coop_begin(L, &s->co, t_expect, nl_opttimeout(L, 3, s->timeout), &d);
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
   luaL_argcheck(L, n > 0, 2, "no patterns");
   luaL_checkstack(L, n + 20, "too many patterns");
-  find = lua_upvalueindex(1);
-  pats = lua_gettop(L) + 1;
   for (i = 1; i <= n; i++) {
     if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
       luaL_argerror(L, 2, lua_pushfstring(L, "pattern %d is not a string",
@@ -574,9 +582,10 @@ static int t_expect(lua_State *L) {
   }
   if (lua_type(L, find) != LUA_TFUNCTION)
     return luaL_error(L, "expect: string.find was not available at load");
+  done = (size_t *)lua_newuserdatauv(L, sizeof(size_t) * n, 0);
+  memset(done, 0, sizeof(size_t) * n);
+search:
   {
-    size_t *done = (size_t *)lua_newuserdatauv(L, sizeof(size_t) * n, 0);
-    memset(done, 0, sizeof(size_t) * n);
     for (;;) {
       int r;
       for (i = 1; i <= n; i++) {
@@ -600,26 +609,6 @@ static int t_expect(lua_State *L) {
 
 /* ---- writing --------------------------------------------------------- */
 
-static int send_bytes(tsession *s, const char *p, size_t n,
-                      const nl_deadline *d) {
-  while (n > 0) {
-    ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL);
-    if (k >= 0) {
-      p += k;
-      n -= (size_t)k;
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = nl_wait(s->fd, NL_WAIT_WRITE, d);
-      if (r != NL_OK) return r;
-      continue;
-    }
-    return errno;
-  }
-  return NL_OK;
-}
-
 static void dbg_data(tsession *s, const char *what, const char *p, size_t n) {
   char out[200];
   size_t i, k = 0;
@@ -641,18 +630,20 @@ static int t_write(lua_State *L) {
   int secret = lua_toboolean(L, 3), r;
   char *room;
   nl_deadline d;
-  nl_deadline_start(&d, s->timeout);
-  if (s->debug) {
-    if (secret) dbg_line(s->name, "send '****'");
-    else dbg_data(s, "send", p, n);
+  /* the escaped bytes join the engine's replies in s->out, in order; a
+   * write resumed after a yield only has to flush what is left */
+  if (!nl_coop_begin(L, &s->co, t_write, s->timeout, &d)) {
+    if (s->debug) {
+      if (secret) dbg_line(s->name, "send '****'");
+      else dbg_data(s, "send", p, n);
+    }
+    if (n > ((size_t)-1) / 2 || (room = nl_buf_reserve(&s->out, 2 * n)) == NULL)
+      return nl_pushfail(L, ENOMEM, "write %s", s->name);
+    nl_buf_commit(&s->out, tn_escape(&s->eng, (const unsigned char *)p, n,
+                                     (unsigned char *)room));
   }
-  s->tmp.start = s->tmp.len = 0;
-  if (n > ((size_t)-1) / 2 || (room = nl_buf_reserve(&s->tmp, 2 * n)) == NULL)
-    return nl_pushfail(L, ENOMEM, "write %s", s->name);
-  n = tn_escape(&s->eng, (const unsigned char *)p, n, (unsigned char *)room);
-  r = flush_out(s, &d);  /* replies first, in order */
-  if (r == NL_OK) r = send_bytes(s, room, n, &d);
-  if (s->tmp.cap > CHUNK) nl_buf_free(&s->tmp);
+  r = flush_out(s, &d);
+  if (s->out.cap > 4 * CHUNK && s->out.len == 0) nl_buf_free(&s->out);
   s->wrote = 1;
   if (r != NL_OK) return nl_pushfail(L, r, "write %s", s->name);
   lua_pushboolean(L, 1);
@@ -667,9 +658,10 @@ static int t_sendall(lua_State *L) {
   const char *p = luaL_checklstring(L, 2, &n);
   nl_deadline d;
   int r;
-  nl_deadline_start(&d, s->timeout);
+  if (!nl_coop_begin(L, &s->co, t_sendall, s->timeout, &d) &&
+      nl_buf_append(&s->out, p, n) != NL_OK)
+    return nl_pushfail(L, ENOMEM, "sendall %s", s->name);
   r = flush_out(s, &d);
-  if (r == NL_OK) r = send_bytes(s, p, n, &d);
   if (r != NL_OK) return nl_pushfail(L, r, "sendall %s", s->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -703,7 +695,7 @@ static int t_request(lua_State *L) {
   tsession *s = check_session(L, 1);
   nl_deadline d;
   int sent = do_request(L, &s->eng, 2), r;
-  nl_deadline_start(&d, s->timeout);
+  nl_coop_begin(L, &s->co, t_request, s->timeout, &d);
   r = flush_out(s, &d);
   if (r != NL_OK) return nl_pushfail(L, r, "request %s", s->name);
   lua_pushboolean(L, sent);
@@ -720,7 +712,7 @@ static int t_set_window(lua_State *L) {
   luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
   tn_accept(&s->eng, TN_US, TN_NAWS, 1);
   tn_set_window(&s->eng, (int)c, (int)r);
-  nl_deadline_start(&d, s->timeout);
+  nl_coop_begin(L, &s->co, t_set_window, s->timeout, &d);
   e = flush_out(s, &d);
   if (e != NL_OK) return nl_pushfail(L, e, "set_window %s", s->name);
   lua_pushboolean(L, tn_state(&s->eng, TN_US, TN_NAWS) == TN_YES);
@@ -800,7 +792,6 @@ static void free_session(tsession *s) {
   nl_buf_free(&s->out);
   nl_buf_free(&s->sbq);
   nl_buf_free(&s->evq);
-  nl_buf_free(&s->tmp);
 }
 
 static int t_close(lua_State *L) {
@@ -914,7 +905,6 @@ static int t_wrap(lua_State *L) {
   nl_buf_init(&s->out);
   nl_buf_init(&s->sbq);
   nl_buf_init(&s->evq);
-  nl_buf_init(&s->tmp);
   s->timeout = sock->timeout;
   s->max_buffer = DEFAULT_MAX_BUFFER;
   s->max_match = DEFAULT_MAX_MATCH;
