@@ -7,7 +7,8 @@
  * and IPv6, any-source and source-specific); systems without them get the
  * older per-family options.  Receives use recvmsg so the destination
  * group, the arrival interface and truncation are known; batches use
- * sendmmsg/recvmmsg where they exist.
+ * sendmmsg/recvmmsg where they exist, and sendmany lets the kernel cut
+ * runs of equal-sized datagrams (UDP_SEGMENT) where it can.
  *
  * Not here: the option-table constructors receiver{}/sender{} (Lua,
  * netlua/multicast.lua) and name resolution beyond numeric addresses.
@@ -19,6 +20,8 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,6 +49,7 @@
 /* What a UDP socket keeps beside the shared nl_sock: its first user value. */
 typedef struct udp_ext {
   int pktinfo;             /* receivefrom returns an info table */
+  int nogso;               /* sendmany: UDP_SEGMENT failed here once */
   unsigned ifindex;        /* multicast interface last set through us */
   /* sendto destination cache: a loop sending to one address parses once */
   char lastip[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
@@ -54,6 +58,10 @@ typedef struct udp_ext {
   /* if_indextoname cache for pktinfo (it costs a socket + ioctl) */
   unsigned nameidx;
   char ifname[IF_NAMESIZE];
+  /* the sender address last received, whose text is the ext's user
+   * value: a feed from one source formats its address once */
+  int fromvalid;
+  struct { sa_family_t fam; unsigned char addr[16]; } fromkey;
   char *buf;               /* receive scratch, grown on demand */
   size_t bufcap;
 } udp_ext;
@@ -279,7 +287,7 @@ static int udp_socket(lua_State *L) {
   fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return nl_pushfail(L, errno, "socket");
   s = nl_sock_new(L, UDP, fd, fam, SOCK_DGRAM);
-  e = (udp_ext *)lua_newuserdatauv(L, sizeof *e, 0);
+  e = (udp_ext *)lua_newuserdatauv(L, sizeof *e, 1);
   memset(e, 0, sizeof *e);
   e->lastport = -1;
   luaL_setmetatable(L, UDPEXT);
@@ -877,6 +885,86 @@ static int udp_sendto(lua_State *L) {
   }
 }
 
+/* UDP generic segmentation offload: one send of n equal-sized datagrams
+ * (the last may be shorter) that the kernel cuts apart.  It skips the
+ * per-datagram route lookup and header build: several times fewer cycles
+ * per datagram than sendmmsg alone.  Segments stay below any MTU. */
+#if defined(UDP_SEGMENT) && defined(HAVE_MMSG) && !defined(NL_NO_GSO)
+#define HAVE_GSO 1
+#define GSO_MAXSEG 1200        /* bigger segments could exceed a path MTU */
+#define GSO_MAXCOUNT 64        /* UDP_MAX_SEGMENTS on older kernels */
+#define GSO_MAXBYTES 65000     /* one GSO send is one IP packet before cutting */
+#endif
+#define IOVMAX 1024
+
+static size_t item_len(lua_State *L, int t, lua_Integer i, const char **p) {
+  size_t len;
+  lua_rawgeti(L, t, i);
+  *p = lua_tolstring(L, -1, &len);
+  lua_pop(L, 1);  /* still anchored in the table */
+  return len;
+}
+
+#ifdef HAVE_MMSG
+/* Fills up to CHUNK messages from datas[first..total]; a message carries
+ * one datagram, or with GSO a run of equal-sized ones.  counts[k] is how
+ * many datagrams message k carries.  Returns the number of messages. */
+static int build_chunk(lua_State *L, const nl_addr *a, int gso,
+                       lua_Integer first, lua_Integer total,
+                       struct mmsghdr *mm, struct iovec *iov, char *ctl,
+                       int *counts) {
+  int k = 0, v = 0;
+  lua_Integer i = first;
+  while (i <= total && k < CHUNK && v < IOVMAX) {
+    const char *p;
+    size_t len = item_len(L, 2, i, &p), bytes = len;
+    int g = 1;
+    iov[v].iov_base = (void *)p;
+    iov[v].iov_len = len;
+#ifdef HAVE_GSO
+    if (gso && len > 0 && len <= GSO_MAXSEG) {
+      while (i + g <= total && g < GSO_MAXCOUNT && v + g < IOVMAX) {
+        size_t l = item_len(L, 2, i + g, &p);
+        if (l == 0 || l > len || bytes + l > GSO_MAXBYTES) break;
+        iov[v + g].iov_base = (void *)p;
+        iov[v + g].iov_len = l;
+        bytes += l;
+        g++;
+        if (l < len) break;  /* only the last segment may be shorter */
+      }
+    }
+#else
+    (void)gso;
+    (void)bytes;
+#endif
+    memset(&mm[k], 0, sizeof mm[k]);
+    mm[k].msg_hdr.msg_name = (void *)&a->ss;
+    mm[k].msg_hdr.msg_namelen = a->len;
+    mm[k].msg_hdr.msg_iov = &iov[v];
+    mm[k].msg_hdr.msg_iovlen = (size_t)g;
+#ifdef HAVE_GSO
+    if (g > 1) {
+      char *c = ctl + (size_t)k * CMSG_SPACE(sizeof(uint16_t));
+      struct cmsghdr *cm = (struct cmsghdr *)c;
+      uint16_t seg = (uint16_t)len;
+      mm[k].msg_hdr.msg_control = c;
+      mm[k].msg_hdr.msg_controllen = CMSG_SPACE(sizeof seg);
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof seg);
+      memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+    }
+#else
+    (void)ctl;
+#endif
+    counts[k++] = g;
+    v += g;
+    i += g;
+  }
+  return k;
+}
+#endif
+
 /* sock:sendmany(datas, ip, port) -> count | nil, msg, code, count */
 static int udp_sendmany(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
@@ -899,31 +987,26 @@ static int udp_sendmany(lua_State *L) {
   while (done < total && err == NL_OK) {
 #ifdef HAVE_MMSG
     struct mmsghdr mm[CHUNK];
-    struct iovec iov[CHUNK];
-    int k = 0, n;
-    memset(mm, 0, sizeof mm);
-    for (i = done; i < total && k < CHUNK; i++, k++) {
-      size_t len;
-      lua_rawgeti(L, 2, i + 1);
-      iov[k].iov_base = (void *)lua_tolstring(L, -1, &len);
-      iov[k].iov_len = len;
-      lua_pop(L, 1);  /* still anchored in the table */
-      mm[k].msg_hdr.msg_name = (void *)&a->ss;
-      mm[k].msg_hdr.msg_namelen = a->len;
-      mm[k].msg_hdr.msg_iov = &iov[k];
-      mm[k].msg_hdr.msg_iovlen = 1;
-    }
+    struct iovec iov[IOVMAX];
+    union { struct cmsghdr align;
+            char b[CHUNK * CMSG_SPACE(sizeof(uint16_t))]; } ctl;
+    int counts[CHUNK], gso = !e->nogso, k, n, j;
+    k = build_chunk(L, a, gso, done + 1, total, mm, iov, ctl.b, counts);
     n = sendmmsg(s->fd, mm, (unsigned)k, MSG_NOSIGNAL);
-    if (n > 0) { done += n; continue; }
+    if (n > 0) {
+      for (j = 0; j < n; j++) done += counts[j];
+      continue;
+    }
+    if (gso && counts[0] > 1 && (errno == EINVAL || errno == EIO ||
+                                 errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+      e->nogso = 1;  /* this path cannot segment: plain sendmmsg from now */
+      continue;
+    }
 #else
-    size_t len;
-    ssize_t n;
     const char *p;
-    lua_rawgeti(L, 2, done + 1);
-    p = lua_tolstring(L, -1, &len);
-    lua_pop(L, 1);
-    n = sendto(s->fd, p, len, MSG_NOSIGNAL, (const struct sockaddr *)&a->ss,
-               a->len);
+    size_t len = item_len(L, 2, done + 1, &p);
+    ssize_t n = sendto(s->fd, p, len, MSG_NOSIGNAL,
+                       (const struct sockaddr *)&a->ss, a->len);
     if (n >= 0) { done++; continue; }
 #endif
     if (errno == EINTR) continue;
@@ -951,6 +1034,46 @@ static const char *index_name(udp_ext *e, unsigned idx) {
     e->nameidx = idx;
   }
   return e->ifname;
+}
+
+/* Pushes the text of a sender's address, from the cache when it is the
+ * same as last time (inet_ntop goes through printf; this is the hot
+ * path of every receive).  The ext userdata is at stack index ext. */
+static void push_ip(lua_State *L, udp_ext *e, int ext,
+                    const struct sockaddr *sa) {
+  const void *a;
+  size_t alen;
+  char txt[INET6_ADDRSTRLEN];
+  if (sa->sa_family == AF_INET) {
+    a = &((const struct sockaddr_in *)sa)->sin_addr;
+    alen = 4;
+  } else if (sa->sa_family == AF_INET6) {
+    a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    alen = 16;
+  } else {
+    lua_pushliteral(L, "");
+    return;
+  }
+  if (e->fromvalid && e->fromkey.fam == sa->sa_family &&
+      memcmp(e->fromkey.addr, a, alen) == 0) {
+    lua_getiuservalue(L, ext, 1);
+    return;
+  }
+  inet_ntop(sa->sa_family, a, txt, sizeof txt);
+  lua_pushstring(L, txt);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, ext, 1);
+  e->fromkey.fam = sa->sa_family;
+  memcpy(e->fromkey.addr, a, alen);
+  e->fromvalid = 1;
+}
+
+static int sa_port(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+  if (sa->sa_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+  return 0;
 }
 
 /* Fills the info fields of the table on top from a received message. */
@@ -1016,8 +1139,8 @@ static size_t opt_max(lua_State *L, int arg) {
  * with pktinfo it is returned cut, and info.truncated says so. */
 static int udp_receivefrom(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
   size_t max = opt_max(L, 2);
+  udp_ext *e;
   struct sockaddr_storage from;
   union { struct cmsghdr align; char b[CTLSZ]; } ctl;
   struct iovec iov;
@@ -1025,7 +1148,11 @@ static int udp_receivefrom(lua_State *L) {
   nl_deadline d;
   int started = 0;
   ssize_t n;
-  char *buf = ext_buf(e, max);
+  char *buf;
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1);  /* the ext stays at index 3 */
+  e = (udp_ext *)lua_touserdata(L, 3);
+  buf = ext_buf(e, max);
   if (buf == NULL) return nl_pushfail(L, ENOMEM, "receivefrom");
   for (;;) {
     int r;
@@ -1058,7 +1185,8 @@ static int udp_receivefrom(lua_State *L) {
                            "pktinfo)", (int)((size_t)n > max ? (size_t)n : max),
                            (int)max);
   lua_pushlstring(L, buf, (size_t)n < max ? (size_t)n : max);
-  nl_addr_push(L, (struct sockaddr *)&from);
+  push_ip(L, e, 3, (struct sockaddr *)&from);
+  lua_pushinteger(L, sa_port((struct sockaddr *)&from));
   if (!e->pktinfo) return 3;
   lua_createtable(L, 0, 5);
   push_info(L, e, &m, (size_t)n, max);
@@ -1069,12 +1197,18 @@ static int udp_receivefrom(lua_State *L) {
  * ifname=]} for one received message. */
 static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
                        const char *data, size_t n, size_t max) {
-  lua_createtable(L, 0, 4);
+  const struct sockaddr *sa = (const struct sockaddr *)m->msg_name;
+  lua_createtable(L, 0, 3);
+  /* keys are upvalues: lua_setfield would look each name up again */
+  lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushlstring(L, data, n < max ? n : max);
-  lua_setfield(L, -2, "data");
-  nl_addr_push(L, (struct sockaddr *)m->msg_name);
-  lua_setfield(L, -3, "port");
-  lua_setfield(L, -2, "ip");
+  lua_rawset(L, -3);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  push_ip(L, e, 4, sa);
+  lua_rawset(L, -3);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_pushinteger(L, sa_port(sa));
+  lua_rawset(L, -3);
   if ((m->msg_flags & MSG_TRUNC) || e->pktinfo) push_info(L, e, m, n, max);
 }
 
@@ -1083,9 +1217,9 @@ static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
  * else is already queued, up to n. */
 static int udp_receivemany(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
   lua_Integer want = luaL_optinteger(L, 2, 64);
   size_t max = opt_max(L, 3), per = max, need;
+  udp_ext *e;
   int got = 0, started = 0;
   nl_deadline d;
   char *base;
@@ -1093,6 +1227,9 @@ static int udp_receivemany(lua_State *L) {
   char *ctls, *data;
   luaL_argcheck(L, want >= 1 && want <= MAXBATCH, 2,
                 "count out of range 1..1024");
+  lua_settop(L, 3);
+  lua_getiuservalue(L, 1, 1);  /* the ext stays at index 4 */
+  e = (udp_ext *)lua_touserdata(L, 4);
   per = (max + 15) & ~(size_t)15;
   need = (size_t)want * (sizeof(struct sockaddr_storage) + CTLSZ + per);
   base = ext_buf(e, need);
@@ -1179,12 +1316,19 @@ void nl_open_udp(lua_State *L) {
     {"setinterface", udp_setinterface}, {"getinterface", udp_getinterface},
     {"setoption", udp_setoption}, {"getoption", udp_getoption},
     {"sendto", udp_sendto}, {"sendmany", udp_sendmany},
-    {"receivefrom", udp_receivefrom}, {"receivemany", udp_receivemany},
-    {NULL, NULL}};
+    {"receivefrom", udp_receivefrom}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"udp_socket", udp_socket}, {"is_multicast", udp_is_multicast},
     {NULL, NULL}};
   nl_sock_methods(L, UDP, methods);
+  luaL_getmetatable(L, UDP);  /* receivemany keeps its field names */
+  lua_getfield(L, -1, "__index");
+  lua_pushliteral(L, "data");
+  lua_pushliteral(L, "ip");
+  lua_pushliteral(L, "port");
+  lua_pushcclosure(L, udp_receivemany, 3);
+  lua_setfield(L, -2, "receivemany");
+  lua_pop(L, 2);
   luaL_newmetatable(L, UDPEXT);
   lua_pushcfunction(L, ext_gc);
   lua_setfield(L, -2, "__gc");

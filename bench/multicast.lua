@@ -1,0 +1,164 @@
+--- bench/multicast.lua: datagrams per second, netlua vs raw C vs LuaSocket.
+--
+-- Run (after `make bench`), inside a private namespace only:
+--   sh scripts/netns.sh env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/multicast.lua
+--
+-- Sending: COUNT datagrams of SIZE bytes to an IPv4 group on lo that
+-- nobody joined (the cost of the send path alone).  Receiving: per round,
+-- BATCH datagrams are queued on a joined socket (not timed), then drained
+-- (timed); BATCH is small enough for LuaSocket's capped receive buffer.
+-- Every figure comes from the same run; ratios are against raw C.
+local netlua = require "netlua"
+local mc = require "netlua.multicast"
+
+local COUNT, SIZE = tonumber(arg[1]) or 400000, 64
+local ROUNDS, BATCH = tonumber(arg[2]) or 500, 200
+local MANY = 128                       -- datagrams per sendmany/receivemany
+local GROUP, RGROUP = "239.77.0.1", "239.77.0.2"
+local REF = "build/bench/mcast_ref"
+
+local function exists(p) local f = io.open(p) if f then f:close() return true end end
+assert(os.getenv("NETLUA_NETNS") == "1", "run me through scripts/netns.sh")
+
+local function free_port()
+  local s = assert(mc.socket())
+  assert(s:bind("127.0.0.1", 0))
+  local _, p = s:getsockname()
+  s:close()
+  return p
+end
+
+local function raw_c(cmd)
+  if not exists(REF) then return nil end
+  local p = assert(io.popen(REF .. " " .. cmd))
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("rate (%d+)"))
+end
+
+local payload = ("x"):rep(SIZE)
+
+-- ---- sending ------------------------------------------------------------
+local function send_netlua(port)
+  local s = assert(mc.sender{ttl = 1})
+  local t0 = netlua.monotime()
+  for _ = 1, COUNT do s:sendto(payload, GROUP, port) end
+  local dt = netlua.monotime() - t0
+  s:close()
+  return COUNT / dt
+end
+
+local function send_netlua_many(port)
+  local s = assert(mc.sender{ttl = 1})
+  local batch = {}
+  for i = 1, MANY do batch[i] = payload end
+  local n = COUNT // MANY
+  local t0 = netlua.monotime()
+  for _ = 1, n do s:sendmany(batch, GROUP, port) end
+  local dt = netlua.monotime() - t0
+  s:close()
+  return n * MANY / dt
+end
+
+local ok_ls, socket = pcall(require, "socket")
+if not ok_ls then socket = nil end
+
+local function send_luasocket(port)
+  local s = assert(socket.udp())
+  -- LuaSocket makes its descriptor lazily: options fail before a bind
+  assert(s:setsockname("*", 0))
+  assert(s:setoption("ip-multicast-ttl", 1))
+  local t0 = netlua.monotime()
+  for _ = 1, COUNT do s:sendto(payload, GROUP, port) end
+  local dt = netlua.monotime() - t0
+  s:close()
+  return COUNT / dt
+end
+
+-- ---- receiving ----------------------------------------------------------
+-- drain(n) must take n datagrams and return how many it got.
+local function rounds(port, drain)
+  local tx = assert(mc.sender{ttl = 1})
+  local fill = {}
+  for i = 1, BATCH do fill[i] = payload end
+  local total, got = 0, 0
+  for _ = 1, ROUNDS do
+    assert(tx:sendmany(fill, RGROUP, port) == BATCH)
+    local t0 = netlua.monotime()
+    got = got + drain(BATCH)
+    total = total + (netlua.monotime() - t0)
+  end
+  tx:close()
+  assert(got == ROUNDS * BATCH, ("lost datagrams: %d of %d"):format(ROUNDS * BATCH - got, ROUNDS * BATCH))
+  return got / total
+end
+
+local function recv_netlua(port)
+  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
+  local rate = rounds(port, function(n)
+    for i = 1, n do
+      if not r:receivefrom(2048) then return i - 1 end
+    end
+    return n
+  end)
+  r:close()
+  return rate
+end
+
+local function recv_netlua_many(port)
+  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
+  local rate = rounds(port, function(n)
+    local got = 0
+    while got < n do
+      local t = r:receivemany(MANY, 2048)
+      if not t then return got end
+      got = got + #t
+    end
+    return got
+  end)
+  r:close()
+  return rate
+end
+
+local function recv_luasocket(port)
+  local r = assert((socket.udp4 or socket.udp)())  -- udp4 makes its descriptor now
+  assert(r:setoption("reuseaddr", true))
+  assert(r:setsockname("*", port))
+  assert(r:setoption("ip-add-membership", {multiaddr = RGROUP, interface = "*"}))
+  r:settimeout(1)
+  local rate = rounds(port, function(n)
+    for i = 1, n do
+      if not r:receivefrom(2048) then return i - 1 end
+    end
+    return n
+  end)
+  r:close()
+  return rate
+end
+
+-- ---- report -------------------------------------------------------------
+local rows = {}
+local function row(what, rate, ref)
+  rows[#rows + 1] = {what, rate, ref}
+end
+
+local csend = raw_c(("send %s %d %d %d"):format(GROUP, free_port(), COUNT, SIZE))
+row("send: raw C sendto loop", csend, csend)
+row("send: netlua sendto loop", send_netlua(free_port()), csend)
+row(("send: netlua sendmany (%d per call)"):format(MANY), send_netlua_many(free_port()), csend)
+if socket then row("send: LuaSocket sendto loop", send_luasocket(free_port()), csend) end
+
+local crecv = raw_c(("recv %s %d %d %d %d"):format(RGROUP, free_port(), ROUNDS, BATCH, SIZE))
+row("recv: raw C recvfrom loop", crecv, crecv)
+row("recv: netlua receivefrom loop", recv_netlua(free_port()), crecv)
+row(("recv: netlua receivemany (%d per call)"):format(MANY), recv_netlua_many(free_port()), crecv)
+if socket then row("recv: LuaSocket receivefrom loop", recv_luasocket(free_port()), crecv) end
+
+print(("netlua multicast bench: %d-byte datagrams, IPv4 group on lo, %s"):format(SIZE, _VERSION))
+print(("%-40s %14s %10s"):format("what", "datagrams/s", "vs raw C"))
+for _, r in ipairs(rows) do
+  local ratio = (r[2] and r[3]) and ("%.2fx"):format(r[2] / r[3]) or "-"
+  print(("%-40s %14s %10s"):format(r[1], r[2] and ("%.0f"):format(r[2]) or "n/a", ratio))
+end
+if not socket then print("(LuaSocket not installed: its rows are left out)") end
+if not exists(REF) then print("(" .. REF .. " missing: run `make bench` first)") end
