@@ -3,8 +3,11 @@
 -- Run (after `make bench`), inside a private namespace only:
 --   sh scripts/netns.sh env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/multicast.lua
 --
--- Sending: COUNT datagrams of SIZE bytes to an IPv4 group on lo that
--- nobody joined (the cost of the send path alone).  Receiving: per round,
+-- Sending: COUNT datagrams of SIZE bytes to an IPv4 group on lo, once
+-- with no member (the send path alone) and once with one local member
+-- that never reads (every send also pays for local delivery).  sendmany
+-- is shown with UDP_SEGMENT (runs of equal-sized datagrams cut by the
+-- kernel) and without it ("gso off": plain sendmmsg).  Receiving: per round,
 -- BATCH datagrams are queued on a joined socket (not timed), then drained
 -- (timed); BATCH is small enough for LuaSocket's capped receive buffer.
 -- Every figure comes from the same run; ratios are against raw C.
@@ -39,51 +42,67 @@ end
 local payload = ("x"):rep(SIZE)
 
 -- ---- sending ------------------------------------------------------------
-local function send_netlua(port)
-  local s = assert(mc.sender{ttl = 1})
-  local t0 = netlua.monotime()
-  for _ = 1, COUNT do s:sendto(payload, GROUP, port) end
-  local dt = netlua.monotime() - t0
-  s:close()
-  return COUNT / dt
+-- With `member`, a socket joins the group first and is never read (as the
+-- C reference does): every send then also pays for local delivery.
+local function with_member(port, member, fn)
+  local m = member and assert(mc.receiver{group = GROUP, port = port})
+  local rate = fn()
+  if m then m:close() end
+  return rate
 end
 
-local function send_netlua_many(port)
-  local s = assert(mc.sender{ttl = 1})
-  local batch = {}
-  for i = 1, MANY do batch[i] = payload end
-  local n = COUNT // MANY
-  local t0 = netlua.monotime()
-  for _ = 1, n do s:sendmany(batch, GROUP, port) end
-  local dt = netlua.monotime() - t0
-  s:close()
-  return n * MANY / dt
+local function send_netlua(port, member)
+  return with_member(port, member, function()
+    local s = assert(mc.sender{ttl = 1})
+    local t0 = netlua.monotime()
+    for _ = 1, COUNT do s:sendto(payload, GROUP, port) end
+    local dt = netlua.monotime() - t0
+    s:close()
+    return COUNT / dt
+  end)
+end
+
+local function send_netlua_many(port, member, gso)
+  return with_member(port, member, function()
+    local s = assert(mc.sender{ttl = 1})
+    assert(s:setoption("gso", gso))
+    local batch = {}
+    for i = 1, MANY do batch[i] = payload end
+    local n = COUNT // MANY
+    local t0 = netlua.monotime()
+    for _ = 1, n do s:sendmany(batch, GROUP, port) end
+    local dt = netlua.monotime() - t0
+    s:close()
+    return n * MANY / dt
+  end)
 end
 
 local ok_ls, socket = pcall(require, "socket")
 if not ok_ls then socket = nil end
 
-local function send_luasocket(port)
-  local s = assert(socket.udp())
-  -- LuaSocket makes its descriptor lazily: options fail before a bind
-  assert(s:setsockname("*", 0))
-  assert(s:setoption("ip-multicast-ttl", 1))
-  local t0 = netlua.monotime()
-  for _ = 1, COUNT do s:sendto(payload, GROUP, port) end
-  local dt = netlua.monotime() - t0
-  s:close()
-  return COUNT / dt
+local function send_luasocket(port, member)
+  return with_member(port, member, function()
+    local s = assert(socket.udp())
+    -- LuaSocket makes its descriptor lazily: options fail before a bind
+    assert(s:setsockname("*", 0))
+    assert(s:setoption("ip-multicast-ttl", 1))
+    local t0 = netlua.monotime()
+    for _ = 1, COUNT do s:sendto(payload, GROUP, port) end
+    local dt = netlua.monotime() - t0
+    s:close()
+    return COUNT / dt
+  end)
 end
 
 -- ---- receiving ----------------------------------------------------------
 -- drain(n) must take n datagrams and return how many it got.
 local function rounds(port, drain)
   local tx = assert(mc.sender{ttl = 1})
-  local fill = {}
-  for i = 1, BATCH do fill[i] = payload end
   local total, got = 0, 0
   for _ = 1, ROUNDS do
-    assert(tx:sendmany(fill, RGROUP, port) == BATCH)
+    -- filled one sendto at a time, as the C reference does, so every
+    -- method drains the same kind of queued packets
+    for _ = 1, BATCH do assert(tx:sendto(payload, RGROUP, port)) end
     local t0 = netlua.monotime()
     got = got + drain(BATCH)
     total = total + (netlua.monotime() - t0)
@@ -142,23 +161,28 @@ local function row(what, rate, ref)
   rows[#rows + 1] = {what, rate, ref}
 end
 
-local csend = raw_c(("send %s %d %d %d"):format(GROUP, free_port(), COUNT, SIZE))
-row("send: raw C sendto loop", csend, csend)
-row("send: netlua sendto loop", send_netlua(free_port()), csend)
-row(("send: netlua sendmany (%d per call)"):format(MANY), send_netlua_many(free_port()), csend)
-if socket then row("send: LuaSocket sendto loop", send_luasocket(free_port()), csend) end
+for _, member in ipairs {false, true} do
+  local tag = member and "send, 1 member:" or "send, no member:"
+  local csend = raw_c(("send %s %d %d %d%s"):format(GROUP, free_port(), COUNT, SIZE,
+    member and " member" or ""))
+  row(tag .. " raw C sendto loop", csend, csend)
+  row(tag .. " netlua sendto loop", send_netlua(free_port(), member), csend)
+  row(("%s netlua sendmany (%d/call)"):format(tag, MANY), send_netlua_many(free_port(), member, true), csend)
+  row(("%s netlua sendmany, gso off"):format(tag), send_netlua_many(free_port(), member, false), csend)
+  if socket then row(tag .. " LuaSocket sendto loop", send_luasocket(free_port(), member), csend) end
+end
 
 local crecv = raw_c(("recv %s %d %d %d %d"):format(RGROUP, free_port(), ROUNDS, BATCH, SIZE))
-row("recv: raw C recvfrom loop", crecv, crecv)
-row("recv: netlua receivefrom loop", recv_netlua(free_port()), crecv)
-row(("recv: netlua receivemany (%d per call)"):format(MANY), recv_netlua_many(free_port()), crecv)
-if socket then row("recv: LuaSocket receivefrom loop", recv_luasocket(free_port()), crecv) end
+row("receive: raw C recvfrom loop", crecv, crecv)
+row("receive: netlua receivefrom loop", recv_netlua(free_port()), crecv)
+row(("receive: netlua receivemany (%d/call)"):format(MANY), recv_netlua_many(free_port()), crecv)
+if socket then row("receive: LuaSocket receivefrom loop", recv_luasocket(free_port()), crecv) end
 
 print(("netlua multicast bench: %d-byte datagrams, IPv4 group on lo, %s"):format(SIZE, _VERSION))
-print(("%-40s %14s %10s"):format("what", "datagrams/s", "vs raw C"))
+print(("%-52s %12s %9s"):format("what", "datagrams/s", "vs raw C"))
 for _, r in ipairs(rows) do
   local ratio = (r[2] and r[3]) and ("%.2fx"):format(r[2] / r[3]) or "-"
-  print(("%-40s %14s %10s"):format(r[1], r[2] and ("%.0f"):format(r[2]) or "n/a", ratio))
+  print(("%-52s %12s %9s"):format(r[1], r[2] and ("%.0f"):format(r[2]) or "n/a", ratio))
 end
 if not socket then print("(LuaSocket not installed: its rows are left out)") end
 if not exists(REF) then print("(" .. REF .. " missing: run `make bench` first)") end

@@ -46,6 +46,17 @@
 #define HAVE_MMSG 1
 #endif
 
+/* UDP generic segmentation offload: one send of n equal-sized datagrams
+ * (the last may be shorter) that the kernel cuts apart.  It skips the
+ * per-datagram route lookup and header build: several times fewer cycles
+ * per datagram than sendmmsg alone.  Segments stay below any MTU. */
+#if defined(UDP_SEGMENT) && defined(HAVE_MMSG) && !defined(NL_NO_GSO)
+#define HAVE_GSO 1
+#define GSO_MAXSEG 1200        /* bigger segments could exceed a path MTU */
+#define GSO_MAXCOUNT 64        /* UDP_MAX_SEGMENTS on older kernels */
+#define GSO_MAXBYTES 65000     /* one GSO send is one IP packet before cutting */
+#endif
+
 /* What a UDP socket keeps beside the shared nl_sock: its first user value. */
 typedef struct udp_ext {
   int pktinfo;             /* receivefrom returns an info table */
@@ -639,7 +650,8 @@ static int udp_getinterface(lua_State *L) {
 
 /* ---- setoption / getoption with LuaSocket's names ---------------------- */
 
-enum { O_BOOL, O_INT, O_TTL, O_LOOP, O_IF, O_ADD, O_DROP, O_BUF, O_PKTINFO };
+enum { O_BOOL, O_INT, O_TTL, O_LOOP, O_IF, O_ADD, O_DROP, O_BUF, O_PKTINFO,
+       O_GSO };
 
 typedef struct optdesc {
   const char *name;
@@ -670,6 +682,7 @@ static const optdesc options[] = {
   {"ipv6-drop-membership", O_DROP, AF_INET6, IPPROTO_IPV6, 0},
   {"ipv6-v6only", O_BOOL, AF_INET6, IPPROTO_IPV6, IPV6_V6ONLY},
   {"pktinfo", O_PKTINFO, 0, 0, 0},
+  {"gso", O_GSO, 0, 0, 0},
 #ifdef IP_MULTICAST_ALL
   {"ip-multicast-all", O_BOOL, AF_INET, IPPROTO_IP, IP_MULTICAST_ALL},
 #endif
@@ -763,6 +776,7 @@ static int udp_setoption(lua_State *L) {
     case O_ADD: return set_membership(L, s, M_JOIN);
     case O_DROP: return set_membership(L, s, M_LEAVE);
     case O_PKTINFO: r = set_pktinfo(s, e, lua_toboolean(L, 3)); break;
+    case O_GSO: e->nogso = !lua_toboolean(L, 3); break;
   }
   if (r != NL_OK) return nl_pushfail(L, r, "setoption %s", o->name);
   lua_pushinteger(L, 1);
@@ -781,6 +795,13 @@ static int udp_getoption(lua_State *L) {
                            "be set", o->name));
     case O_PKTINFO:
       lua_pushboolean(L, e->pktinfo);
+      return 1;
+    case O_GSO:  /* whether sendmany may still use UDP_SEGMENT */
+#ifdef HAVE_GSO
+      lua_pushboolean(L, !e->nogso);
+#else
+      lua_pushboolean(L, 0);
+#endif
       return 1;
     case O_IF: {
       unsigned idx = 0;
@@ -885,16 +906,6 @@ static int udp_sendto(lua_State *L) {
   }
 }
 
-/* UDP generic segmentation offload: one send of n equal-sized datagrams
- * (the last may be shorter) that the kernel cuts apart.  It skips the
- * per-datagram route lookup and header build: several times fewer cycles
- * per datagram than sendmmsg alone.  Segments stay below any MTU. */
-#if defined(UDP_SEGMENT) && defined(HAVE_MMSG) && !defined(NL_NO_GSO)
-#define HAVE_GSO 1
-#define GSO_MAXSEG 1200        /* bigger segments could exceed a path MTU */
-#define GSO_MAXCOUNT 64        /* UDP_MAX_SEGMENTS on older kernels */
-#define GSO_MAXBYTES 65000     /* one GSO send is one IP packet before cutting */
-#endif
 #define IOVMAX 1024
 
 static size_t item_len(lua_State *L, int t, lua_Integer i, const char **p) {

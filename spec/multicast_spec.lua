@@ -292,6 +292,31 @@ describe("IPv4 multicast", function()
     assert_quiet(r)
   end)
 
+  for _, gso in ipairs {true, false} do
+    it(("keeps datagram boundaries in sendmany, gso %s"):format(gso and "on" or "off"), function()
+      local r, port = receiver{group = "239.9.9.7", rcvbuf = 4 * 1024 * 1024}
+      local s = sender()
+      assert.is_true(s:getoption("gso"))  -- on by default where the system has it
+      assert(s:setoption("gso", gso))
+      assert.equal(gso, s:getoption("gso"))
+      -- equal runs, a shorter last one, empty datagrams, sizes above the
+      -- segmentation limit, a run longer than one kernel batch
+      local sizes = {10, 10, 10, 5, 5, 20, 0, 1300, 1300, 64, 64, 64, 63, 1, 1, 0, 0}
+      for _ = 1, 150 do sizes[#sizes + 1] = 100 end
+      local datas = {}
+      for i, n in ipairs(sizes) do
+        datas[i] = (string.char(65 + i % 26)):rep(n)
+      end
+      assert.equal(#datas, s:sendmany(datas, "239.9.9.7", port))
+      local got = {}
+      while #got < #datas do
+        for _, e in ipairs(assert(r:receivemany(64, 2000))) do got[#got + 1] = e.data end
+      end
+      assert.same(datas, got)
+      assert_quiet(r)
+    end)
+  end
+
   it("returns receivemany entries with address and pktinfo", function()
     local r, port = receiver{group = "239.9.9.8", pktinfo = true}
     local s = sender{bind = "127.0.0.2"}
@@ -394,6 +419,23 @@ describe("IPv6 multicast across the veth pair", function()
     assert(r:leave("ff15::1237"))
     s:sendto("b", "ff15::1237", port)
     assert_quiet(r)
+  end)
+
+  it("moves a batch through sendmany/receivemany", function()
+    local r, port = receiver{group = "ff15::1238", interface = "nlva", rcvbuf = 4 * 1024 * 1024}
+    local s = sender{family = "inet6", interface = "nlvb"}
+    local datas = {}
+    for i = 1, 300 do datas[i] = ("six %03d"):format(i) end
+    assert.equal(300, s:sendmany(datas, "ff15::1238", port))
+    assert.is_true(s:getoption("gso"))  -- the veth took segmented sends
+    local got = {}
+    while #got < 300 do
+      for _, e in ipairs(assert(r:receivemany(128, 100))) do
+        assert.equal(V6B, e.ip)
+        got[#got + 1] = e.data
+      end
+    end
+    assert.same(datas, got)
   end)
 
   it("round-trips hops, loop and interface", function()

@@ -1,7 +1,10 @@
 /*
  * mcast_ref.c - raw C reference for bench/multicast.lua.
  *
- *   mcast_ref send GROUP PORT COUNT SIZE    sendto() loop to an IPv4 group
+ *   mcast_ref send GROUP PORT COUNT SIZE [member]
+ *       sendto() loop to an IPv4 group; with "member", a socket of this
+ *       process joins the group first (and never reads: its queue fills
+ *       and the kernel drops, as for any slow local member)
  *   mcast_ref recv GROUP PORT ROUNDS BATCH SIZE
  *       per round: queue BATCH datagrams on a joined socket (not timed),
  *       then drain them with a recvfrom() loop (timed)
@@ -40,13 +43,30 @@ static struct sockaddr_in group_addr(const char *ip, int port) {
   return a;
 }
 
-static int do_send(const char *ip, int port, long count, int size) {
+static int join(const char *ip, int port) {
+  struct sockaddr_in any = group_addr(ip, port);
+  struct ip_mreq mr;
+  int rx = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
+  if (rx < 0) die("socket");
+  setsockopt(rx, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  mr.imr_multiaddr = any.sin_addr;
+  mr.imr_interface.s_addr = htonl(INADDR_ANY);
+  any.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (bind(rx, (struct sockaddr *)&any, sizeof any) < 0) die("bind");
+  if (setsockopt(rx, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
+    die("IP_ADD_MEMBERSHIP");
+  return rx;
+}
+
+static int do_send(const char *ip, int port, long count, int size,
+                   int member) {
   struct sockaddr_in to = group_addr(ip, port);
   char *buf = calloc(1, (size_t)size);
   int fd = socket(AF_INET, SOCK_DGRAM, 0), ttl = 1;
   double t0, dt;
   long i;
   if (fd < 0 || buf == NULL) die("socket");
+  if (member) join(ip, port);
   setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
   t0 = now();
   for (i = 0; i < count; i++)
@@ -59,25 +79,15 @@ static int do_send(const char *ip, int port, long count, int size) {
 
 static int do_recv(const char *ip, int port, long rounds, long batch,
                    int size) {
-  struct sockaddr_in to = group_addr(ip, port), any;
-  struct ip_mreq mr;
+  struct sockaddr_in to = group_addr(ip, port);
   char *buf = calloc(1, 65536);
-  int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
-  int one = 1, big = 32 << 20;
+  int rx = join(ip, port), tx = socket(AF_INET, SOCK_DGRAM, 0);
+  int big = 32 << 20;
   double total = 0;
   long r, i, got = 0;
-  if (rx < 0 || tx < 0 || buf == NULL) die("socket");
-  setsockopt(rx, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (tx < 0 || buf == NULL) die("socket");
   if (setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
     setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  memset(&any, 0, sizeof any);
-  any.sin_family = AF_INET;
-  any.sin_port = htons((unsigned short)port);
-  if (bind(rx, (struct sockaddr *)&any, sizeof any) < 0) die("bind");
-  mr.imr_multiaddr = to.sin_addr;
-  mr.imr_interface.s_addr = htonl(INADDR_ANY);
-  if (setsockopt(rx, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
-    die("IP_ADD_MEMBERSHIP");
   for (r = 0; r < rounds; r++) {
     double t0;
     for (i = 0; i < batch; i++)
@@ -98,12 +108,13 @@ static int do_recv(const char *ip, int port, long rounds, long batch,
 }
 
 int main(int argc, char **argv) {
-  if (argc == 6 && strcmp(argv[1], "send") == 0)
-    return do_send(argv[2], atoi(argv[3]), atol(argv[4]), atoi(argv[5]));
+  if ((argc == 6 || argc == 7) && strcmp(argv[1], "send") == 0)
+    return do_send(argv[2], atoi(argv[3]), atol(argv[4]), atoi(argv[5]),
+                   argc == 7 && strcmp(argv[6], "member") == 0);
   if (argc == 7 && strcmp(argv[1], "recv") == 0)
     return do_recv(argv[2], atoi(argv[3]), atol(argv[4]), atol(argv[5]),
                    atoi(argv[6]));
-  fprintf(stderr, "usage: %s send GROUP PORT COUNT SIZE\n"
+  fprintf(stderr, "usage: %s send GROUP PORT COUNT SIZE [member]\n"
                   "       %s recv GROUP PORT ROUNDS BATCH SIZE\n",
           argv[0], argv[0]);
   return 2;
