@@ -107,6 +107,14 @@ describe("IPv4 multicast", function()
     assert_quiet(ra)
   end)
 
+  it("binds to the group address when asked, and takes an interface index", function()
+    local r, port = receiver{group = "239.1.1.3", bind = "239.1.1.3", interface = 1}
+    assert.equal("239.1.1.3", (r:getsockname()))
+    assert.same({1, "lo"}, {r:getinterface()})
+    sender():sendto("bound", "239.1.1.3", port)
+    assert.equal("bound", (r:receivefrom()))
+  end)
+
   it("stops delivery after leave", function()
     local r, port = receiver{group = "239.2.2.2"}
     local s = sender()
