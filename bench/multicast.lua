@@ -2,6 +2,8 @@
 --
 -- Run (after `make bench`), inside a private namespace only:
 --   sh scripts/netns.sh env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/multicast.lua
+-- Arguments (all optional): COUNT (400000 sends), ROUNDS (500 receive
+-- rounds of 200), SIZE (64 bytes).
 --
 -- Sending: COUNT datagrams of SIZE bytes to an IPv4 group on lo, once
 -- with no member (the send path alone) and once with one local member
@@ -14,7 +16,7 @@
 local netlua = require "netlua"
 local mc = require "netlua.multicast"
 
-local COUNT, SIZE = tonumber(arg[1]) or 400000, 64
+local COUNT, SIZE = tonumber(arg[1]) or 400000, tonumber(arg[3]) or 64
 local ROUNDS, BATCH = tonumber(arg[2]) or 500, 200
 local MANY = 128                       -- datagrams per sendmany/receivemany
 local GROUP, RGROUP = "239.77.0.1", "239.77.0.2"

@@ -958,6 +958,7 @@ static int build_chunk(lua_State *L, const nl_addr *a, int gso,
       char *c = ctl + (size_t)k * CMSG_SPACE(sizeof(uint16_t));
       struct cmsghdr *cm = (struct cmsghdr *)c;
       uint16_t seg = (uint16_t)len;
+      memset(c, 0, CMSG_SPACE(sizeof seg));  /* padding goes to the kernel */
       mm[k].msg_hdr.msg_control = c;
       mm[k].msg_hdr.msg_controllen = CMSG_SPACE(sizeof seg);
       cm->cmsg_level = SOL_UDP;
