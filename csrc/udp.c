@@ -1179,6 +1179,17 @@ static int udp_receivefrom(lua_State *L) {
       m.msg_control = ctl.b;
       m.msg_controllen = sizeof ctl.b;
     }
+#ifdef __linux__
+    if (!e->pktinfo) {
+      /* recvfrom skips copying a msghdr in and out: the cheaper call when
+       * no ancillary data is wanted; with MSG_TRUNC it returns the full
+       * length, so a cut is still seen */
+      socklen_t flen = sizeof from;
+      n = recvfrom(s->fd, buf, max, RECV_FLAGS, (struct sockaddr *)&from,
+                   &flen);
+      if (n > (ssize_t)max) m.msg_flags = MSG_TRUNC;
+    } else
+#endif
     n = recvmsg(s->fd, &m, RECV_FLAGS);
     if (n >= 0) break;
     if (errno == EINTR) continue;
