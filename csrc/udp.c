@@ -705,6 +705,8 @@ static const optdesc *find_option(lua_State *L, nl_sock *s) {
   return NULL;
 }
 
+/* pktinfo: the destination address and arrival interface, and the TTL
+ * (hop limit) the datagram arrived with, come as ancillary data. */
 static int set_pktinfo(nl_sock *s, udp_ext *e, int on) {
   int r;
 #if defined(IP_PKTINFO) && defined(IPV6_RECVPKTINFO)
@@ -716,6 +718,12 @@ static int set_pktinfo(nl_sock *s, udp_ext *e, int on) {
 #else
   (void)s;  /* no pktinfo here: info still reports truncation and size */
   (void)r;
+#endif
+#if defined(IP_RECVTTL) && defined(IPV6_RECVHOPLIMIT)
+  if (s->family == AF_INET)
+    setsockopt(s->fd, IPPROTO_IP, IP_RECVTTL, &on, sizeof on);
+  else
+    setsockopt(s->fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on);
 #endif
   e->pktinfo = on;
   return NL_OK;
@@ -1103,6 +1111,16 @@ static void push_info(lua_State *L, udp_ext *e, struct msghdr *m,
   for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
     unsigned idx = 0;
     const char *name;
+#if defined(IP_TTL) && defined(IPV6_HOPLIMIT)
+    if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+        (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+      int ttl;
+      memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
+      lua_pushinteger(L, ttl);
+      lua_setfield(L, -2, "ttl");
+      continue;
+    }
+#endif
 #ifdef IP_PKTINFO
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       struct in_pktinfo pi;
