@@ -5,13 +5,14 @@
  * in any order, before or after bind.  Group membership goes through the
  * RFC 3678 protocol-independent MCAST_* options (one code path for IPv4
  * and IPv6, any-source and source-specific); systems without them get the
- * older per-family options.  Receives use recvmsg so the destination
- * group, the arrival interface and truncation are known; batches use
+ * older per-family options.  Receives use recvmsg when the destination
+ * group, arrival interface and TTL are wanted (pktinfo), and always see
+ * truncation (MSG_TRUNC), so nothing is cut silently; batches use
  * sendmmsg/recvmmsg where they exist, and sendmany lets the kernel cut
  * runs of equal-sized datagrams (UDP_SEGMENT) where it can.
  *
  * Not here: the option-table constructors receiver{}/sender{} (Lua,
- * netlua/multicast.lua) and name resolution beyond numeric addresses.
+ * netlua/multicast.lua); name lookup beyond what sendto needs (lookup.c).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -91,6 +92,18 @@ static udp_ext *get_ext(lua_State *L, int arg) {
   e = (udp_ext *)lua_touserdata(L, -1);
   lua_pop(L, 1);  /* still referenced by the socket */
   return e;
+}
+
+/* A scratch buffer this big is given back after the call instead of
+ * being kept for the socket's lifetime. */
+#define KEEPBUF (1 << 20)
+
+static void ext_trim(udp_ext *e) {
+  if (e->bufcap > KEEPBUF) {
+    free(e->buf);
+    e->buf = NULL;
+    e->bufcap = 0;
+  }
 }
 
 static char *ext_buf(udp_ext *e, size_t n) {
@@ -293,11 +306,10 @@ static int family_arg(lua_State *L, int arg) {
 /* core.udp_socket([family]) -> netlua.udp */
 static int udp_socket(lua_State *L) {
   int fam = family_arg(L, 1), fd, zero = 0;
-  nl_sock *s;
   udp_ext *e;
   fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return nl_pushfail(L, errno, "socket");
-  s = nl_sock_new(L, UDP, fd, fam, SOCK_DGRAM);
+  nl_sock_new(L, UDP, fd, fam, SOCK_DGRAM);
   e = (udp_ext *)lua_newuserdatauv(L, sizeof *e, 1);
   memset(e, 0, sizeof *e);
   e->lastport = -1;
@@ -314,7 +326,6 @@ static int udp_socket(lua_State *L) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof zero);
 #endif
   (void)zero;
-  (void)s;
   return 1;
 }
 
@@ -353,7 +364,6 @@ static int membership(nl_sock *s, int op, const struct sockaddr_storage *grp,
                       unsigned ifindex, const struct sockaddr_storage *src) {
 #ifdef HAVE_RFC3678
   int level = grp->ss_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6, r;
-  (void)s;
   if (src == NULL) {
     struct group_req gr;
     memset(&gr, 0, sizeof gr);
@@ -1256,7 +1266,7 @@ static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
 /* sock:receivemany([n [, max]]) -> array of entries | nil, msg, code
  * Waits (up to the timeout) for the first datagram, then takes whatever
  * else is already queued, up to n. */
-static int udp_receivemany(lua_State *L) {
+static int receive_batch(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
   lua_Integer want = luaL_optinteger(L, 2, 64);
   size_t max = opt_max(L, 3), per = max, need;
@@ -1348,9 +1358,16 @@ static int udp_receivemany(lua_State *L) {
   return 1;
 }
 
+static int udp_receivemany(lua_State *L) {
+  int n = receive_batch(L);
+  ext_trim((udp_ext *)lua_touserdata(L, 4));  /* the ext, set by the batch */
+  return n;
+}
+
 void nl_open_udp(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"bind", udp_bind}, {"join", udp_join}, {"leave", udp_leave},
+    {"bind", udp_bind}, {"setsockname", udp_bind},  /* LuaSocket's name */
+    {"join", udp_join}, {"leave", udp_leave},
     {"block", udp_block}, {"unblock", udp_unblock},
     {"setttl", udp_setttl}, {"getttl", udp_getttl},
     {"setloop", udp_setloop}, {"getloop", udp_getloop},
