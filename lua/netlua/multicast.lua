@@ -39,10 +39,11 @@ end
 
 local function checkport(who, v, required)
   if v == nil and not required then return 0 end
-  if math.type(v) ~= "integer" or v < 0 or v > 65535 then
+  local p = math.tointeger(v)
+  if not p or p < 0 or p > 65535 then
     bad(who, "port", "integer 0..65535 expected, got " .. tostring(v), 3)
   end
-  return v
+  return p
 end
 
 local function checkfamily(who, v)
@@ -162,9 +163,9 @@ function M.sender(opts)
     elseif type(opts.interface) == "string" then family = family_of(opts.interface)
     else family = "inet" end
   end
-  local ttl = opts.ttl == nil and 1 or opts.ttl
-  if math.type(ttl) ~= "integer" or ttl < 0 or ttl > 255 then
-    bad(who, "ttl", "integer 0..255 expected, got " .. tostring(ttl), 2)
+  local ttl = math.tointeger(opts.ttl == nil and 1 or opts.ttl)
+  if not ttl or ttl < 0 or ttl > 255 then
+    bad(who, "ttl", "integer 0..255 expected, got " .. tostring(opts.ttl), 2)
   end
   local port = checkport(who, opts.port, false)
   local s, msg, code = core.udp_socket(family)
