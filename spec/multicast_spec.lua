@@ -83,6 +83,14 @@ describe("IPv4 multicast", function()
     assert.equal(sport, from)
   end)
 
+  it("delivers an empty datagram as an empty string", function()
+    local r, port = receiver{group = "239.1.1.4"}
+    assert.equal(0, sender():sendto("", "239.1.1.4", port))
+    local d, ip = r:receivefrom()
+    assert.equal("", d)
+    assert.equal("127.0.0.1", ip)
+  end)
+
   it("lets two receivers share a port with reuse", function()
     local r1, port = receiver{group = "239.1.1.1"}
     local r2 = receiver{group = "239.1.1.1", port = port}
