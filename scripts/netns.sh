@@ -12,7 +12,9 @@ exec unshare $flags -- sh -c '
   set -e
   ip link set lo up
   ip link set lo multicast on
-  ip route add 224.0.0.0/4 dev lo
+  # src: 127.0.0.1 on lo is host-scoped, so without it unbound senders
+  # would send multicast from 0.0.0.0
+  ip route add 224.0.0.0/4 dev lo src 127.0.0.1
   ip link add nlva type veth peer name nlvb
   ip link set nlva up
   ip link set nlvb up
