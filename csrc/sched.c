@@ -70,9 +70,12 @@ void nl_coop_end(nl_coop *c) {
 
 static int coop_continue(lua_State *L, int status, lua_KContext ctx) {
   nl_coop *c = (nl_coop *)ctx;
+  int n;
   (void)status;
   c->resuming = 1;
-  return c->restart(L);
+  n = c->restart(L);  /* does not come back if it yields again */
+  c->resuming = 0;    /* an operation that needed no wait this time */
+  return n;
 }
 
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {

@@ -907,10 +907,10 @@ static int udp_sendto(lua_State *L) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) break;
     if (!started) {  /* the clock is read only when we must wait */
-      nl_deadline_start(&d, s->timeout);
+      nl_coop_begin(L, &s->co, udp_sendto, s->timeout, &d);
       started = 1;
     }
-    r = nl_wait(s->fd, NL_WAIT_WRITE, &d);
+    r = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, &d);
     if (r != NL_OK) {
       errno = r;
       break;
@@ -1013,7 +1013,8 @@ static int udp_sendmany(lua_State *L) {
   }
   a = dest_addr(L, s, e, 3);
   if (a == NULL) return 3;
-  nl_deadline_start(&d, s->timeout);
+  if (nl_coop_begin(L, &s->co, udp_sendmany, s->timeout, &d))
+    done = (lua_Integer)s->co.progress;  /* sent before a yield */
   while (done < total && err == NL_OK) {
 #ifdef HAVE_MMSG
     struct mmsghdr mm[CHUNK];
@@ -1041,7 +1042,10 @@ static int udp_sendmany(lua_State *L) {
 #endif
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
-    else err = nl_wait(s->fd, NL_WAIT_WRITE, &d);
+    else {
+      s->co.progress = (size_t)done;
+      err = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, &d);
+    }
   }
   if (err != NL_OK) {
     char where[INET6_ADDRSTRLEN + 16];
@@ -1224,10 +1228,10 @@ static int udp_receivefrom(lua_State *L) {
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       return nl_pushfail(L, errno, "receivefrom");
     if (!started) {
-      nl_deadline_start(&d, s->timeout);
+      nl_coop_begin(L, &s->co, udp_receivefrom, s->timeout, &d);
       started = 1;
     }
-    r = nl_wait(s->fd, NL_WAIT_READ, &d);
+    r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, &d);
     if (r != NL_OK) return nl_pushfail(L, r, "receivefrom");
   }
   if ((m.msg_flags & MSG_TRUNC) && !e->pktinfo)
@@ -1262,6 +1266,8 @@ static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
   lua_rawset(L, -3);
   if ((m->msg_flags & MSG_TRUNC) || e->pktinfo) push_info(L, e, m, n, max);
 }
+
+static int udp_receivemany(lua_State *L);
 
 /* sock:receivemany([n [, max]]) -> array of entries | nil, msg, code
  * Waits (up to the timeout) for the first datagram, then takes whatever
@@ -1347,11 +1353,11 @@ static int receive_batch(lua_State *L) {
     }
     if (got > 0) break;
     if (!started) {
-      nl_deadline_start(&d, s->timeout);
+      nl_coop_begin(L, &s->co, udp_receivemany, s->timeout, &d);
       started = 1;
     }
     {
-      int r = nl_wait(s->fd, NL_WAIT_READ, &d);
+      int r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, &d);
       if (r != NL_OK) return nl_pushfail(L, r, "receivemany");
     }
   }

@@ -212,3 +212,108 @@ describe("netlua.wait", function()
     a:close() c:close() srv:close()
   end)
 end)
+
+describe("Telnet and UDP under netlua.run", function()
+  local telnet = require "netlua.telnet"
+  local udp = require "netlua.udp"
+  local pids = {}
+
+  setup(function()
+    -- everything in this file already runs in a private namespace
+    -- (scripts/netns.sh); the datagrams below go to 127.0.0.1 only
+    H.require_netns()
+  end)
+  teardown(function() for _, p in ipairs(pids) do H.kill(p) end end)
+
+  local function router(delay, mode)
+    local port = H.free_port()
+    pids[#pids + 1] = H.lua_server("router", port, delay, mode or "ok")
+    return port
+  end
+
+  it("runs 50 Telnet logins with 3 commands each concurrently", function()
+    local port = router(0.02)
+    local out, errs = {}, {}
+    for i = 1, 50 do
+      netlua.spawn(function()
+        local tn = assert(telnet.open("127.0.0.1", port, {timeout = 10}))
+        assert(tn:login{user = "u" .. i, password = "pw", prompt = "r%d+> $"})
+        local host = assert(tn:cmd("hostname"))
+        local echo = assert(tn:cmd("echo hello " .. i))
+        local ver = assert(tn:cmd("show version"))
+        out[i] = {host = host, echo = echo, ver = ver}
+        tn:close()
+      end)
+    end
+    local t = H.timed(function() assert(netlua.run()) end)
+    local hosts = {}
+    for i = 1, 50 do
+      assert.is_table(out[i], "session " .. i)
+      assert.matches("^r%d+\n?$", out[i].host)
+      hosts[out[i].host] = true
+      assert.equal("hello " .. i, (out[i].echo:gsub("\n$", "")))
+      assert.equal("Version 1.2.3\nUptime 5 days", (out[i].ver:gsub("\n$", "")))
+    end
+    local n = 0
+    for _ in pairs(hosts) do n = n + 1 end
+    assert.equal(50, n) -- each session saw its own server-side connection
+    -- 7 answers of 20 ms each: one after the other would take 7 s
+    assert.is_true(t < 3.5, tostring(t))
+  end)
+
+  it("sessions whose server dies or stalls fail alone, within their timeouts", function()
+    local good, bad, stall = router(0.01), router(0.01, "die"), router(0.01, "stall")
+    local res = {}
+    local function one(i, port)
+      netlua.spawn(function()
+        local tn = assert(telnet.open("127.0.0.1", port, {timeout = 1}))
+        assert(tn:login{user = "u", password = "pw", prompt = "r%d+> $"})
+        local t, r, msg, code = H.timed(tn.cmd, tn, "hostname", {timeout = 0.5})
+        res[i] = {r = r, msg = msg, code = code, t = t}
+        tn:close()
+      end)
+    end
+    for i = 1, 10 do one(i, good) end
+    for i = 11, 13 do one(i, bad) end
+    for i = 14, 16 do one(i, stall) end
+    assert(netlua.run())
+    for i = 1, 10 do assert.matches("^r%d+", res[i].r) end
+    for i = 11, 13 do
+      assert.is_nil(res[i].r)
+      assert.equal("closed", res[i].code)
+    end
+    for i = 14, 16 do
+      assert.is_nil(res[i].r)
+      assert.equal("timeout", res[i].code)
+      assert.is_true(res[i].t < 0.5 + MARGIN, tostring(res[i].t))
+    end
+  end)
+
+  it("a UDP receive waits in its task while others run", function()
+    local r = assert(udp.socket())
+    assert(r:bind("127.0.0.1", 0))
+    local _, port = r:getsockname()
+    r:settimeout(2)
+    local got, ticks = {}, 0
+    netlua.spawn(function()
+      for _ = 1, 3 do got[#got + 1] = assert(r:receivefrom()) end
+    end)
+    netlua.spawn(function()
+      local s = assert(udp.socket())
+      for i = 1, 3 do
+        netlua.sleep(0.05)
+        ticks = ticks + 1
+        assert(s:sendto("d" .. i, "127.0.0.1", port))
+      end
+      s:close()
+    end)
+    assert(netlua.run())
+    assert.same({"d1", "d2", "d3"}, got)
+    assert.equal(3, ticks)
+    r:settimeout(0.1)
+    local code
+    netlua.run(function() code = select(3, r:receivefrom()) end)
+    assert.equal("timeout", code)
+    r:close()
+  end)
+end)
