@@ -144,6 +144,21 @@ local function recv_netlua_many(port)
   return rate
 end
 
+local function recv_netlua_datas(port)
+  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
+  local rate = rounds(port, function(n)
+    local got = 0
+    while got < n do
+      local t = r:receivedatas(MANY, 2048)
+      if not t then return got end
+      got = got + #t
+    end
+    return got
+  end)
+  r:close()
+  return rate
+end
+
 local function recv_luasocket(port)
   local r = assert((socket.udp4 or socket.udp)())  -- udp4 makes its descriptor now
   assert(r:setoption("reuseaddr", true))
@@ -194,6 +209,8 @@ end)
 row("receive: netlua receivefrom loop", rref, function() return recv_netlua(free_port()) end)
 row(("receive: netlua receivemany (%d/call)"):format(MANY), rref,
   function() return recv_netlua_many(free_port()) end)
+row(("receive: netlua receivedatas (%d/call)"):format(MANY), rref,
+  function() return recv_netlua_datas(free_port()) end)
 if socket then
   row("receive: LuaSocket receivefrom loop", rref, function() return recv_luasocket(free_port()) end)
 end

@@ -351,6 +351,32 @@ describe("IPv4 multicast", function()
     end
   end)
 
+  it("receivedatas gives the batch as parallel arrays and flags cuts", function()
+    local r, port = receiver{group = "239.9.9.6"}
+    local s = sender{bind = "127.0.0.2"}
+    local big = ("z"):rep(300)
+    assert.equal(4, s:sendmany({"a", "bb", big, ""}, "239.9.9.6", port))
+    local datas, ips, ports, cut = {}, {}, {}, {}
+    while #datas < 4 do
+      local d, i, p, c = r:receivedatas(8, 100)
+      assert(d, i)
+      for k = 1, #d do
+        datas[#datas + 1], ips[#ips + 1], ports[#ports + 1] = d[k], i[k], p[k]
+        if c and c[k] then cut[#datas] = c[k] end
+      end
+    end
+    local _, sport = s:getsockname()
+    assert.same({"a", "bb", big:sub(1, 100), ""}, datas)
+    assert.same({"127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.2"}, ips)
+    assert.same({sport, sport, sport, sport}, ports)
+    assert.same({[3] = 300}, cut) -- never cut silently
+    r:settimeout(0.1)
+    local none, _, code = r:receivedatas()
+    assert.is_nil(none)
+    assert.equal("timeout", code)
+    assert.has_error(function() r:receivedatas(0) end)
+  end)
+
   it("sendmany of an empty array sends nothing", function()
     assert.equal(0, sender():sendmany({}, "239.9.9.9", 9))
   end)
