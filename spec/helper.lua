@@ -87,7 +87,7 @@ end
 function H.spawn(cmd, opts)
   opts = opts or {}
   local log = opts.log or "/dev/null"
-  local env = opts.keep_env and "" or "env -u LD_PRELOAD -u ASAN_OPTIONS "
+  local env = opts.keep_env and "env " or "env -u LD_PRELOAD -u ASAN_OPTIONS "
   local line = ("exec %s%s >>%s 2>&1 </dev/null & echo $!"):format(env, cmd, shquote(log))
   local out = H.sh("sh -c " .. shquote(line))
   local pid = tonumber(out:match("(%d+)"))
