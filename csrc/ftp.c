@@ -78,6 +78,8 @@ typedef struct ftp_sess {
   reply qr[NQUOTE];
   int op_login;            /* a USER went out during this operation */
   int after_auth;
+  int login_cmd;           /* the last command sent was USER/PASS/ACCT */
+  reply login;             /* the reply that ended the login */
   char *op_cwd;            /* CWD target awaiting its reply */
   xfer *x;
 } ftp_sess;
@@ -230,6 +232,7 @@ static int is_code(const char *p, size_t n) {
 /* A complete reply arrived: remember it and give it to whoever waits. */
 static void reply_done(ftp_sess *s) {
   reply_set(&s->last, s->cur_code, &s->cur);
+  if (s->login_cmd) reply_set(&s->login, s->cur_code, &s->cur);
   debug_print(s, "resp", nl_buf_head(&s->cur), s->cur.len);
   if (s->qwait >= 0) {
     reply_set(&s->qr[s->qwait], s->cur_code, &s->cur);
@@ -268,6 +271,8 @@ static void reply_line(ftp_sess *s, const char *p, size_t n) {
 
 static void command_out(ftp_sess *s, const char *p, size_t n) {
   int i;
+  s->login_cmd = n >= 5 && (strncasecmp(p, "USER ", 5) == 0 ||
+      strncasecmp(p, "PASS ", 5) == 0 || strncasecmp(p, "ACCT ", 5) == 0);
   if (n >= 5 && strncasecmp(p, "PASS ", 5) == 0) {
     debug_print(s, "cmd", "PASS ****", 9);
   } else {
@@ -365,6 +370,7 @@ static int drain(xfer *x, int flush) {
       size_t l = (size_t)(e - h);
       if (!deliver(x, h, (l > 0 && h[l - 1] == '\r') ? l - 1 : l)) return 0;
       nl_buf_consume(b, l + 1);
+      if (x->s->aborting) return 0;
     }
     if (flush && b->len > 0) {
       size_t l = b->len;
@@ -377,6 +383,7 @@ static int drain(xfer *x, int flush) {
       size_t l = b->len < x->blocksize ? b->len : x->blocksize;
       if (!deliver(x, nl_buf_head(b), l)) return 0;
       nl_buf_consume(b, l);
+      if (x->s->aborting) return 0;
     }
   }
   return 1;
@@ -784,6 +791,7 @@ static void sess_free(ftp_sess *s, int quit) {
   s->entry = s->cwd = s->server_cwd = s->op_cwd = NULL;
   nl_buf_free(&s->cur);
   nl_buf_free(&s->last.text);
+  nl_buf_free(&s->login.text);
   for (i = 0; i < NQUOTE; i++) nl_buf_free(&s->qr[i].text);
 }
 
@@ -871,7 +879,7 @@ static int l_session(lua_State *L) {
   s->passive = 1; s->verify = 1; s->port = 21;
   s->timeout = -1;
   s->closed = 1;  /* until the handles exist */
-  nl_buf_init(&s->cur); nl_buf_init(&s->last.text);
+  nl_buf_init(&s->cur); nl_buf_init(&s->last.text); nl_buf_init(&s->login.text);
   {
     int i;
     for (i = 0; i < NQUOTE; i++) nl_buf_init(&s->qr[i].text);
@@ -1091,7 +1099,7 @@ static int m_login(lua_State *L) {
   else if (!s->entry) setstr(&s->entry, "/");
   setstr(&s->cwd, s->entry);
   setstr(&s->server_cwd, s->entry);
-  lua_pushlstring(L, nl_buf_head(&s->last.text), s->last.text.len);
+  lua_pushlstring(L, nl_buf_head(&s->login.text), s->login.text.len);
   return 1;
 }
 

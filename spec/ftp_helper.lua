@@ -10,6 +10,12 @@ local netlua = require "netlua"
 
 local F = {}
 
+-- Shell commands run without the ASan runtime preloaded (ps hangs with it).
+local function sh(cmd)
+  return H.sh("env -u LD_PRELOAD -u ASAN_OPTIONS sh -c " .. H.shquote(cmd))
+end
+F.sh = sh
+
 local function rand_name()
   local r = H.read_file("/proc/sys/kernel/random/uuid") or tostring(os.time())
   return "nlftp" .. r:gsub("[^%x]", ""):sub(1, 8)
@@ -20,7 +26,7 @@ end
 function F.make_cert(dir, cn)
   cn = cn or "127.0.0.1"
   local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
-  local out, ok = H.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=%s"
+  local out, ok = sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=%s"
     .. " -addext subjectAltName=IP:127.0.0.1,IP:::1 -keyout %s -out %s")
     :format(cn, H.shquote(key), H.shquote(cert)))
   assert(ok, out)
@@ -37,11 +43,11 @@ function F.vsftpd(opts)
   srv.root = srv.dir .. "/home"
   srv.empty = srv.dir .. "/empty"
   srv.log = srv.dir .. "/vsftpd.log"
-  H.sh("mkdir -p " .. H.shquote(srv.root) .. " " .. H.shquote(srv.empty))
-  H.sh("chmod 755 " .. H.shquote(srv.dir))
+  sh("mkdir -p " .. H.shquote(srv.root) .. " " .. H.shquote(srv.empty))
+  sh("chmod 755 " .. H.shquote(srv.dir))
   srv.user = rand_name()
   srv.password = "pw" .. srv.user:sub(6) .. "X!"
-  local out, ok = H.sh(("useradd -M -d %s -s /bin/sh %s && echo %s | chpasswd && chown %s %s")
+  local out, ok = sh(("useradd -M -d %s -s /bin/sh %s && echo %s | chpasswd && chown %s %s")
     :format(H.shquote(srv.root), srv.user, H.shquote(srv.user .. ":" .. srv.password),
       srv.user, H.shquote(srv.root)))
   assert(ok, "useradd: " .. out)
@@ -89,7 +95,7 @@ function F.vsftpd(opts)
   local okp, err = pcall(H.wait_port, srv.host, srv.port, 10)
   if not okp then
     H.kill(srv.pid)
-    H.sh("userdel " .. srv.user)
+    sh("userdel " .. srv.user)
     error(tostring(err) .. "\n" .. (H.read_file(srv.dir .. "/stderr") or ""))
   end
   function srv.stop()
@@ -98,9 +104,9 @@ function F.vsftpd(opts)
     H.kill(srv.pid)
     -- sessions are separate processes run as the test user: stop each of
     -- them by PID so none outlives the test, then drop the user
-    local pids = H.sh("ps -o pid= -u " .. srv.user)
-    for pid in pids:gmatch("%d+") do H.sh("kill -KILL " .. pid) end
-    H.sh("userdel -f " .. srv.user)
+    local pids = sh("ps -o pid= -u " .. srv.user)
+    for pid in pids:gmatch("%d+") do sh("kill -KILL " .. pid) end
+    sh("userdel -f " .. srv.user)
     H.rm_rf(srv.dir)
   end
   --- Path on disk of a name under the server root.
