@@ -1124,7 +1124,8 @@ static int m_set_pasv(lua_State *L) {
   s->passive = lua_toboolean(L, 2);
   if (s->tls != TLS_NONE && !s->passive && !curl_at_least(0x080000)) {
     s->passive = old;
-    check_tls_mode(L, s);
+    luaL_error(L, "set_pasv: active mode with TLS needs libcurl >= 8.0 (this is %s)",
+               curl_version_info(CURLVERSION_NOW)->version);
   }
   return 0;
 }
@@ -1386,7 +1387,8 @@ static const char *split_cmd(lua_State *L, int arg, char *verb, size_t vlen,
   verb[i] = '\0';
   if (cmd[i] == '\0') return NULL;
   if (cmd[i] != ' ') luaL_error(L, "bad argument #1 to '%s' (unknown command)", fname);
-  while (cmd[i] == ' ') i++;
+  /* one space ends the verb: the name may itself start with spaces */
+  i++;
   return cmd[i] ? cmd + i : NULL;
 }
 
