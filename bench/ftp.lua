@@ -102,29 +102,11 @@ f.quit()
   end)
 end
 
--- 4. small files: netlua sequential and mirror, in this process
-run(function()
-  local ftp = require "netlua.ftp"
-  local s = assert(ftp.new(srv.opts{timeout = 60}))
-  local dir = work .. "/seq"
-  F.sh("mkdir -p " .. H.shquote(dir))
-  local t0 = netlua.monotime()
-  for i = 1, NSMALL do
-    local name = ("f%04d"):format(i)
-    assert(s:get("small/" .. name, dir .. "/" .. name))
-  end
-  results.netlua_seq = netlua.monotime() - t0
-  t0 = netlua.monotime()
-  assert(s:mirror("small", work .. "/mirror", {parallel = 4}) == NSMALL)
-  results.netlua_mirror = netlua.monotime() - t0
-  s:close()
-end)
-
-if have_python then
-  run(function()
-    local p = script("small.py", ([[
-import ftplib, time, os
-d = %q
+-- 4. small files: netlua sequential and mirror (in this process) and
+-- ftplib sequential, each run twice in turn; the best run counts.
+local ftplib_small = have_python and script("small.py", ([[
+import ftplib, time, os, sys
+d = sys.argv[1]
 os.makedirs(d, exist_ok=True)
 f = ftplib.FTP()
 f.connect(%q, %d, timeout=60)
@@ -136,10 +118,35 @@ for i in range(1, %d + 1):
         f.retrbinary("RETR small/" + name, out.write)
 print(time.monotonic() - t0)
 f.quit()
-]]):format(work .. "/py", srv.host, srv.port, srv.user, srv.password, NSMALL))
-    local out = F.sh("/usr/bin/python3 " .. H.shquote(p))
-    results.ftplib_seq = tonumber(out:match("([%d.e-]+)"))
+]]):format(srv.host, srv.port, srv.user, srv.password, NSMALL))
+
+local function best(k, v)
+  if v and (not results[k] or v < results[k]) then results[k] = v end
+end
+
+for round = 1, 2 do
+  run(function()
+    local ftp = require "netlua.ftp"
+    local s = assert(ftp.new(srv.opts{timeout = 60}))
+    local dir = work .. "/seq" .. round
+    F.sh("mkdir -p " .. H.shquote(dir))
+    local t0 = netlua.monotime()
+    for i = 1, NSMALL do
+      local name = ("f%04d"):format(i)
+      assert(s:get("small/" .. name, dir .. "/" .. name))
+    end
+    best("netlua_seq", netlua.monotime() - t0)
+    t0 = netlua.monotime()
+    assert(s:mirror("small", work .. "/mirror" .. round, {parallel = 4}) == NSMALL)
+    best("netlua_mirror", netlua.monotime() - t0)
+    s:close()
   end)
+  if ftplib_small then
+    run(function()
+      local out = F.sh("/usr/bin/python3 " .. H.shquote(ftplib_small) .. " " .. H.shquote(work .. "/py" .. round))
+      best("ftplib_seq", tonumber(out:match("([%d.e-]+)")))
+    end)
+  end
 end
 
 srv.stop()
@@ -156,7 +163,7 @@ print("  Python ftplib     " .. fmt(r.ftplib_big, "MB/s"))
 print("  netlua / curl     " .. ratio(r.netlua_big, r.curl_big) .. "   (target >= 1.0)")
 print("  netlua / ftplib   " .. ratio(r.netlua_big, r.ftplib_big))
 print("  netlua peak RSS   " .. fmt(r.netlua_rss, "MiB") .. "   (target < 30)")
-print(("%d x 1 KiB files"):format(NSMALL))
+print(("%d x 1 KiB files (best of 2 runs)"):format(NSMALL))
 print("  netlua sequential " .. fmt(r.netlua_seq, "s", 3))
 print("  netlua mirror x4  " .. fmt(r.netlua_mirror, "s", 3))
 print("  ftplib sequential " .. fmt(r.ftplib_seq, "s", 3))

@@ -1365,6 +1365,8 @@ static void setup_xfer(ftp_sess *s, void *ud) {
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)BIGBUF);
+    /* no SIZE round trip before each RETR: the data's end tells */
+    if (o->rest == 0) curl_easy_setopt(h, CURLOPT_IGNORE_CONTENT_LENGTH, 1L);
   }
   if (x->text) curl_easy_setopt(h, CURLOPT_TRANSFERTEXT, 1L);
   if (o->dirlist) curl_easy_setopt(h, CURLOPT_DIRLISTONLY, 1L);

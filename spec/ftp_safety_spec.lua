@@ -236,3 +236,38 @@ describe("ftp failures without a server", function()
     assert.equal("resolve", code)
   end)
 end)
+
+describe("ftp reconnects (vsftpd with a 1 s idle timeout)", function()
+  local srv
+
+  setup(function() srv = F.vsftpd{extra = {"idle_session_timeout=1"}} end)
+  teardown(function() if srv then srv.stop() end end)
+
+  it("logs in again after the server dropped an idle session, keeping cwd", function()
+    local s = assert(ftp.new(srv.opts()))
+    assert(s:mkd("idle"))
+    assert(s:cwd("idle"))
+    netlua.sleep(2.5)  -- the server says 421 and hangs up
+    assert(s:storbinary("STOR after-idle", "still here"))
+    assert.equal("still here", H.read_file(srv.path("idle/after-idle")))
+    assert.equal(srv.root .. "/idle", s:pwd())
+    assert.equal(1, s:_info().reconnects)
+    assert.equal("220 (vsFTPd 3.0.3)", s:getwelcome())
+    netlua.sleep(2.5)
+    assert.matches("^213 ", s:sendcmd("SIZE after-idle"))
+    s:close()
+  end)
+
+  it("closes with <close> and on garbage collection", function()
+    do
+      local s <close> = assert(ftp.new(srv.opts()))
+      assert(s:voidcmd("NOOP"))
+    end
+    local s = assert(ftp.new(srv.opts()))
+    local weak = setmetatable({s}, {__mode = "v"})
+    s = nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+  end)
+end)
