@@ -524,11 +524,6 @@ static curl_socket_t on_opensocket(void *ud, curlsocktype purpose,
   return socket(a->family, a->socktype, a->protocol);
 }
 
-static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose) {
-  (void)ud; (void)fd; (void)purpose;
-  return CURL_SOCKOPT_OK;
-}
-
 static int on_sockopt_pre(void *ud, curl_socket_t fd, curlsocktype purpose) {
   (void)ud; (void)fd;
   /* the one socket handed over by on_opensocket is connected already */
@@ -596,8 +591,6 @@ static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, s);
     curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt_pre);
-  } else {
-    curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
   }
 }
 
@@ -1062,9 +1055,6 @@ static int m_connect(lua_State *L) {
 static void setup_nobody(ftp_sess *s, void *ud) {
   (void)ud;
   curl_easy_setopt(s->easy, CURLOPT_NOBODY, 1L);
-  if (s->nquote > 0) {
-    /* the slist is built by the caller and passed through ud */
-  }
 }
 
 /* s:login(user, passwd, acct) -> reply text.  Connect and login are one
