@@ -1,4 +1,1758 @@
-/* ftp.c - placeholder until this concern lands. */
+/*
+ * ftp.c - the FTP/FTPS session object (netlua.ftp) on one libcurl easy
+ * handle driven by a private multi handle.
+ *
+ * What lives here: option handling, the client-side current directory and
+ * URL building, reply reassembly from curl's debug stream (with PASS
+ * masked), sendcmd/voidcmd through CURLOPT_QUOTE, the transfers (retr*,
+ * stor*, size) with their Lua callbacks run under lua_pcall, the mapping
+ * of CURLcode to netlua's error codes, and a parallel fetcher for mirror.
+ * What does not: listing parsers, get/put/list/mirror and the other thin
+ * helpers, which are Lua (lua/netlua/ftp.lua).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
 #include "netlua.h"
 
-void nl_open_ftp(lua_State *L) { (void)L; }
+#define FTP "netlua.ftp"
+#define REPLY_MAX (64 * 1024)   /* longer replies are cut, never grown */
+#define NQUOTE 4
+#define BIGBUF (512 * 1024)     /* CURLOPT_BUFFERSIZE for downloads */
+
+enum { TLS_NONE, TLS_EXPLICIT, TLS_IMPLICIT };
+
+/* One transfer in progress: where data goes to or comes from. */
+typedef struct xfer {
+  struct ftp_sess *s;
+  int upload, lines, text;
+  int cbref;               /* Lua callback or LUA_NOREF */
+  FILE *fp;                /* download target / upload source (Lua file) */
+  size_t blocksize;
+  nl_buf acc;              /* download data not yet handed to Lua */
+  /* upload source */
+  const char *str; size_t slen, spos;   /* string source */
+  int fnref;               /* chunk function source */
+  int chunkref; const char *chunk; size_t clen, cpos;
+  int eof, pending_cr, emitted; char last;
+  curl_off_t moved;        /* payload bytes seen either way */
+  int failed;              /* a callback failed: errref holds why */
+  int errref;
+} xfer;
+
+typedef struct reply {
+  int code;
+  nl_buf text;
+} reply;
+
+typedef struct ftp_sess {
+  CURL *easy;
+  CURLM *multi;
+  int closed, busy, aborting;
+  lua_State *L;            /* valid while a curl call may call back */
+  char *host; int port;
+  char *user, *pass, *acct;
+  double timeout;
+  int passive, tls, verify;
+  char *cafile;
+  int debuglevel, debugref;
+  int connected, logged;
+  char *welcome, *entry, *cwd, *server_cwd;
+  int pre_fd;              /* connected socket with the greeting unread */
+  int reconnects, logins;
+  /* reply reassembly from the debug stream */
+  nl_buf cur;              /* reply being assembled */
+  int cur_code, cur_multi, cur_lines;
+  reply last;              /* last complete reply */
+  /* the current operation */
+  const char *quote[NQUOTE]; int nquote;
+  int qwait;               /* index of the quote awaiting its reply */
+  reply qr[NQUOTE];
+  int op_login;            /* a USER went out during this operation */
+  int after_auth;
+  int login_cmd;           /* the last command sent was USER/PASS/ACCT */
+  reply login;             /* the reply that ended the login */
+  char *op_cwd;            /* CWD target awaiting its reply */
+  xfer *x;
+} ftp_sess;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static char *dupstr(const char *p) {
+  char *q;
+  if (!p) return NULL;
+  q = malloc(strlen(p) + 1);
+  if (q) strcpy(q, p);
+  return q;
+}
+
+static void setstr(char **dst, const char *src) {
+  free(*dst);
+  *dst = dupstr(src);
+}
+
+static void setmem(char **dst, const char *src, size_t n) {
+  free(*dst);
+  *dst = malloc(n + 1);
+  if (*dst) { memcpy(*dst, src, n); (*dst)[n] = '\0'; }
+}
+
+/* Raises when the string argument holds CR, LF or NUL: they would
+ * smuggle extra commands onto the control connection. */
+static const char *check_clean(lua_State *L, int arg, const char *what) {
+  size_t n;
+  const char *p = luaL_checklstring(L, arg, &n);
+  if (strlen(p) != n || strpbrk(p, "\r\n")) {
+    lua_pushfstring(L, "CR, LF or NUL in %s", what);
+    luaL_argerror(L, arg, lua_tostring(L, -1));
+  }
+  return p;
+}
+
+static ftp_sess *check_sess(lua_State *L) {
+  ftp_sess *s = luaL_checkudata(L, 1, FTP);
+  if (s->closed) luaL_error(L, "attempt to use a closed ftp session");
+  return s;
+}
+
+static void check_idle(lua_State *L, ftp_sess *s) {
+  if (s->busy) luaL_error(L, "ftp session is busy (called from a callback?)");
+}
+
+static void check_logged(lua_State *L, ftp_sess *s) {
+  check_idle(L, s);
+  if (!s->connected) luaL_error(L, "ftp session is not connected (call connect)");
+  if (!s->logged) luaL_error(L, "ftp session is not logged in (call login)");
+}
+
+/* Joins p to the client-side cwd and removes ".", ".." and double
+ * slashes; pushes the absolute result. */
+static const char *push_abspath(lua_State *L, ftp_sess *s, const char *p) {
+  luaL_Buffer b;
+  const char *parts[256];
+  size_t lens[256];
+  int n = 0, i;
+  const char *srcs[2];
+  srcs[0] = (p[0] == '/') ? "" : (s->cwd ? s->cwd : "/");
+  srcs[1] = p;
+  for (i = 0; i < 2; i++) {
+    const char *q = srcs[i];
+    while (*q) {
+      const char *e;
+      while (*q == '/') q++;
+      if (!*q) break;
+      e = strchr(q, '/');
+      if (!e) e = q + strlen(q);
+      if (e - q == 1 && q[0] == '.') { /* skip */ }
+      else if (e - q == 2 && q[0] == '.' && q[1] == '.') { if (n > 0) n--; }
+      else {
+        if (n == 256) luaL_error(L, "path too deep");
+        parts[n] = q; lens[n] = (size_t)(e - q); n++;
+      }
+      q = e;
+    }
+  }
+  luaL_buffinit(L, &b);
+  if (n == 0) luaL_addchar(&b, '/');
+  for (i = 0; i < n; i++) {
+    luaL_addchar(&b, '/');
+    luaL_addlstring(&b, parts[i], lens[i]);
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* Pushes "ftp://host:port/%2F<abs path, percent-encoded>[/]". */
+static const char *push_url(lua_State *L, ftp_sess *s, const char *abs,
+                            int dir) {
+  static const char hex[] = "0123456789ABCDEF";
+  luaL_Buffer b;
+  const unsigned char *p;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, s->tls == TLS_IMPLICIT ? "ftps://" : "ftp://");
+  if (strchr(s->host, ':')) {
+    luaL_addchar(&b, '['); luaL_addstring(&b, s->host); luaL_addchar(&b, ']');
+  } else luaL_addstring(&b, s->host);
+  lua_pushfstring(L, ":%d/", s->port);
+  luaL_addvalue(&b);
+  if (abs) {
+    luaL_addstring(&b, "%2F");
+    for (p = (const unsigned char *)abs + 1; *p; p++) {
+      if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+          (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
+        luaL_addchar(&b, (char)*p);
+      else {
+        luaL_addchar(&b, '%');
+        luaL_addchar(&b, hex[*p >> 4]);
+        luaL_addchar(&b, hex[*p & 15]);
+      }
+    }
+    if (dir && abs[1] != '\0') luaL_addchar(&b, '/');
+  }
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* ---- debug stream: commands out, reply lines in ------------------------ */
+
+static void debug_print(ftp_sess *s, const char *tag, const char *p,
+                        size_t n) {
+  lua_State *L = s->L;
+  if (s->debuglevel <= 0) return;
+  if (s->debugref != LUA_NOREF && L) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->debugref);
+    lua_pushfstring(L, "*%s* ", tag);
+    lua_pushlstring(L, p, n);
+    lua_concat(L, 2);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);  /* ignored */
+  } else {
+    fprintf(stderr, "*%s* '%.*s'\n", tag, (int)n, p);
+  }
+}
+
+static void reply_set(reply *r, int code, const nl_buf *text) {
+  r->code = code;
+  r->text.len = 0; r->text.start = 0;
+  nl_buf_append(&r->text, nl_buf_head(text), text->len);
+}
+
+static int is_code(const char *p, size_t n) {
+  return n >= 3 && p[0] >= '1' && p[0] <= '5' && p[1] >= '0' &&
+         p[1] <= '9' && p[2] >= '0' && p[2] <= '9';
+}
+
+/* A complete reply arrived: remember it and give it to whoever waits. */
+static void reply_done(ftp_sess *s) {
+  reply_set(&s->last, s->cur_code, &s->cur);
+  if (s->login_cmd) reply_set(&s->login, s->cur_code, &s->cur);
+  debug_print(s, "resp", nl_buf_head(&s->cur), s->cur.len);
+  if (s->qwait >= 0) {
+    reply_set(&s->qr[s->qwait], s->cur_code, &s->cur);
+    s->qwait = -1;
+  }
+  if (s->op_cwd) {
+    if (s->cur_code == 250) setstr(&s->server_cwd, s->op_cwd);
+    free(s->op_cwd); s->op_cwd = NULL;
+  }
+  s->cur.len = 0; s->cur.start = 0;
+  s->cur_lines = 0; s->cur_multi = 0;
+}
+
+/* One reply line (without CRLF).  Multi-line replies run from "123-" to a
+ * line starting "123 "; a line without a code in between is text. */
+static void reply_line(ftp_sess *s, const char *p, size_t n) {
+  if (s->cur_lines == 0) {
+    if (!is_code(p, n)) {  /* garbage: keep it as a reply of code 0 */
+      s->cur_code = 0;
+    } else {
+      s->cur_code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+      s->cur_multi = (n > 3 && p[3] == '-');
+    }
+  } else if (s->cur.len < REPLY_MAX) {
+    nl_buf_append(&s->cur, "\n", 1);
+  }
+  if (s->cur.len < REPLY_MAX)
+    nl_buf_append(&s->cur, p, n > REPLY_MAX - s->cur.len ?
+                  REPLY_MAX - s->cur.len : n);
+  s->cur_lines++;
+  if (!s->cur_multi) { reply_done(s); return; }
+  if (s->cur_lines > 1 && is_code(p, n) && (n == 3 || p[3] == ' ') &&
+      (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0') == s->cur_code)
+    reply_done(s);
+}
+
+static void command_out(ftp_sess *s, const char *p, size_t n) {
+  int i;
+  s->login_cmd = n >= 5 && (strncasecmp(p, "USER ", 5) == 0 ||
+      strncasecmp(p, "PASS ", 5) == 0 || strncasecmp(p, "ACCT ", 5) == 0);
+  if (n >= 5 && strncasecmp(p, "PASS ", 5) == 0) {
+    debug_print(s, "cmd", "PASS ****", 9);
+  } else {
+    debug_print(s, "cmd", p, n);
+  }
+  if (n >= 5 && strncasecmp(p, "AUTH ", 5) == 0) {
+    /* the reply before the first command is the greeting */
+    setmem(&s->welcome, nl_buf_head(&s->last.text), s->last.text.len);
+    s->after_auth = 1;
+  } else if (n >= 5 && strncasecmp(p, "USER ", 5) == 0) {
+    if (!s->after_auth)
+      setmem(&s->welcome, nl_buf_head(&s->last.text), s->last.text.len);
+    s->after_auth = 0;
+    s->op_login = 1;
+    s->logins++;
+    if (s->logged) s->reconnects++;
+    setstr(&s->server_cwd, s->entry);
+  }
+  for (i = 0; i < s->nquote; i++) {
+    if (strlen(s->quote[i]) == n && memcmp(s->quote[i], p, n) == 0) {
+      s->qwait = i;
+      if (n > 4 && strncasecmp(p, "CWD ", 4) == 0) setmem(&s->op_cwd, p + 4, n - 4);
+      break;
+    }
+  }
+}
+
+static int on_debug(CURL *h, curl_infotype type, char *p, size_t n,
+                    void *ud) {
+  ftp_sess *s = ud;
+  (void)h;
+  if (type == CURLINFO_HEADER_IN || type == CURLINFO_HEADER_OUT) {
+    /* each call carries whole lines here; split to be safe */
+    while (n > 0) {
+      char *e = memchr(p, '\n', n);
+      size_t len = e ? (size_t)(e - p) : n, used = e ? len + 1 : n;
+      size_t l = len;
+      if (l > 0 && p[l - 1] == '\r') l--;
+      if (type == CURLINFO_HEADER_IN) reply_line(s, p, l);
+      else command_out(s, p, l);
+      p += used; n -= used;
+    }
+  } else if (type == CURLINFO_TEXT && s->debuglevel >= 2) {
+    size_t l = n;
+    if (l > 0 && p[l - 1] == '\n') l--;
+    debug_print(s, "info", p, l);
+  }
+  return 0;
+}
+
+/* ---- callbacks into Lua ------------------------------------------------ */
+
+/* Calls the function at the top of the stack with nargs args under
+ * lua_pcall; on error keeps the message and marks the transfer failed. */
+static int xcall(xfer *x, int nargs, int nres) {
+  lua_State *L = x->s->L;
+  if (lua_pcall(L, nargs, nres, 0) != LUA_OK) {
+    if (!x->failed) {
+      luaL_tolstring(L, -1, NULL);
+      x->errref = luaL_ref(L, LUA_REGISTRYINDEX);
+      x->failed = 1;
+    }
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+static void xfail(xfer *x, const char *msg) {
+  lua_State *L = x->s->L;
+  if (x->failed) return;
+  lua_pushstring(L, msg);
+  x->errref = luaL_ref(L, LUA_REGISTRYINDEX);
+  x->failed = 1;
+}
+
+static int deliver(xfer *x, const char *p, size_t n) {
+  lua_State *L = x->s->L;
+  if (x->cbref == LUA_NOREF) {
+    fwrite(p, 1, n, stdout);
+    if (x->lines) fputc('\n', stdout);
+    return 1;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->cbref);
+  lua_pushlstring(L, p, n);
+  return xcall(x, 1, 0);
+}
+
+/* Hands complete lines (or whole blocks) to Lua; flush hands the rest. */
+static int drain(xfer *x, int flush) {
+  nl_buf *b = &x->acc;
+  if (x->lines) {
+    char *h, *e;
+    while (b->len > 0 && (e = memchr(h = nl_buf_head(b), '\n', b->len))) {
+      size_t l = (size_t)(e - h);
+      if (!deliver(x, h, (l > 0 && h[l - 1] == '\r') ? l - 1 : l)) return 0;
+      nl_buf_consume(b, l + 1);
+      if (x->s->aborting) return 0;
+    }
+    if (flush && b->len > 0) {
+      size_t l = b->len;
+      h = nl_buf_head(b);
+      if (!deliver(x, h, h[l - 1] == '\r' ? l - 1 : l)) return 0;
+      nl_buf_consume(b, l);
+    }
+  } else {
+    while (b->len >= x->blocksize || (flush && b->len > 0)) {
+      size_t l = b->len < x->blocksize ? b->len : x->blocksize;
+      if (!deliver(x, nl_buf_head(b), l)) return 0;
+      nl_buf_consume(b, l);
+      if (x->s->aborting) return 0;
+    }
+  }
+  return 1;
+}
+
+static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
+  xfer *x = ud;
+  size_t n = sz * nm;
+  if (x->s->aborting || x->failed) return 0;  /* != n: curl stops */
+  x->moved += (curl_off_t)n;
+  if (x->fp) {
+    if (fwrite(p, 1, n, x->fp) != n) {
+      xfail(x, strerror(errno));
+      return 0;
+    }
+    return n;
+  }
+  if (nl_buf_append(&x->acc, p, n) != NL_OK) { xfail(x, "out of memory"); return 0; }
+  if (!drain(x, 0)) return 0;
+  return n;
+}
+
+/* Raw bytes from the upload source; 0 at its end or on failure. */
+static size_t src_raw(xfer *x, char *buf, size_t room) {
+  lua_State *L = x->s->L;
+  if (x->str) {
+    size_t n = x->slen - x->spos;
+    if (n > room) n = room;
+    memcpy(buf, x->str + x->spos, n);
+    x->spos += n;
+    return n;
+  }
+  if (x->fp) {
+    size_t n = fread(buf, 1, room, x->fp);
+    if (n == 0 && ferror(x->fp)) xfail(x, strerror(errno));
+    return n;
+  }
+  while (x->cpos >= x->clen) {
+    if (x->eof) return 0;
+    luaL_unref(L, LUA_REGISTRYINDEX, x->chunkref);
+    x->chunkref = LUA_NOREF; x->chunk = NULL; x->clen = x->cpos = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->fnref);
+    if (!xcall(x, 0, 1)) return 0;
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); x->eof = 1; return 0; }
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      xfail(x, "source function returned a non-string");
+      return 0;
+    }
+    x->chunk = lua_tolstring(L, -1, &x->clen);
+    x->chunkref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  {
+    size_t n = x->clen - x->cpos;
+    if (n > room) n = room;
+    memcpy(buf, x->chunk + x->cpos, n);
+    x->cpos += n;
+    return n;
+  }
+}
+
+/* storlines: bare LF line ends (curl makes CRLF of them), and a final
+ * line without one gets one, as ftplib does. */
+static size_t src_text(xfer *x, char *buf, size_t room) {
+  for (;;) {
+    size_t got, i, o = 0;
+    char *in = buf + 1;
+    if (x->eof && x->str == NULL && x->fp == NULL && x->fnref == LUA_NOREF)
+      return 0;
+    got = src_raw(x, in, room - 2);
+    if (x->failed) return 0;
+    if (got == 0) {
+      if (x->pending_cr) { buf[o++] = '\r'; x->pending_cr = 0; x->last = '\r'; x->emitted = 1; }
+      if (x->emitted && x->last != '\n') { buf[o++] = '\n'; x->last = '\n'; }
+      x->emitted = 0;
+      return o;
+    }
+    if (x->pending_cr) {
+      if (in[0] != '\n') buf[o++] = '\r';
+      x->pending_cr = 0;
+    }
+    for (i = 0; i < got; i++) {
+      char c = in[i];
+      if (c == '\r') {
+        if (i + 1 == got) { x->pending_cr = 1; continue; }
+        if (in[i + 1] == '\n') continue;
+      }
+      buf[o++] = c;
+    }
+    if (o > 0) {
+      x->last = buf[o - 1];
+      x->emitted = 1;
+      return o;
+    }
+  }
+}
+
+static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
+  xfer *x = ud;
+  size_t room = sz * nm, n;
+  if (x->s->aborting || x->failed) return CURL_READFUNC_ABORT;
+  if (room > x->blocksize && x->cbref != LUA_NOREF) room = x->blocksize;
+  n = x->text ? src_text(x, buf, room) : src_raw(x, buf, room);
+  if (x->failed) return CURL_READFUNC_ABORT;
+  x->moved += (curl_off_t)n;
+  if (n > 0 && x->cbref != LUA_NOREF) {
+    lua_State *L = x->s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->cbref);
+    lua_pushlstring(L, buf, n);
+    if (!xcall(x, 1, 0)) return CURL_READFUNC_ABORT;
+  }
+  return n;
+}
+
+static int on_seek(void *ud, curl_off_t off, int origin) {
+  xfer *x = ud;
+  if (origin != SEEK_SET || off < 0) return CURL_SEEKFUNC_FAIL;
+  if (x->str) {
+    x->spos = (size_t)off > x->slen ? x->slen : (size_t)off;
+    return CURL_SEEKFUNC_OK;
+  }
+  if (x->fp) return fseeko(x->fp, (off_t)off, SEEK_SET) == 0 ?
+                 CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
+  /* a chunk function is taken to start where the caller wants */
+  return CURL_SEEKFUNC_OK;
+}
+
+/* ---- the pre-connected control socket (connect before login) ---------- */
+
+static curl_socket_t on_opensocket(void *ud, curlsocktype purpose,
+                                   struct curl_sockaddr *a) {
+  ftp_sess *s = ud;
+  if (purpose == CURLSOCKTYPE_IPCXN && s->pre_fd >= 0) {
+    int fd = s->pre_fd;
+    s->pre_fd = -1;
+    return fd;
+  }
+  return socket(a->family, a->socktype, a->protocol);
+}
+
+static int on_sockopt_pre(void *ud, curl_socket_t fd, curlsocktype purpose) {
+  (void)ud; (void)fd;
+  /* the one socket handed over by on_opensocket is connected already */
+  return purpose == CURLSOCKTYPE_IPCXN ? CURL_SOCKOPT_ALREADY_CONNECTED
+                                       : CURL_SOCKOPT_OK;
+}
+
+/* ---- options and the perform loop -------------------------------------- */
+
+static int curl_at_least(unsigned int v) {
+  return curl_version_info(CURLVERSION_NOW)->version_num >= v;
+}
+
+/* Everything but the URL and the operation; run after every reset, and
+ * for the mirror handles too. */
+static void apply_common(ftp_sess *s, CURL *h, const nl_deadline *d) {
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "ftp,ftps");
+  curl_easy_setopt(h, CURLOPT_USERNAME, s->user ? s->user : "anonymous");
+  curl_easy_setopt(h, CURLOPT_PASSWORD, s->pass ? s->pass : "anonymous@");
+  if (s->acct) curl_easy_setopt(h, CURLOPT_FTP_ACCOUNT, s->acct);
+  curl_easy_setopt(h, CURLOPT_FTP_FILEMETHOD, (long)CURLFTPMETHOD_NOCWD);
+  curl_easy_setopt(h, CURLOPT_FTP_SKIP_PASV_IP, 1L);
+  curl_easy_setopt(h, CURLOPT_FTP_USE_EPSV, 1L);
+  if (!s->passive) curl_easy_setopt(h, CURLOPT_FTPPORT, "-");
+  if (d && d->at >= 0) {
+    double left = nl_deadline_left(d);
+    long ms = (long)(left * 1000.0) + 1;
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
+    curl_easy_setopt(h, CURLOPT_ACCEPTTIMEOUT_MS, ms);
+    curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, (long)left + 1);
+  }
+  if (s->tls != TLS_NONE) {
+    if (s->tls == TLS_EXPLICIT) {
+      curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+      curl_easy_setopt(h, CURLOPT_FTPSSLAUTH, (long)CURLFTPAUTH_TLS);
+    }
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, s->verify ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L);
+    if (s->cafile) curl_easy_setopt(h, CURLOPT_CAINFO, s->cafile);
+    /* TLS 1.3 uploads lose data before curl 8.9 */
+    if (!curl_at_least(0x080900))
+      curl_easy_setopt(h, CURLOPT_SSLVERSION,
+                       (long)(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2));
+  }
+}
+
+/* NOBODY operations still "write" header-like info: throw it away. */
+static size_t on_discard(char *p, size_t sz, size_t nm, void *ud) {
+  (void)p; (void)ud;
+  return sz * nm;
+}
+
+static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
+  CURL *h = s->easy;
+  curl_easy_reset(h);
+  apply_common(s, h, d);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_discard);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+  curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+  curl_easy_setopt(h, CURLOPT_DEBUGDATA, s);
+  if (s->pre_fd >= 0) {
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, s);
+    curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt_pre);
+  }
+}
+
+/* The one place an FTP operation waits: for curl's descriptors, no longer
+ * than curl asks and the deadline allows.  A scheduler would hook here. */
+static void ftp_wait(CURLM *m, const nl_deadline *d) {
+  long t = -1;
+  int ms, dl = nl_deadline_ms(d);
+  curl_multi_timeout(m, &t);
+  ms = (t < 0 || t > 200) ? 200 : (int)t;
+  if (dl >= 0 && dl < ms) ms = dl;
+  curl_multi_poll(m, NULL, 0, ms, NULL);
+}
+
+/* Drives one easy handle to its end on multi m; CURLE_OPERATION_TIMEDOUT
+ * when the deadline passes first. */
+static CURLcode drive(CURLM *m, CURL *h, const nl_deadline *d) {
+  int running = 1, left;
+  CURLcode rc = CURLE_OK;
+  CURLMsg *msg;
+  if (curl_multi_add_handle(m, h) != CURLM_OK) return CURLE_FAILED_INIT;
+  for (;;) {
+    if (curl_multi_perform(m, &running) != CURLM_OK) { rc = CURLE_FAILED_INIT; break; }
+    if (!running) break;
+    if (d->at >= 0 && nl_monotime() > d->at + 0.25) { rc = CURLE_OPERATION_TIMEDOUT; running = -1; break; }
+    ftp_wait(m, d);
+  }
+  while ((msg = curl_multi_info_read(m, &left)) != NULL)
+    if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) rc = msg->data.result;
+  curl_multi_remove_handle(m, h);
+  return rc;
+}
+
+static void op_reset(ftp_sess *s) {
+  int i;
+  s->qwait = -1;
+  s->op_login = 0;
+  s->aborting = 0;
+  for (i = 0; i < NQUOTE; i++) { s->qr[i].code = -1; s->qr[i].text.len = 0; s->qr[i].text.start = 0; }
+  s->cur.len = 0; s->cur.start = 0; s->cur_lines = 0; s->cur_multi = 0;
+  s->last.code = -1; s->last.text.len = 0; s->last.text.start = 0;
+  free(s->op_cwd); s->op_cwd = NULL;
+}
+
+typedef void (*setup_fn)(ftp_sess *s, void *ud);
+
+/* One operation: reset, apply every option, run; retried once when a
+ * reused connection turned out dead before any payload moved. */
+static CURLcode perform(lua_State *L, ftp_sess *s, const char *url,
+                        setup_fn setup, void *ud, xfer *x,
+                        const nl_deadline *d) {
+  CURLcode rc;
+  int attempt;
+  for (attempt = 0; ; attempt++) {
+    int was_logged = s->logged;
+    op_reset(s);
+    apply_session(s, d, url);
+    if (setup) setup(s, ud);
+    s->L = L; s->busy = 1; s->x = x;
+    rc = drive(s->multi, s->easy, d);
+    s->busy = 0; s->x = NULL;
+    if (attempt == 0 && was_logged && !s->op_login &&
+        (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
+         rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) &&
+        !(x && (x->moved > 0 || x->failed)) && !nl_deadline_passed(d))
+      continue;
+    return rc;
+  }
+}
+
+static int is_tls_error(CURLcode rc) {
+  switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED: case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER: case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_USE_SSL_FAILED: case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH: case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* Pushes nil, message, code for a failed operation. */
+static int push_error(lua_State *L, ftp_sess *s, CURL *h, CURLcode rc,
+                      int last_code, const char *last_text, xfer *x,
+                      const char *what) {
+  long oserr = 0;
+  if (x && x->failed) {
+    lua_pushnil(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->errref);
+    lua_pushliteral(L, "callback");
+    return 3;
+  }
+  if (s && s->aborting)
+    return nl_pushfailcode(L, "aborted", "%s: transfer aborted", what);
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT: case CURLE_FTP_ACCEPT_TIMEOUT:
+      return nl_pushfailcode(L, "timeout", "%s: timed out", what);
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return nl_pushfailcode(L, "resolve", "%s: %s", what, curl_easy_strerror(rc));
+    case CURLE_COULDNT_CONNECT:
+      curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
+      if (oserr != 0) return nl_pushfail(L, (int)oserr, "%s: connect", what);
+      return nl_pushfailcode(L, "refused", "%s: %s", what, curl_easy_strerror(rc));
+    default: break;
+  }
+  if (is_tls_error(rc))
+    return nl_pushfailcode(L, "tls", "%s: %s", what, curl_easy_strerror(rc));
+  if (last_code >= 400 && last_code <= 599 && rc != CURLE_GOT_NOTHING &&
+      rc != CURLE_SEND_ERROR && rc != CURLE_RECV_ERROR &&
+      rc != CURLE_PARTIAL_FILE) {
+    lua_pushnil(L);
+    lua_pushstring(L, last_text);
+    lua_pushinteger(L, last_code);
+    return 3;
+  }
+  switch (rc) {
+    case CURLE_GOT_NOTHING: case CURLE_SEND_ERROR: case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE: case CURLE_FTP_ACCEPT_FAILED:
+    case CURLE_FTP_CANT_GET_HOST:
+      return nl_pushfailcode(L, "closed", "%s: %s", what, curl_easy_strerror(rc));
+    case CURLE_WRITE_ERROR: case CURLE_READ_ERROR:
+      return nl_pushfailcode(L, "io", "%s: %s", what, curl_easy_strerror(rc));
+    default:
+      return nl_pushfailcode(L, "protocol", "%s: %s", what, curl_easy_strerror(rc));
+  }
+}
+
+static int sess_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
+                      const char *what) {
+  char *text;
+  int n, code = s->last.code;
+  text = malloc(s->last.text.len + 1);
+  if (text) {
+    memcpy(text, nl_buf_head(&s->last.text), s->last.text.len);
+    text[s->last.text.len] = '\0';
+  }
+  n = push_error(L, s, s->easy, rc, code, text ? text : "", x, what);
+  free(text);
+  return n;
+}
+
+static void xfer_init(xfer *x, ftp_sess *s) {
+  memset(x, 0, sizeof *x);
+  x->s = s;
+  x->cbref = x->fnref = x->chunkref = x->errref = LUA_NOREF;
+  x->blocksize = 8192;
+  nl_buf_init(&x->acc);
+}
+
+static void xfer_free(lua_State *L, xfer *x) {
+  luaL_unref(L, LUA_REGISTRYINDEX, x->cbref);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->fnref);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->chunkref);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->errref);
+  nl_buf_free(&x->acc);
+}
+
+/* ---- session lifecycle -------------------------------------------------- */
+
+static void sess_free(ftp_sess *s, int quit) {
+  int i;
+  if (s->closed) return;
+  s->closed = 1;
+  if (s->easy) {
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (!quit) {
+      /* no QUIT handshake: make the cache's goodbye fail at once */
+      curl_easy_getinfo(s->easy, CURLINFO_ACTIVESOCKET, &fd);
+      if (fd != CURL_SOCKET_BAD) shutdown(fd, SHUT_RDWR);
+    }
+    curl_easy_setopt(s->easy, CURLOPT_VERBOSE, 0L);
+    curl_easy_setopt(s->easy, CURLOPT_DEBUGFUNCTION, NULL);
+    curl_easy_cleanup(s->easy);
+    s->easy = NULL;
+  }
+  if (s->multi) { curl_multi_cleanup(s->multi); s->multi = NULL; }
+  if (s->pre_fd >= 0) { close(s->pre_fd); s->pre_fd = -1; }
+  if (s->L) {
+    luaL_unref(s->L, LUA_REGISTRYINDEX, s->debugref);
+    s->debugref = LUA_NOREF;
+  }
+  free(s->host); free(s->user); free(s->pass); free(s->acct);
+  free(s->cafile); free(s->welcome); free(s->entry); free(s->cwd);
+  free(s->server_cwd); free(s->op_cwd);
+  s->host = s->user = s->pass = s->acct = s->cafile = s->welcome = NULL;
+  s->entry = s->cwd = s->server_cwd = s->op_cwd = NULL;
+  nl_buf_free(&s->cur);
+  nl_buf_free(&s->last.text);
+  nl_buf_free(&s->login.text);
+  for (i = 0; i < NQUOTE; i++) nl_buf_free(&s->qr[i].text);
+}
+
+static int m_close(lua_State *L) {
+  ftp_sess *s = luaL_checkudata(L, 1, FTP);
+  if (s->busy) return luaL_error(L, "close: ftp session is busy");
+  s->L = L;
+  sess_free(s, 0);
+  return 0;
+}
+
+static int m_gc(lua_State *L) {
+  ftp_sess *s = luaL_checkudata(L, 1, FTP);
+  s->L = L;
+  sess_free(s, 0);
+  return 0;
+}
+
+static int m_tostring(lua_State *L) {
+  ftp_sess *s = luaL_checkudata(L, 1, FTP);
+  if (s->closed) lua_pushliteral(L, "netlua.ftp (closed)");
+  else if (s->connected)
+    lua_pushfstring(L, "netlua.ftp: %s:%d (%p)", s->host, s->port, (void *)s);
+  else lua_pushfstring(L, "netlua.ftp: %p", (void *)s);
+  return 1;
+}
+
+static int opt_bool(lua_State *L, int t, const char *k, int dflt) {
+  int r = dflt;
+  if (lua_getfield(L, t, k) != LUA_TNIL) {
+    if (!lua_isboolean(L, -1))
+      luaL_error(L, "bad option '%s' (boolean expected, got %s)", k, luaL_typename(L, -1));
+    r = lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+static void opt_str(lua_State *L, int t, const char *k, char **dst) {
+  if (lua_getfield(L, t, k) != LUA_TNIL) {
+    size_t n;
+    const char *p;
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bad option '%s' (string expected, got %s)", k, luaL_typename(L, -1));
+    p = lua_tolstring(L, -1, &n);
+    if (strlen(p) != n || strpbrk(p, "\r\n"))
+      luaL_error(L, "bad option '%s' (CR, LF or NUL)", k);
+    setstr(dst, p);
+  }
+  lua_pop(L, 1);
+}
+
+static void check_tls_mode(lua_State *L, ftp_sess *s) {
+  /* active mode under TLS hangs before curl 8.0 */
+  if (s->tls != TLS_NONE && !s->passive && !curl_at_least(0x080000))
+    luaL_error(L, "active mode with TLS needs libcurl >= 8.0 (this is %s)",
+               curl_version_info(CURLVERSION_NOW)->version);
+}
+
+static void set_debug(lua_State *L, ftp_sess *s, int idx) {
+  luaL_unref(L, LUA_REGISTRYINDEX, s->debugref);
+  s->debugref = LUA_NOREF;
+  if (lua_isfunction(L, idx)) {
+    lua_pushvalue(L, idx);
+    s->debugref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (s->debuglevel == 0) s->debuglevel = 1;
+  } else if (lua_isinteger(L, idx)) {
+    s->debuglevel = (int)lua_tointeger(L, idx);
+  } else if (lua_isboolean(L, idx)) {
+    s->debuglevel = lua_toboolean(L, idx);
+  } else if (!lua_isnil(L, idx)) {
+    luaL_error(L, "bad option 'debug' (function, integer or boolean expected)");
+  }
+}
+
+/* core.ftp_session(opts) -> an unconnected session with the options set */
+static int l_session(lua_State *L) {
+  ftp_sess *s;
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  else { lua_settop(L, 0); lua_newtable(L); }
+  s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  s->pre_fd = -1;
+  s->debugref = LUA_NOREF;
+  s->passive = 1; s->verify = 1; s->port = 21;
+  s->timeout = -1;
+  s->closed = 1;  /* until the handles exist */
+  nl_buf_init(&s->cur); nl_buf_init(&s->last.text); nl_buf_init(&s->login.text);
+  {
+    int i;
+    for (i = 0; i < NQUOTE; i++) nl_buf_init(&s->qr[i].text);
+  }
+  luaL_setmetatable(L, FTP);
+  s->easy = curl_easy_init();
+  s->multi = curl_multi_init();
+  if (!s->easy || !s->multi) return luaL_error(L, "ftp: libcurl init failed");
+  curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1L);
+  s->closed = 0;
+  s->passive = opt_bool(L, 1, "passive", 1);
+  s->verify = opt_bool(L, 1, "verify", 1);
+  opt_str(L, 1, "cafile", &s->cafile);
+  opt_str(L, 1, "acct", &s->acct);
+  if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
+    const char *t = lua_tostring(L, -1);
+    if (t && strcmp(t, "explicit") == 0) s->tls = TLS_EXPLICIT;
+    else if (t && strcmp(t, "implicit") == 0) s->tls = TLS_IMPLICIT;
+    else luaL_error(L, "bad option 'tls' (expected \"explicit\" or \"implicit\")");
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "timeout") != LUA_TNIL) {
+    lua_Number t;
+    if (!lua_isnumber(L, -1))
+      luaL_error(L, "bad option 'timeout' (number expected, got %s)", luaL_typename(L, -1));
+    t = lua_tonumber(L, -1);
+    if (t != t) luaL_error(L, "bad option 'timeout' (NaN)");
+    s->timeout = t < 0 ? -1 : t;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "debug");
+  set_debug(L, s, -1);
+  lua_pop(L, 1);
+  check_tls_mode(L, s);
+  return 1;
+}
+
+/* Connects a TCP socket to host:port within d; fd or -1 with *err set. */
+static int tcp_open(const char *host, int port, const nl_deadline *d,
+                    int *err, char *where, size_t wlen) {
+  struct addrinfo hints, *res = NULL, *ai;
+  char serv[16];
+  int g, fd = -1;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(serv, sizeof serv, "%d", port);
+  snprintf(where, wlen, "%s:%d", host, port);
+  g = getaddrinfo(host, serv, &hints, &res);
+  if (g != 0) { *err = -100; return -1; }
+  *err = ECONNREFUSED;
+  for (ai = res; ai; ai = ai->ai_next) {
+    int r;
+    socklen_t len = sizeof r;
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                ai->ai_protocol);
+    if (fd < 0) { *err = errno; continue; }
+    nl_addr_format(ai->ai_addr, where, wlen);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+    if (errno == EINPROGRESS) {
+      r = nl_wait(fd, NL_WAIT_WRITE, d);
+      if (r == NL_OK && getsockopt(fd, SOL_SOCKET, SO_ERROR, &r, &len) == 0 && r == 0)
+        break;
+      *err = r == NL_OK ? ECONNREFUSED : r;
+    } else *err = errno;
+    close(fd); fd = -1;
+    if (*err == NL_TIMEOUT) break;
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+
+/* Length of a complete reply at the start of p, or 0 if more is due. */
+static size_t complete_reply(const char *p, size_t n) {
+  size_t off = 0;
+  int multi = -1;
+  while (off < n) {
+    const char *e = memchr(p + off, '\n', n - off);
+    size_t l;
+    if (!e) return 0;
+    l = (size_t)(e - (p + off));
+    if (multi < 0) {
+      if (!is_code(p + off, l)) return (size_t)(e - p) + 1;
+      if (l > 3 && p[off + 3] == '-') multi = 1;
+      else return (size_t)(e - p) + 1;
+    } else if (is_code(p + off, l) && (l == 3 || p[off + 3] == ' ') &&
+               memcmp(p + off, p, 3) == 0) {
+      return (size_t)(e - p) + 1;
+    }
+    off += l + 1;
+  }
+  return 0;
+}
+
+/* s:connect(host, port, timeout) -> welcome.  Opens the control connection
+ * and peeks at the greeting (left unread for curl, who takes the socket
+ * over at login).  Implicit TLS hides the greeting until login. */
+static int m_connect(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  const char *host = check_clean(L, 2, "host");
+  int port, fd, err;
+  nl_deadline d;
+  char where[300], buf[8192];
+  size_t have = 0, rl;
+  check_idle(L, s);
+  port = s->tls == TLS_IMPLICIT ? 990 : 21;
+  if (!lua_isnoneornil(L, 3)) port = nl_checkport(L, 3);
+  luaL_argcheck(L, port > 0, 3, "port 0");
+  if (!lua_isnoneornil(L, 4)) s->timeout = nl_opttimeout(L, 4, s->timeout);
+  if (s->pre_fd >= 0) { close(s->pre_fd); s->pre_fd = -1; }
+  setstr(&s->host, host);
+  s->port = port;
+  s->connected = 0; s->logged = 0;
+  setstr(&s->welcome, NULL);
+  nl_deadline_start(&d, s->timeout);
+  fd = tcp_open(host, port, &d, &err, where, sizeof where);
+  if (fd < 0) {
+    if (err == -100) return nl_pushfailcode(L, "resolve", "connect %s: cannot resolve", host);
+    return nl_pushfail(L, err, "connect %s", where);
+  }
+  if (s->tls == TLS_IMPLICIT) {
+    /* nothing to read in clear: curl takes the socket over at login */
+    s->pre_fd = fd;
+    s->connected = 1;
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  for (;;) {
+    ssize_t r;
+    int w = nl_wait(fd, NL_WAIT_READ, &d);
+    if (w != NL_OK) { close(fd); return nl_pushfail(L, w, "connect %s: greeting", where); }
+    r = recv(fd, buf, sizeof buf - 1, MSG_PEEK);
+    if (r == 0) { close(fd); return nl_pushfail(L, NL_CLOSED, "connect %s: greeting", where); }
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      err = errno; close(fd);
+      return nl_pushfail(L, err, "connect %s: greeting", where);
+    }
+    have = (size_t)r;
+    if ((rl = complete_reply(buf, have)) > 0 || have == sizeof buf - 1) break;
+    if ((size_t)r == have) {
+      /* nothing new arrived yet beyond what we peeked: wait a little */
+      int w2;
+      nl_deadline tiny;
+      nl_deadline_start(&tiny, 0.01);
+      if (d.at >= 0 && tiny.at > d.at) tiny = d;
+      w2 = nl_wait(-1, 0, &tiny);
+      (void)w2;
+      if (nl_deadline_passed(&d)) { close(fd); return nl_pushfail(L, NL_TIMEOUT, "connect %s: greeting", where); }
+    }
+  }
+  rl = complete_reply(buf, have);
+  if (rl == 0) rl = have;
+  {
+    /* the reply text without CRLFs, lines joined with \n */
+    luaL_Buffer b;
+    size_t i;
+    int code = is_code(buf, rl) ? atoi(buf) : 0;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < rl; i++) {
+      if (buf[i] == '\r') continue;
+      if (buf[i] == '\n' && i + 1 >= rl) break;
+      luaL_addchar(&b, buf[i]);
+    }
+    luaL_pushresult(&b);
+    if (code < 200 || code >= 400) {
+      close(fd);
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      if (code == 0) { lua_pop(L, 1); return nl_pushfailcode(L, "protocol", "connect %s: bad greeting", where); }
+      lua_pushinteger(L, code);
+      return 3;
+    }
+    setstr(&s->welcome, lua_tostring(L, -1));
+  }
+  s->pre_fd = fd;
+  s->connected = 1;
+  return 1;
+}
+
+static void setup_nobody(ftp_sess *s, void *ud) {
+  (void)ud;
+  curl_easy_setopt(s->easy, CURLOPT_NOBODY, 1L);
+}
+
+/* s:login(user, passwd, acct) -> reply text.  Connect and login are one
+ * curl step: NOBODY on the server's root sends USER, PASS, PWD. */
+static int m_login(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  const char *user = luaL_optstring(L, 2, "anonymous");
+  const char *pass = luaL_optstring(L, 3, NULL);
+  nl_deadline d;
+  CURLcode rc;
+  char *ep = NULL;
+  check_idle(L, s);
+  if (!s->connected) luaL_error(L, "ftp session is not connected (call connect)");
+  if (!lua_isnoneornil(L, 2)) check_clean(L, 2, "user");
+  if (pass) check_clean(L, 3, "password");
+  else pass = strcmp(user, "anonymous") == 0 ? "anonymous@" : "";
+  if (!lua_isnoneornil(L, 4)) setstr(&s->acct, check_clean(L, 4, "acct"));
+  setstr(&s->user, user);
+  setstr(&s->pass, pass);
+  nl_deadline_start(&d, s->timeout);
+  s->logged = 0;
+  s->nquote = 0;
+  push_url(L, s, NULL, 1);
+  rc = perform(L, s, lua_tostring(L, -1), setup_nobody, NULL, NULL, &d);
+  if (rc != CURLE_OK) {
+    /* the connection is gone either way: the next login starts afresh */
+    return sess_error(L, s, rc, NULL, "login");
+  }
+  s->logged = 1;
+  if (curl_easy_getinfo(s->easy, CURLINFO_FTP_ENTRY_PATH, &ep) == CURLE_OK && ep && ep[0] == '/')
+    setstr(&s->entry, ep);
+  else if (!s->entry) setstr(&s->entry, "/");
+  setstr(&s->cwd, s->entry);
+  setstr(&s->server_cwd, s->entry);
+  lua_pushlstring(L, nl_buf_head(&s->login.text), s->login.text.len);
+  return 1;
+}
+
+static int m_getwelcome(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  if (s->welcome) lua_pushstring(L, s->welcome);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int m_set_debuglevel(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  if (lua_isfunction(L, 2)) set_debug(L, s, 2);
+  else s->debuglevel = (int)luaL_checkinteger(L, 2);
+  return 0;
+}
+
+static int m_set_pasv(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  int old = s->passive;
+  luaL_checkany(L, 2);
+  s->passive = lua_toboolean(L, 2);
+  if (s->tls != TLS_NONE && !s->passive && !curl_at_least(0x080000)) {
+    s->passive = old;
+    luaL_error(L, "set_pasv: active mode with TLS needs libcurl >= 8.0 (this is %s)",
+               curl_version_info(CURLVERSION_NOW)->version);
+  }
+  return 0;
+}
+
+static int m_settimeout(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  s->timeout = nl_opttimeout(L, 2, -1);
+  return 0;
+}
+
+/* ---- commands through CURLOPT_QUOTE ------------------------------------ */
+
+typedef struct quote_ud { struct curl_slist *list; } quote_ud;
+
+static void setup_quote(ftp_sess *s, void *ud) {
+  quote_ud *q = ud;
+  curl_easy_setopt(s->easy, CURLOPT_NOBODY, 1L);
+  curl_easy_setopt(s->easy, CURLOPT_QUOTE, q->list);
+}
+
+/* Runs cmds[0..n) (each prefixed with '*' so a 4xx/5xx keeps the
+ * connection); afterwards s->qr[i] holds each reply (code -1: none). */
+static CURLcode run_quotes(lua_State *L, ftp_sess *s, const char **cmds,
+                           int n, const nl_deadline *d) {
+  quote_ud q;
+  CURLcode rc;
+  int i;
+  q.list = NULL;
+  for (i = 0; i < n; i++) {
+    struct curl_slist *t;
+    lua_pushfstring(L, "*%s", cmds[i]);
+    t = curl_slist_append(q.list, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!t) { curl_slist_free_all(q.list); luaL_error(L, "out of memory"); }
+    q.list = t;
+    s->quote[i] = cmds[i];
+  }
+  s->nquote = n;
+  push_url(L, s, NULL, 1);
+  rc = perform(L, s, lua_tostring(L, -1), setup_quote, &q, NULL, d);
+  lua_pop(L, 1);
+  s->nquote = 0;
+  curl_slist_free_all(q.list);
+  return rc;
+}
+
+static int push_qreply(lua_State *L, ftp_sess *s, int i, int need2xx) {
+  reply *r = &s->qr[i];
+  if (r->code < 0)
+    return nl_pushfailcode(L, "closed", "no reply to %s", s->quote[i] ? s->quote[i] : "command");
+  if (r->code >= 400 || r->code < 100 || (need2xx && (r->code < 200 || r->code >= 300))) {
+    lua_pushnil(L);
+    lua_pushlstring(L, nl_buf_head(&r->text), r->text.len);
+    if (r->code < 100) {
+      lua_pushliteral(L, "protocol");
+    } else lua_pushinteger(L, r->code);
+    return 3;
+  }
+  lua_pushlstring(L, nl_buf_head(&r->text), r->text.len);
+  return 1;
+}
+
+static const struct { const char *cmd, *use; } owned[] = {
+  {"TYPE", "retrbinary/retrlines"}, {"PASV", "set_pasv"}, {"EPSV", "set_pasv"},
+  {"PORT", "set_pasv"}, {"EPRT", "set_pasv"}, {"LPSV", "set_pasv"},
+  {"LPRT", "set_pasv"}, {"REST", "the rest argument of retrbinary/storbinary"},
+  {"RETR", "retrbinary or retrlines"}, {"STOR", "storbinary or storlines"},
+  {"STOU", "storbinary"}, {"APPE", "storbinary with \"APPE name\""},
+  {"LIST", "dir or retrlines(\"LIST\")"}, {"NLST", "nlst"}, {"MLSD", "mlsd"},
+  {"ABOR", "abort"}, {"AUTH", "the tls option"}, {"PBSZ", "the tls option"},
+  {"PROT", "the tls option"}, {"CCC", "the tls option"}, {"USER", "login"},
+  {"PASS", "login"}, {"ACCT", "login"}, {"REIN", "login"}, {"QUIT", "quit"},
+  {"CWD", "cwd"}, {"XCWD", "cwd"}, {"CDUP", "cwd(\"..\")"}, {"XCUP", "cwd(\"..\")"},
+  {"MODE", "nothing (stream mode only)"}, {"STRU", "nothing (file structure only)"},
+  {NULL, NULL}
+};
+
+/* sendcmd/voidcmd: refuse commands whose state curl owns. */
+static void check_owned(lua_State *L, const char *cmd, const char *fname) {
+  char verb[8];
+  size_t i = 0;
+  int k;
+  while (cmd[i] && cmd[i] != ' ' && i < sizeof verb - 1) {
+    verb[i] = cmd[i] >= 'a' && cmd[i] <= 'z' ? (char)(cmd[i] - 32) : cmd[i];
+    i++;
+  }
+  verb[i] = '\0';
+  if (cmd[i] != '\0' && cmd[i] != ' ') return;
+  for (k = 0; owned[k].cmd; k++)
+    if (strcmp(verb, owned[k].cmd) == 0)
+      luaL_error(L, "bad argument #1 to '%s' (%s is managed by the session: use %s)",
+                 fname, owned[k].cmd, owned[k].use);
+}
+
+static int do_sendcmd(lua_State *L, int need2xx, const char *fname) {
+  ftp_sess *s = check_sess(L);
+  size_t n;
+  const char *cmd = luaL_checklstring(L, 2, &n);
+  const char *cmds[2];
+  int k = 0;
+  nl_deadline d;
+  CURLcode rc;
+  if (strlen(cmd) != n || strpbrk(cmd, "\r\n"))
+    luaL_error(L, "bad argument #1 to '%s' (CR, LF or NUL in command)", fname);
+  luaL_argcheck(L, n > 0, 2, "empty command");
+  check_owned(L, cmd, fname);
+  check_logged(L, s);
+  /* raw commands with relative paths mean the client-side cwd */
+  if (s->cwd && s->entry && (strcmp(s->cwd, s->entry) != 0 ||
+      !s->server_cwd || strcmp(s->server_cwd, s->cwd) != 0)) {
+    lua_pushfstring(L, "CWD %s", s->cwd);
+    cmds[k++] = lua_tostring(L, -1);
+  }
+  cmds[k++] = cmd;
+  nl_deadline_start(&d, s->timeout);
+  rc = run_quotes(L, s, cmds, k, &d);
+  if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, fname);
+  return push_qreply(L, s, k - 1, need2xx);
+}
+
+static int m_sendcmd(lua_State *L) { return do_sendcmd(L, 0, "sendcmd"); }
+static int m_voidcmd(lua_State *L) { return do_sendcmd(L, 1, "voidcmd"); }
+
+/* s:_cmds(cmd...) -> array of {code, text} (internal: no owned check). */
+static int m_cmds(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  int n = lua_gettop(L) - 1, i;
+  const char *cmds[NQUOTE];
+  nl_deadline d;
+  CURLcode rc;
+  luaL_argcheck(L, n >= 1 && n <= NQUOTE, 2, "1 to 4 commands");
+  for (i = 0; i < n; i++) {
+    size_t l;
+    cmds[i] = luaL_checklstring(L, i + 2, &l);
+    if (strlen(cmds[i]) != l || strpbrk(cmds[i], "\r\n"))
+      luaL_error(L, "CR, LF or NUL in command or path");
+  }
+  check_logged(L, s);
+  nl_deadline_start(&d, s->timeout);
+  rc = run_quotes(L, s, cmds, n, &d);
+  if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, "ftp");
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, s->qr[i].code);
+    lua_setfield(L, -2, "code");
+    lua_pushlstring(L, nl_buf_head(&s->qr[i].text), s->qr[i].text.len);
+    lua_setfield(L, -2, "text");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* s:_abspath(p) -> the absolute path p means (internal). */
+static int m_abspath(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  check_clean(L, 2, "path");
+  push_abspath(L, s, lua_tostring(L, 2));
+  return 1;
+}
+
+/* Parses the quoted path of a 257 reply into a pushed string, or nil. */
+static void push_257(lua_State *L, const char *t, size_t n) {
+  const char *q = memchr(t, '"', n);
+  luaL_Buffer b;
+  if (!q) { lua_pushnil(L); return; }
+  luaL_buffinit(L, &b);
+  for (q++; q < t + n; q++) {
+    if (*q == '"') {
+      if (q + 1 < t + n && q[1] == '"') { luaL_addchar(&b, '"'); q++; }
+      else break;
+    } else luaL_addchar(&b, *q);
+  }
+  luaL_pushresult(&b);
+}
+
+/* s:cwd(path) -> reply text.  The directory is checked with CWD and its
+ * canonical name taken from PWD; later paths are built from it. */
+static int m_cwd(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  const char *abs, *cmds[2];
+  nl_deadline d;
+  CURLcode rc;
+  int n;
+  check_clean(L, 2, "path");
+  check_logged(L, s);
+  abs = push_abspath(L, s, lua_tostring(L, 2));
+  lua_pushfstring(L, "CWD %s", abs);
+  cmds[0] = lua_tostring(L, -1);
+  cmds[1] = "PWD";
+  nl_deadline_start(&d, s->timeout);
+  rc = run_quotes(L, s, cmds, 2, &d);
+  if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, "cwd");
+  n = push_qreply(L, s, 0, 1);
+  if (n != 1) return n;
+  if (s->qr[1].code == 257) {
+    push_257(L, nl_buf_head(&s->qr[1].text), s->qr[1].text.len);
+    if (lua_isstring(L, -1) && lua_tostring(L, -1)[0] == '/') abs = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  setstr(&s->cwd, abs);
+  return 1;
+}
+
+/* s:pwd() -> the client-side current directory (no round trip). */
+static int m_pwd(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  check_logged(L, s);
+  lua_pushstring(L, s->cwd ? s->cwd : "/");
+  return 1;
+}
+
+/* ---- transfers --------------------------------------------------------- */
+
+typedef struct xsetup {
+  xfer *x;
+  int nobody, dirlist, append;
+  const char *custom;
+  curl_off_t rest, insize;
+} xsetup;
+
+static void setup_xfer(ftp_sess *s, void *ud) {
+  xsetup *o = ud;
+  CURL *h = s->easy;
+  xfer *x = o->x;
+  if (o->nobody) { curl_easy_setopt(h, CURLOPT_NOBODY, 1L); return; }
+  if (x->upload) {
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, x);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024L);
+    if (o->append) curl_easy_setopt(h, CURLOPT_APPEND, 1L);
+    if (o->insize >= 0) curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, o->insize);
+  } else {
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)BIGBUF);
+    /* no SIZE round trip before each RETR: the data's end tells */
+    if (o->rest == 0) curl_easy_setopt(h, CURLOPT_IGNORE_CONTENT_LENGTH, 1L);
+  }
+  if (x->text) curl_easy_setopt(h, CURLOPT_TRANSFERTEXT, 1L);
+  if (o->dirlist) curl_easy_setopt(h, CURLOPT_DIRLISTONLY, 1L);
+  if (o->custom) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, o->custom);
+  if (o->rest > 0) curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, o->rest);
+}
+
+/* Splits an ftplib command string: verb in upper case into verb[], the
+ * argument (or NULL) returned. */
+static const char *split_cmd(lua_State *L, int arg, char *verb, size_t vlen,
+                             const char *fname) {
+  size_t n, i = 0;
+  const char *cmd = luaL_checklstring(L, arg, &n);
+  if (strlen(cmd) != n || strpbrk(cmd, "\r\n"))
+    luaL_error(L, "bad argument #1 to '%s' (CR, LF or NUL in command)", fname);
+  while (cmd[i] && cmd[i] != ' ' && i < vlen - 1) {
+    verb[i] = cmd[i] >= 'a' && cmd[i] <= 'z' ? (char)(cmd[i] - 32) : cmd[i];
+    i++;
+  }
+  verb[i] = '\0';
+  if (cmd[i] == '\0') return NULL;
+  if (cmd[i] != ' ') luaL_error(L, "bad argument #1 to '%s' (unknown command)", fname);
+  /* one space ends the verb: the name may itself start with spaces */
+  i++;
+  return cmd[i] ? cmd + i : NULL;
+}
+
+static FILE *tofile(lua_State *L, int idx) {
+  luaL_Stream *p = luaL_testudata(L, idx, LUA_FILEHANDLE);
+  if (!p) return NULL;
+  if (p->closef == NULL) luaL_error(L, "attempt to use a closed file");
+  return p->f;
+}
+
+static int finish_xfer(lua_State *L, ftp_sess *s, xfer *x, CURLcode rc,
+                       const char *what) {
+  int n;
+  if (rc == CURLE_OK && !x->failed && !x->upload) {
+    s->L = L;
+    drain(x, 1);
+  }
+  if (rc == CURLE_OK && !x->failed) {
+    lua_pushlstring(L, nl_buf_head(&s->last.text), s->last.text.len);
+    n = 1;
+  } else {
+    n = sess_error(L, s, rc == CURLE_OK ? CURLE_WRITE_ERROR : rc, x, what);
+  }
+  xfer_free(L, x);
+  return n;
+}
+
+/* Downloads: retrbinary(cmd, callback, blocksize, rest) and
+ * retrlines(cmd, callback).  cmd is "RETR name", "LIST [path]",
+ * "NLST [path]" or "MLSD [path]".  The callback may be a Lua file. */
+static int do_retr(lua_State *L, int lines) {
+  ftp_sess *s = check_sess(L);
+  const char *fname = lines ? "retrlines" : "retrbinary";
+  char verb[8];
+  const char *arg = split_cmd(L, 2, verb, sizeof verb, fname);
+  xfer x;
+  xsetup o;
+  nl_deadline d;
+  CURLcode rc;
+  const char *abs, *url;
+  int isdir;
+  memset(&o, 0, sizeof o);
+  if (strcmp(verb, "RETR") == 0) {
+    if (!arg) luaL_argerror(L, 2, "RETR needs a file name");
+    isdir = 0;
+  } else if (strcmp(verb, "LIST") == 0 || strcmp(verb, "NLST") == 0 ||
+             strcmp(verb, "MLSD") == 0) {
+    isdir = 1;
+    if (arg && arg[0] == '-') {  /* "LIST -la": options are not paths */
+      luaL_argerror(L, 2, "listing options are not supported");
+    }
+  } else {
+    return luaL_argerror(L, 2, "expected RETR, LIST, NLST or MLSD");
+  }
+  check_logged(L, s);
+  xfer_init(&x, s);
+  x.lines = lines;
+  x.text = lines;   /* listings and retrlines go in TYPE A */
+  if (!lua_isnoneornil(L, 3)) {
+    if ((x.fp = tofile(L, 3)) == NULL) {
+      luaL_checktype(L, 3, LUA_TFUNCTION);
+      lua_pushvalue(L, 3);
+      x.cbref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+  }
+  if (!lines) {
+    lua_Integer bs = luaL_optinteger(L, 4, 8192);
+    lua_Integer rest = luaL_optinteger(L, 5, 0);
+    if (bs < 1 || bs > 64 * 1024 * 1024) { xfer_free(L, &x); luaL_argerror(L, 4, "blocksize out of range"); }
+    if (rest < 0) { xfer_free(L, &x); luaL_argerror(L, 5, "negative rest"); }
+    x.blocksize = (size_t)bs;
+    o.rest = rest;
+  }
+  if (isdir) {
+    x.text = 1;
+    if (strcmp(verb, "NLST") == 0) o.dirlist = 1;
+    else if (strcmp(verb, "MLSD") == 0) o.custom = "MLSD";
+  }
+  abs = push_abspath(L, s, arg ? arg : ".");
+  url = push_url(L, s, abs, isdir);
+  o.x = &x;
+  nl_deadline_start(&d, s->timeout);
+  rc = perform(L, s, url, setup_xfer, &o, &x, &d);
+  return finish_xfer(L, s, &x, rc, fname);
+}
+
+static int m_retrbinary(lua_State *L) { return do_retr(L, 0); }
+static int m_retrlines(lua_State *L) { return do_retr(L, 1); }
+
+/* Uploads: storbinary(cmd, source, blocksize, callback, rest) and
+ * storlines(cmd, source, callback).  cmd is "STOR name" or "APPE name";
+ * source a string, a Lua file or a function returning chunks. */
+static int do_stor(lua_State *L, int lines) {
+  ftp_sess *s = check_sess(L);
+  const char *fname = lines ? "storlines" : "storbinary";
+  char verb[8];
+  const char *arg = split_cmd(L, 2, verb, sizeof verb, fname);
+  int cbarg = lines ? 4 : 5;
+  xfer x;
+  xsetup o;
+  nl_deadline d;
+  CURLcode rc;
+  const char *abs, *url;
+  memset(&o, 0, sizeof o);
+  o.insize = -1;
+  if (strcmp(verb, "STOR") == 0) o.append = 0;
+  else if (strcmp(verb, "APPE") == 0) o.append = 1;
+  else return luaL_argerror(L, 2, "expected STOR or APPE");
+  if (!arg) luaL_argerror(L, 2, "a file name is needed");
+  luaL_argcheck(L, !lua_isnoneornil(L, 3), 3, "source expected");
+  if (!lua_isnoneornil(L, cbarg)) luaL_checktype(L, cbarg, LUA_TFUNCTION);
+  check_logged(L, s);
+  xfer_init(&x, s);
+  x.upload = 1;
+  x.text = lines;
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    x.str = lua_tolstring(L, 3, &x.slen);
+    if (!lines) o.insize = (curl_off_t)x.slen;
+  } else if ((x.fp = tofile(L, 3)) != NULL) {
+    /* read in C */
+  } else if (lua_isfunction(L, 3)) {
+    lua_pushvalue(L, 3);
+    x.fnref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    xfer_free(L, &x);
+    return luaL_typeerror(L, 3, "string, file or function");
+  }
+  if (!lines) {
+    lua_Integer bs = luaL_optinteger(L, 4, 8192);
+    lua_Integer rest = luaL_optinteger(L, 6, 0);
+    if (bs < 1 || bs > 64 * 1024 * 1024) { xfer_free(L, &x); luaL_argerror(L, 4, "blocksize out of range"); }
+    if (rest < 0) { xfer_free(L, &x); luaL_argerror(L, 6, "negative rest"); }
+    x.blocksize = (size_t)bs;
+    if (rest > 0) { o.rest = rest; o.append = 1; o.insize = -1; }
+  } else x.blocksize = 8192;
+  if (!lua_isnoneornil(L, cbarg)) {
+    lua_pushvalue(L, cbarg);
+    x.cbref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  abs = push_abspath(L, s, arg);
+  url = push_url(L, s, abs, 0);
+  o.x = &x;
+  nl_deadline_start(&d, s->timeout);
+  rc = perform(L, s, url, setup_xfer, &o, &x, &d);
+  return finish_xfer(L, s, &x, rc, fname);
+}
+
+static int m_storbinary(lua_State *L) { return do_stor(L, 0); }
+static int m_storlines(lua_State *L) { return do_stor(L, 1); }
+
+/* s:size(name) -> bytes, as curl asks: TYPE I, SIZE. */
+static int m_size(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  xfer x;
+  xsetup o;
+  nl_deadline d;
+  CURLcode rc;
+  curl_off_t len = -1;
+  const char *abs, *url;
+  check_clean(L, 2, "name");
+  check_logged(L, s);
+  memset(&o, 0, sizeof o);
+  xfer_init(&x, s);
+  o.x = &x; o.nobody = 1;
+  abs = push_abspath(L, s, lua_tostring(L, 2));
+  url = push_url(L, s, abs, 0);
+  nl_deadline_start(&d, s->timeout);
+  rc = perform(L, s, url, setup_xfer, &o, &x, &d);
+  xfer_free(L, &x);
+  if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, "size");
+  curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+  if (len < 0) {
+    if (s->last.code >= 400) return sess_error(L, s, CURLE_REMOTE_FILE_NOT_FOUND, NULL, "size");
+    return nl_pushfailcode(L, "protocol", "size: the server gave no size");
+  }
+  lua_pushinteger(L, (lua_Integer)len);
+  return 1;
+}
+
+/* s:abort(): inside a transfer callback, ends the transfer (the control
+ * connection is dropped; the next call reconnects).  Outside, nothing. */
+static int m_abort(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  if (s->busy) s->aborting = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s:quit() -> "221 ..." reply; QUIT, then the session is closed. */
+static int m_quit(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  CURLcode rc = CURLE_OK;
+  const char *cmds[1] = {"QUIT"};
+  nl_deadline d;
+  check_idle(L, s);
+  if (s->logged) {
+    nl_deadline_start(&d, s->timeout);
+    rc = run_quotes(L, s, cmds, 1, &d);
+  }
+  if (rc == CURLE_OK && s->logged && s->qr[0].code > 0)
+    lua_pushlstring(L, nl_buf_head(&s->qr[0].text), s->qr[0].text.len);
+  else lua_pushliteral(L, "221 Goodbye");
+  s->L = L;
+  sess_free(s, 0);
+  return 1;
+}
+
+/* s:_info() -> table with reconnects, logins, entry, tls, passive
+ * (internal, for helpers and specs). */
+static int m_info(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, s->reconnects); lua_setfield(L, -2, "reconnects");
+  lua_pushinteger(L, s->logins); lua_setfield(L, -2, "logins");
+  if (s->entry) { lua_pushstring(L, s->entry); lua_setfield(L, -2, "entry"); }
+  if (s->host) { lua_pushstring(L, s->host); lua_setfield(L, -2, "host"); }
+  lua_pushinteger(L, s->port); lua_setfield(L, -2, "port");
+  lua_pushboolean(L, s->passive); lua_setfield(L, -2, "passive");
+  lua_pushboolean(L, s->logged); lua_setfield(L, -2, "logged");
+  lua_pushboolean(L, s->connected); lua_setfield(L, -2, "connected");
+  lua_pushstring(L, s->tls == TLS_NONE ? "none" : s->tls == TLS_EXPLICIT ? "explicit" : "implicit");
+  lua_setfield(L, -2, "tls");
+  lua_pushnumber(L, s->timeout); lua_setfield(L, -2, "timeout");
+  return 1;
+}
+
+/* ---- parallel fetch for mirror ------------------------------------------ */
+
+typedef struct job {
+  CURL *h;
+  FILE *fp;
+  int idx;   /* 1-based job index, 0 = idle */
+  char err[CURL_ERROR_SIZE];
+} job;
+
+/* s:_fetch(jobs, parallel) -> results.  jobs: array of {abs remote path,
+ * local file path}; each downloads on one of `parallel` easy handles
+ * sharing one multi handle (so `parallel` connections).  results[i] is
+ * true or {message, code}. */
+static int m_fetch(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  lua_Integer par = luaL_optinteger(L, 3, 4);
+  int njobs, next = 1, active = 0, i, left;
+  job *slots;
+  CURLM *m;
+  nl_deadline none;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_argcheck(L, par >= 1 && par <= 64, 3, "parallel must be 1..64");
+  check_logged(L, s);
+  njobs = (int)luaL_len(L, 2);
+  for (i = 1; i <= njobs; i++) {
+    lua_geti(L, 2, i);
+    if (!lua_istable(L, -1)) luaL_error(L, "bad job %d", i);
+    lua_geti(L, -1, 1); lua_geti(L, -2, 2);
+    if (!lua_isstring(L, -1) || !lua_isstring(L, -2)) luaL_error(L, "bad job %d", i);
+    lua_pop(L, 3);
+  }
+  lua_createtable(L, njobs, 0);
+  slots = lua_newuserdatauv(L, sizeof(job) * (size_t)par, 0);
+  memset(slots, 0, sizeof(job) * (size_t)par);
+  m = curl_multi_init();
+  if (!m) return luaL_error(L, "ftp: libcurl init failed");
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)par);
+  nl_deadline_start(&none, -1);
+  for (;;) {
+    CURLMsg *msg;
+    int running;
+    /* fill idle slots */
+    for (i = 0; i < par && next <= njobs; i++) {
+      job *j = &slots[i];
+      const char *rp, *lp;
+      nl_deadline d;
+      if (j->idx) continue;
+      if (!j->h) j->h = curl_easy_init();
+      if (!j->h) break;
+      lua_geti(L, 2, next);
+      lua_geti(L, -1, 1); rp = lua_tostring(L, -1);
+      lua_geti(L, -2, 2); lp = lua_tostring(L, -1);
+      j->fp = fopen(lp, "wb");
+      if (!j->fp) {
+        lua_createtable(L, 2, 0);
+        lua_pushfstring(L, "%s: %s", lp, strerror(errno));
+        lua_rawseti(L, -2, 1);
+        lua_pushliteral(L, "io");
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -6, next);
+        lua_pop(L, 3);
+        next++; i--;
+        continue;
+      }
+      curl_easy_reset(j->h);
+      nl_deadline_start(&d, s->timeout);
+      apply_common(s, j->h, &d);
+      push_url(L, s, rp, 0);
+      curl_easy_setopt(j->h, CURLOPT_URL, lua_tostring(L, -1));
+      lua_pop(L, 4);
+      curl_easy_setopt(j->h, CURLOPT_WRITEDATA, j->fp);
+      curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, fwrite);
+      curl_easy_setopt(j->h, CURLOPT_ERRORBUFFER, j->err);
+      j->err[0] = '\0';
+      j->idx = next++;
+      curl_multi_add_handle(m, j->h);
+      active++;
+    }
+    if (active == 0) break;
+    curl_multi_perform(m, &running);
+    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+      job *j = NULL;
+      long code = 0;
+      if (msg->msg != CURLMSG_DONE) continue;
+      for (i = 0; i < par; i++) if (slots[i].h == msg->easy_handle) j = &slots[i];
+      if (!j) continue;
+      curl_multi_remove_handle(m, j->h);
+      fclose(j->fp); j->fp = NULL;
+      if (msg->data.result == CURLE_OK) {
+        lua_pushboolean(L, 1);
+      } else {
+        int top = lua_gettop(L);
+        curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &code);
+        push_error(L, NULL, j->h, msg->data.result, (int)code,
+                   j->err[0] ? j->err : curl_easy_strerror(msg->data.result), NULL, "get");
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, top + 2); lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, top + 3); lua_rawseti(L, -2, 2);
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+      }
+      lua_rawseti(L, -3, j->idx);
+      j->idx = 0;
+      active--;
+    }
+    if (active > 0) ftp_wait(m, &none);
+  }
+  for (i = 0; i < par; i++) if (slots[i].h) curl_easy_cleanup(slots[i].h);
+  curl_multi_cleanup(m);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int l_curl_version(lua_State *L) {
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"connect", m_connect}, {"login", m_login}, {"getwelcome", m_getwelcome},
+  {"set_debuglevel", m_set_debuglevel}, {"set_pasv", m_set_pasv},
+  {"settimeout", m_settimeout},
+  {"sendcmd", m_sendcmd}, {"voidcmd", m_voidcmd},
+  {"retrbinary", m_retrbinary}, {"retrlines", m_retrlines},
+  {"storbinary", m_storbinary}, {"storlines", m_storlines},
+  {"cwd", m_cwd}, {"pwd", m_pwd}, {"size", m_size}, {"abort", m_abort},
+  {"quit", m_quit}, {"close", m_close},
+  {"_cmds", m_cmds}, {"_abspath", m_abspath}, {"_info", m_info},
+  {"_fetch", m_fetch},
+  {NULL, NULL}
+};
+
+void nl_open_ftp(lua_State *L) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  luaL_newmetatable(L, FTP);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, m_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, m_gc);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, m_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_session);
+  lua_setfield(L, -2, "ftp_session");
+  lua_pushcfunction(L, l_curl_version);
+  lua_setfield(L, -2, "ftp_curl_version");
+}

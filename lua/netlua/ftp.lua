@@ -1,3 +1,560 @@
---- netlua.ftp (placeholder until this part lands).
+--- netlua.ftp: an FTP/FTPS client with Python ftplib's methods, on libcurl.
+--
+--     local ftp = require "netlua.ftp"
+--     local s = assert(ftp.new{host = "127.0.0.1", port = 2121,
+--                              user = "me", password = "secret", timeout = 10})
+--     print(s:getwelcome())
+--     s:cwd("pub")
+--     for _, e in ipairs(assert(s:list())) do print(e.type, e.size, e.name) end
+--     assert(s:get("file.bin", "/tmp/file.bin"))
+--     s:quit()
+--
+-- The session object (C, csrc/ftp.c) has connect, login, getwelcome,
+-- set_debuglevel, set_pasv, sendcmd, voidcmd, retrbinary, retrlines,
+-- storbinary, storlines, cwd, pwd, size, abort, quit and close.  This file
+-- adds the methods that are plain compositions of those (nlst, dir, mlsd,
+-- rename, delete, mkd, rmd), listing parsers and the helpers get, put,
+-- list, exists, makedirs and mirror.  It does no I/O of its own beyond
+-- local files.
+--
+-- Failures return `nil, message, code`: the reply text and the reply code
+-- (a number) for a 4xx/5xx reply, or a string code for transport trouble
+-- ("timeout", "closed", "refused", "resolve", "tls", "protocol",
+-- "callback", "aborted", "io").
+-- @module netlua.ftp
+local core = require "netlua.core"
+
 local M = {}
+local S = core.methods("netlua.ftp")
+
+--- Version of the libcurl in use (decides the TLS workarounds).
+M.curl_version = core.ftp_curl_version()
+
+--- Makes a session.  opts: `host` (connects when given), `port` (21, or
+-- 990 for implicit TLS), `user` (logs in when given), `password`, `acct`,
+-- `timeout` (seconds per call; nil blocks), `passive` (true), `tls`
+-- (nil | "explicit" | "implicit"), `verify` (true), `cafile`, `debug`
+-- (level number, or a function receiving each debug line).
+-- @return session, or nil, message, code
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local s = core.ftp_session(opts)
+  if opts.host ~= nil then
+    local ok, msg, code = s:connect(opts.host, opts.port)
+    if not ok then s:close() return nil, msg, code end
+    if opts.user ~= nil then
+      ok, msg, code = s:login(opts.user, opts.password, opts.acct)
+      if not ok then s:close() return nil, msg, code end
+    end
+  end
+  return s
+end
+
+-- A reply {code=, text=} from s:_cmds checked against an accepted range.
+local function want(r, lo, hi)
+  if r.code >= lo and r.code <= hi then return r.text end
+  if r.code < 0 then return nil, "no reply from the server", "closed" end
+  if r.code < 100 then return nil, r.text, "protocol" end
+  return nil, r.text, r.code
+end
+
+local function checkstr(v, n, who)
+  if type(v) ~= "string" then
+    error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, who, type(v)), 3)
+  end
+end
+
+-- Checks that path names a directory (vsftpd lists a missing one as empty).
+local function checkdir(s, abs)
+  local r, msg, code = s:_cmds("CWD " .. abs)
+  if not r then return nil, msg, code end
+  return want(r[1], 200, 299)
+end
+
+--- Deletes a file.  @return reply text, or nil, message, code
+function S:delete(name)
+  checkstr(name, 1, "delete")
+  local r, msg, code = self:_cmds("DELE " .. self:_abspath(name))
+  if not r then return nil, msg, code end
+  return want(r[1], 200, 299)
+end
+
+--- Renames `from` to `to` (RNFR + RNTO).  @return reply text, or nil, message, code
+function S:rename(from, to)
+  checkstr(from, 1, "rename")
+  checkstr(to, 2, "rename")
+  local a, b = self:_abspath(from), self:_abspath(to)
+  local r, msg, code = self:_cmds("RNFR " .. a, "RNTO " .. b)
+  if not r then return nil, msg, code end
+  local ok, m2, c2 = want(r[1], 300, 399)
+  if not ok then return nil, m2, c2 end
+  return want(r[2], 200, 299)
+end
+
+--- Makes a directory.  @return the new directory's path, or nil, message, code
+function S:mkd(path)
+  checkstr(path, 1, "mkd")
+  local abs = self:_abspath(path)
+  local r, msg, code = self:_cmds("MKD " .. abs)
+  if not r then return nil, msg, code end
+  local ok, m2, c2 = want(r[1], 200, 299)
+  if not ok then return nil, m2, c2 end
+  local q = r[1].text:match('^%d+ "(.-)"[^"]*$')
+  return q and q:gsub('""', '"') or abs
+end
+
+--- Removes a directory.  @return reply text, or nil, message, code
+function S:rmd(path)
+  checkstr(path, 1, "rmd")
+  local r, msg, code = self:_cmds("RMD " .. self:_abspath(path))
+  if not r then return nil, msg, code end
+  return want(r[1], 200, 299)
+end
+
+--- Names in a directory (NLST), as an array.  Without `path`, bare names
+-- of the current directory; with it, names as the server gives them
+-- relative to `path` as written.
+function S:nlst(path)
+  if path ~= nil then checkstr(path, 1, "nlst") end
+  local abs = self:_abspath(path or ".")
+  local ok, msg, code = checkdir(self, abs)
+  if not ok then return nil, msg, code end
+  local names = {}
+  ok, msg, code = self:retrlines("NLST " .. abs, function(l) names[#names + 1] = l end)
+  if not ok then return nil, msg, code end
+  local prefix = abs == "/" and "/" or abs .. "/"
+  local lead = path and (path:gsub("/+$", "") .. "/") or ""
+  if path == "/" then lead = "/" end
+  for i, n in ipairs(names) do
+    if n:sub(1, #prefix) == prefix then names[i] = lead .. n:sub(#prefix + 1) end
+  end
+  return names
+end
+
+--- Directory listing (LIST) line by line to `callback` (default: print).
+-- @return reply text, or nil, message, code
+function S:dir(path, callback)
+  if type(path) == "function" then path, callback = nil, path end
+  if path ~= nil then checkstr(path, 1, "dir") end
+  local abs = self:_abspath(path or ".")
+  local ok, msg, code = checkdir(self, abs)
+  if not ok then return nil, msg, code end
+  return self:retrlines("LIST " .. abs, callback or print)
+end
+
+local function parse_mlsd_line(line)
+  local facts, name = line:match("^(.-) (.*)$")
+  if not facts then return nil end
+  local t = {}
+  for k, v in facts:gmatch("([^;=]+)=([^;]*)") do t[k:lower()] = v end
+  return name, t
+end
+
+--- MLSD listing: an iterator of name, facts (a table with lower-case fact
+-- names: type, size, modify, perm, unique, ...).  `facts` (array) asks the
+-- server for those facts first (OPTS MLST).
+-- @return iterator, or nil, message, code
+function S:mlsd(path, facts)
+  if path ~= nil then checkstr(path, 1, "mlsd") end
+  if facts ~= nil then
+    if type(facts) ~= "table" then error("bad argument #2 to 'mlsd' (table expected)", 2) end
+    if #facts > 0 then
+      local r, msg, code = self:_cmds("OPTS MLST " .. table.concat(facts, ";") .. ";")
+      if not r then return nil, msg, code end
+    end
+  end
+  local lines = {}
+  local ok, msg, code = self:retrlines("MLSD " .. self:_abspath(path or "."),
+    function(l) lines[#lines + 1] = l end)
+  if not ok then return nil, msg, code end
+  local i = 0
+  return function()
+    while true do
+      i = i + 1
+      local l = lines[i]
+      if l == nil then return nil end
+      local name, t = parse_mlsd_line(l)
+      if name then return name, t end
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Listing parsers
+---------------------------------------------------------------------------
+
+local months = {jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6,
+  jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12}
+
+-- Seconds since the epoch for a UTC calendar time.
+local function timegm(y, mo, d, h, mi, s)
+  y = mo <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + h * 3600 + mi * 60 + (s or 0)
+end
+M.timegm = timegm
+
+local function mlsd_time(v)
+  local y, mo, d, h, mi, s = (v or ""):match("^(%d%d%d%d)(%d%d)(%d%d)(%d%d)(%d%d)(%d%d)")
+  if not y then return nil end
+  return timegm(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
+end
+
+--- Turns MLSD facts into a list entry (nil for "." and "..").
+function M.mlsd_entry(name, f)
+  local ty = (f.type or ""):lower()
+  if ty == "cdir" or ty == "pdir" or name == "." or name == ".." then return nil end
+  local e = {name = name, facts = f}
+  if ty == "dir" then e.type = "dir"
+  elseif ty == "file" then e.type = "file"
+  elseif ty:find("slink", 1, true) then
+    e.type = "link"; e.target = ty:match("slink:(.*)")
+  else e.type = ty end
+  e.size = tonumber(f.size or f.sizd or "")
+  e.modify = mlsd_time(f.modify)
+  e.perm = f.perm or f["unix.mode"]
+  e.unique = f.unique
+  e.owner = f["unix.owner"] or f["unix.uid"]
+  e.group = f["unix.group"] or f["unix.gid"]
+  return e
+end
+
+-- "Nov 27 10:31" (within the last year) or "Nov 27  2023"
+local function unix_time(mon, day, yt, now)
+  local mo = months[mon:lower()]
+  if not mo then return nil end
+  local y, h, mi = yt:match("^(%d%d%d%d)$"), 0, 0
+  if y then y = tonumber(y)
+  else
+    h, mi = yt:match("^(%d%d?):(%d%d)$")
+    if not h then return nil end
+    h, mi = tonumber(h), tonumber(mi)
+    y = tonumber(os.date("!%Y", now))
+    if timegm(y, mo, tonumber(day), h, mi) > now + 86400 then y = y - 1 end
+  end
+  return timegm(y, mo, tonumber(day), h, mi)
+end
+
+local types = {["-"] = "file", d = "dir", l = "link"}
+
+--- Parses one LIST line (Unix `ls -l` or DOS/IIS style); nil when the
+-- line is not an entry (e.g. "total 12").
+function M.parse_list_line(line, now)
+  now = now or os.time()
+  local t, perm, links, owner, group, size, mon, day, yt, name =
+    line:match("^([%-dlcbps])(%S+)%s+(%d+)%s+(%S+)%s+(%S+)%s+(%d+)%s+(%a%a%a)%s+(%d%d?)%s+(%d[%d:]+)%s(.*)$")
+  if not t then
+    t, perm, links, owner, size, mon, day, yt, name =
+      line:match("^([%-dlcbps])(%S+)%s+(%d+)%s+(%S+)%s+(%d+)%s+(%a%a%a)%s+(%d%d?)%s+(%d[%d:]+)%s(.*)$")
+  end
+  if t then
+    local e = {type = types[t] or "other", perm = t .. perm, links = tonumber(links),
+      owner = owner, group = group, size = tonumber(size),
+      modify = unix_time(mon, day, yt, now), name = name}
+    if t == "l" then
+      local n, target = name:match("^(.-) %-> (.*)$")
+      if n then e.name, e.target = n, target end
+    end
+    if e.name == "." or e.name == ".." then return nil end
+    return e
+  end
+  local mo, d, y, h, mi, ap, what, dname =
+    line:match("^(%d%d)%-(%d%d)%-(%d%d%d?%d?)%s+(%d%d):(%d%d)([AaPp][Mm])%s+(%S+)%s+(.+)$")
+  if mo then
+    y = tonumber(y)
+    if y < 100 then y = y + (y < 70 and 2000 or 1900) end
+    h = tonumber(h) % 12 + ((ap:upper() == "PM") and 12 or 0)
+    local e = {name = dname, modify = timegm(y, tonumber(mo), tonumber(d), h, tonumber(mi))}
+    if what:upper() == "<DIR>" then e.type = "dir"
+    else e.type = "file"; e.size = tonumber((what:gsub(",", ""))) end
+    return e
+  end
+  return nil
+end
+
+-- FEAT answers, per session (weak keys: sessions come and go).
+local feats = setmetatable({}, {__mode = "k"})
+
+local function has_mlsd(s)
+  local f = feats[s]
+  if f == nil then
+    local r = s:_cmds("FEAT")
+    f = r and r[1].code == 211 and r[1].text:upper():find("\n%s*MLST") ~= nil or false
+    feats[s] = f
+  end
+  return f
+end
+
+--- Parsed directory listing: an array of entries `{name=, type="file"|
+-- "dir"|"link"|..., size=, modify=epoch seconds (UTC), perm=, target=
+-- (links), ...}` from MLSD where the server has it, else LIST parsed.
+-- @return array, or nil, message, code
+function S:list(path)
+  if path ~= nil then checkstr(path, 1, "list") end
+  local abs = self:_abspath(path or ".")
+  local ok, msg, code = checkdir(self, abs)
+  if not ok then return nil, msg, code end
+  local out = {}
+  if has_mlsd(self) then
+    local it, m2, c2 = self:mlsd(abs)
+    if not it then return nil, m2, c2 end
+    for name, f in it do out[#out + 1] = M.mlsd_entry(name, f) end
+  else
+    local now = os.time()
+    ok, msg, code = self:retrlines("LIST " .. abs, function(l)
+      out[#out + 1] = M.parse_list_line(l, now)
+    end)
+    if not ok then return nil, msg, code end
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+--- True when `path` names a file or directory on the server.
+-- @return boolean, or nil, message, code on transport trouble
+function S:exists(path)
+  checkstr(path, 1, "exists")
+  local abs = self:_abspath(path)
+  local r, msg, code = self:_cmds("CWD " .. abs)
+  if not r then return nil, msg, code end
+  if r[1].code >= 200 and r[1].code < 300 then return true end
+  local n
+  n, msg, code = self:size(abs)
+  if n then return true end
+  if type(code) == "number" then return false end
+  return nil, msg, code
+end
+
+--- Makes `path` and any missing parent directories.
+-- @return true, or nil, message, code
+function S:makedirs(path)
+  checkstr(path, 1, "makedirs")
+  local abs, sofar = self:_abspath(path), ""
+  for part in abs:gmatch("[^/]+") do
+    sofar = sofar .. "/" .. part
+    local r, msg, code = self:_cmds("CWD " .. sofar)
+    if not r then return nil, msg, code end
+    if r[1].code >= 300 then
+      r, msg, code = self:_cmds("MKD " .. sofar)
+      if not r then return nil, msg, code end
+      if r[1].code >= 300 then return want(r[1], 200, 299) end
+    end
+  end
+  return true
+end
+
+---------------------------------------------------------------------------
+-- Transfers to and from local files
+---------------------------------------------------------------------------
+
+--- Downloads `remote`.  `dst` is a local path (written as `dst..".part"`
+-- and renamed only on success, so a failure never leaves a complete-looking
+-- file), an open Lua file, or nil (the data is returned as a string).
+-- opts: `resume` (continue a `.part` left by an earlier failed get; the
+-- partial file is then kept on failure), `progress(done, total)`.
+-- @return true (or the data when dst is nil), or nil, message, code
+function S:get(remote, dst, opts)
+  checkstr(remote, 1, "get")
+  opts = opts or {}
+  local progress = opts.progress
+  local total, done = nil, 0
+  if progress then total = self:size(remote) end
+  if dst == nil then
+    local parts = {}
+    local ok, msg, code = self:retrbinary("RETR " .. remote, function(b)
+      parts[#parts + 1] = b
+      done = done + #b
+      if progress then progress(done, total) end
+    end, 65536)
+    if not ok then return nil, msg, code end
+    return table.concat(parts)
+  end
+  local f, tmp, offset = dst, nil, 0
+  if type(dst) == "string" then
+    tmp = dst .. ".part"
+    local mode = "wb"
+    if opts.resume then
+      local old = io.open(tmp, "rb")
+      if old then offset = old:seek("end"); old:close(); mode = "ab" end
+    end
+    local err
+    f, err = io.open(tmp, mode)
+    if not f then return nil, err, "io" end
+  elseif io.type(dst) ~= "file" then
+    error("bad argument #2 to 'get' (path or open file expected)", 2)
+  end
+  done = offset
+  local cb = f
+  if progress then
+    cb = function(b)
+      assert(f:write(b))
+      done = done + #b
+      progress(done, total)
+    end
+  end
+  local ok, msg, code = self:retrbinary("RETR " .. remote, cb, 256 * 1024, offset)
+  if tmp then
+    local cok, cerr = f:close()
+    if ok and not cok then ok, msg, code = nil, cerr, "io" end
+    if not ok then
+      if not opts.resume then os.remove(tmp) end
+      return nil, msg, code
+    end
+    local rok, rerr = os.rename(tmp, dst)
+    if not rok then return nil, rerr, "io" end
+  elseif not ok then
+    return nil, msg, code
+  end
+  return true
+end
+
+--- Uploads to `remote`.  `src` is an open Lua file, a function returning
+-- chunks, or a string: the name of an existing local file, else the data
+-- itself (force data with `opts.data = true`).  opts: `append` (APPE),
+-- `progress(done, total)`.
+-- @return reply text, or nil, message, code
+function S:put(src, remote, opts)
+  checkstr(remote, 2, "put")
+  opts = opts or {}
+  local source, total, close = src, nil, nil
+  if type(src) == "string" and not opts.data then
+    local f = io.open(src, "rb")
+    if f then
+      source, close = f, f
+      total = f:seek("end"); f:seek("set", 0)
+    else
+      total = #src
+    end
+  elseif type(src) == "string" then
+    total = #src
+  elseif io.type(src) ~= "file" and type(src) ~= "function" then
+    error("bad argument #1 to 'put' (string, file or function expected)", 2)
+  end
+  local done, cb = 0, nil
+  if opts.progress then
+    local progress = opts.progress
+    cb = function(b) done = done + #b; progress(done, total) end
+  end
+  local ok, msg, code = self:storbinary((opts.append and "APPE " or "STOR ") .. remote,
+    source, 256 * 1024, cb)
+  if close then close:close() end
+  return ok, msg, code
+end
+
+--- Copies the tree under `remote_dir` into `local_dir` (made if missing),
+-- fetching files over `opts.parallel` connections at once (default 4).
+-- Files are written as name.part and renamed when complete.
+-- @return number of files fetched, or nil, message, code, failures
+function S:mirror(remote_dir, local_dir, opts)
+  checkstr(remote_dir, 1, "mirror")
+  checkstr(local_dir, 2, "mirror")
+  opts = opts or {}
+  local parallel = opts.parallel or 4
+  if math.type(parallel) ~= "integer" or parallel < 1 or parallel > 64 then
+    error("bad option 'parallel' (integer 1..64 expected)", 2)
+  end
+  local jobs, finals = {}, {}
+  local function walk(rdir, ldir)
+    os.execute("mkdir -p '" .. ldir:gsub("'", "'\\''") .. "'")
+    local entries, msg, code = self:list(rdir)
+    if not entries then return nil, msg, code end
+    for _, e in ipairs(entries) do
+      local r = (rdir == "/" and "" or rdir) .. "/" .. e.name
+      if e.type == "dir" then
+        local ok, m2, c2 = walk(r, ldir .. "/" .. e.name)
+        if not ok then return nil, m2, c2 end
+      elseif e.type == "file" then
+        jobs[#jobs + 1] = {r, ldir .. "/" .. e.name .. ".part"}
+        finals[#jobs] = ldir .. "/" .. e.name
+      end
+    end
+    return true
+  end
+  local ok, msg, code = walk(self:_abspath(remote_dir), local_dir)
+  if not ok then return nil, msg, code end
+  local results = self:_fetch(jobs, parallel)
+  local failures, count = {}, 0
+  for i, r in ipairs(results) do
+    if r == true then
+      os.rename(jobs[i][2], finals[i])
+      count = count + 1
+    else
+      os.remove(jobs[i][2])
+      failures[#failures + 1] = {path = jobs[i][1], message = r[1], code = r[2]}
+    end
+  end
+  if #failures > 0 then
+    local f = failures[1]
+    return nil, ("mirror: %d of %d files failed; %s: %s"):format(#failures, #jobs, f.path,
+      tostring(f.message)), f.code, failures
+  end
+  return count
+end
+
+---------------------------------------------------------------------------
+-- One-shot URL functions
+---------------------------------------------------------------------------
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- Splits an ftp:// or ftps:// URL into session options and a path.
+function M.parse_url(url, extra)
+  checkstr(url, 1, "parse_url")
+  local scheme, rest = url:match("^(ftps?)://(.*)$")
+  if not scheme then error("bad argument #1 (ftp:// or ftps:// URL expected)", 3) end
+  local auth, hostport, path = rest:match("^([^/]*@)([^/]*)(.*)$")
+  if not auth then hostport, path = rest:match("^([^/]*)(.*)$") end
+  local o = {}
+  for k, v in pairs(extra or {}) do o[k] = v end
+  if auth then
+    local u, p = auth:sub(1, -2):match("^([^:]*):?(.*)$")
+    o.user, o.password = unescape(u), p ~= "" and unescape(p) or nil
+  else
+    o.user = o.user or "anonymous"
+  end
+  local h, port = hostport:match("^%[(.-)%]:?(%d*)$")
+  if not h then h, port = hostport:match("^([^:]*):?(%d*)$") end
+  o.host = h
+  o.port = port ~= "" and tonumber(port) or nil
+  if scheme == "ftps" and not o.tls then o.tls = "implicit" end
+  path = unescape(path)
+  if path:sub(1, 4) == "/%2F" or path:sub(1, 2) == "//" then path = path:sub(2)
+  else path = path:sub(2) end
+  return o, path
+end
+
+--- Downloads a URL (ftp://user:pass@host:port/path) in one call.
+-- `opts` adds session options (timeout, tls, cafile, ...).
+-- @return data, or nil, message, code
+function M.get(url, opts)
+  local o, path = M.parse_url(url, opts)
+  local s, msg, code = M.new(o)
+  if not s then return nil, msg, code end
+  local data
+  data, msg, code = s:get(path)
+  s:close()
+  return data, msg, code
+end
+
+--- Uploads `data` (string, file or function) to a URL in one call.
+-- @return reply text, or nil, message, code
+function M.put(url, data, opts)
+  local o, path = M.parse_url(url, opts)
+  local s, msg, code = M.new(o)
+  if not s then return nil, msg, code end
+  local ok
+  ok, msg, code = s:put(data, path, {data = type(data) == "string"})
+  s:close()
+  return ok, msg, code
+end
+
 return M

@@ -1,0 +1,183 @@
+--- bench/ftp.lua: FTP throughput and small-file latency, netlua against
+-- the curl CLI and Python's ftplib, all on one local vsftpd.
+--
+-- Run:
+--   sh scripts/netns.sh env LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/ftp.lua
+--
+-- Prints MB/s for a 1 GiB RETR (netlua, curl CLI, ftplib), netlua's peak
+-- RSS during it (VmHWM of a child process), and seconds for 1000 x 1 KiB
+-- files (netlua sequential, netlua mirror parallel=4, ftplib sequential).
+-- BENCH_MB=256 shrinks the big file for a quick run.
+local H = require "helper"
+local F = require "ftp_helper"
+local netlua = require "netlua"
+
+local MB = tonumber(os.getenv("BENCH_MB") or "1024")
+local NSMALL = tonumber(os.getenv("BENCH_FILES") or "1000")
+
+local srv = F.vsftpd()
+local work = H.tmpdir()
+local results = {}
+
+local function run(fn)
+  local ok, err = pcall(fn)
+  if not ok then io.stderr:write("bench step failed: ", tostring(err), "\n") end
+end
+
+local function script(name, text)
+  local p = work .. "/" .. name
+  H.write_file(p, text)
+  return p
+end
+
+local luaenv = ("env -u LD_PRELOAD LUA_PATH=%s LUA_CPATH=%s "):format(
+  H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;" .. H.root .. "/spec/?.lua;;"),
+  H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
+
+local function timed_sh(cmd)
+  local t0 = netlua.monotime()
+  local out, ok = F.sh(cmd)
+  return netlua.monotime() - t0, out, ok
+end
+
+print(("setting up: %d MiB file and %d small files on vsftpd %s:%d"):format(MB, NSMALL, srv.host, srv.port))
+F.sh(("head -c %dM /dev/urandom > %s && mkdir -p %s"):format(MB, H.shquote(srv.path("big")),
+  H.shquote(srv.path("small"))))
+do
+  local blob = F.random_bytes(1024)
+  for i = 1, NSMALL do H.write_file(srv.path(("small/f%04d"):format(i)), blob) end
+  F.sh("chown -R " .. srv.user .. " " .. H.shquote(srv.root))
+end
+local bytes = MB * 1024 * 1024
+
+-- 1. big RETR through netlua, in a child so VmHWM is its own
+run(function()
+  local p = script("big.lua", ([[
+    local ftp = require "netlua.ftp"
+    local netlua = require "netlua"
+    local s = assert(ftp.new{host = %q, port = %d, user = %q, password = %q, timeout = 600})
+    local n = 0
+    local t0 = netlua.monotime()
+    assert(s:retrbinary("RETR big", function(b) n = n + #b end, 1024 * 1024))
+    local dt = netlua.monotime() - t0
+    s:close()
+    local hwm = io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)")
+    print(n, dt, hwm)
+  ]]):format(srv.host, srv.port, srv.user, srv.password))
+  local out = F.sh(luaenv .. "lua5.4 " .. H.shquote(p))
+  local n, dt, hwm = out:match("(%d+)%s+([%d.e-]+)%s+(%d+)")
+  assert(n and tonumber(n) == bytes, "netlua RETR: " .. out)
+  results.netlua_big = bytes / 1e6 / tonumber(dt)
+  results.netlua_rss = tonumber(hwm) / 1024
+end)
+
+-- 2. curl CLI
+run(function()
+  local url = ("ftp://%s:%s@%s:%d/big"):format(srv.user, srv.password:gsub("!", "%%21"), srv.host, srv.port)
+  local dt, out, ok = timed_sh("curl -s -S -o /dev/null " .. H.shquote(url))
+  assert(ok, out)
+  results.curl_big = bytes / 1e6 / dt
+end)
+
+-- 3. Python ftplib
+local have_python = select(2, F.sh("/usr/bin/python3 -c 'import ftplib'"))
+if have_python then
+  run(function()
+    local p = script("big.py", ([[
+import ftplib, time
+f = ftplib.FTP()
+f.connect(%q, %d, timeout=600)
+f.login(%q, %q)
+n = [0]
+def cb(b): n[0] += len(b)
+t0 = time.monotonic()
+f.retrbinary("RETR big", cb, blocksize=1024*1024)
+print(n[0], time.monotonic() - t0)
+f.quit()
+]]):format(srv.host, srv.port, srv.user, srv.password))
+    local out = F.sh("/usr/bin/python3 " .. H.shquote(p))
+    local n, dt = out:match("(%d+)%s+([%d.e-]+)")
+    assert(n and tonumber(n) == bytes, "ftplib: " .. out)
+    results.ftplib_big = bytes / 1e6 / tonumber(dt)
+  end)
+end
+
+-- 4. small files: netlua sequential and mirror (in this process) and
+-- ftplib sequential, each run twice in turn; the best run counts.
+local ftplib_small = have_python and script("small.py", ([[
+import ftplib, time, os, sys
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+f = ftplib.FTP()
+f.connect(%q, %d, timeout=60)
+f.login(%q, %q)
+t0 = time.monotonic()
+for i in range(1, %d + 1):
+    name = "f%%04d" %% i
+    with open(os.path.join(d, name), "wb") as out:
+        f.retrbinary("RETR small/" + name, out.write)
+print(time.monotonic() - t0)
+f.quit()
+]]):format(srv.host, srv.port, srv.user, srv.password, NSMALL))
+
+local function best(k, v)
+  if v and (not results[k] or v < results[k]) then results[k] = v end
+end
+
+for round = 1, 2 do
+  run(function()
+    local ftp = require "netlua.ftp"
+    local s = assert(ftp.new(srv.opts{timeout = 60}))
+    local dir = work .. "/seq" .. round
+    F.sh("mkdir -p " .. H.shquote(dir))
+    local t0 = netlua.monotime()
+    for i = 1, NSMALL do
+      local name = ("f%04d"):format(i)
+      assert(s:get("small/" .. name, dir .. "/" .. name))
+    end
+    best("netlua_seq", netlua.monotime() - t0)
+    -- the way the ftplib script does it: open, retrbinary into it, close
+    dir = work .. "/raw" .. round
+    F.sh("mkdir -p " .. H.shquote(dir))
+    t0 = netlua.monotime()
+    for i = 1, NSMALL do
+      local name = ("f%04d"):format(i)
+      local f = assert(io.open(dir .. "/" .. name, "wb"))
+      assert(s:retrbinary("RETR small/" .. name, f))
+      f:close()
+    end
+    best("netlua_raw", netlua.monotime() - t0)
+    t0 = netlua.monotime()
+    assert(s:mirror("small", work .. "/mirror" .. round, {parallel = 4}) == NSMALL)
+    best("netlua_mirror", netlua.monotime() - t0)
+    s:close()
+  end)
+  if ftplib_small then
+    run(function()
+      local out = F.sh("/usr/bin/python3 " .. H.shquote(ftplib_small) .. " " .. H.shquote(work .. "/py" .. round))
+      best("ftplib_seq", tonumber(out:match("([%d.e-]+)")))
+    end)
+  end
+end
+
+srv.stop()
+H.rm_rf(work)
+
+local function fmt(v, unit, p) return v and ("%10." .. (p or 1) .. "f %s"):format(v, unit) or "       n/a" end
+local function ratio(a, b) return (a and b) and ("%.2fx"):format(a / b) or "n/a" end
+local r = results
+print()
+print(("%d MiB RETR"):format(MB))
+print("  netlua            " .. fmt(r.netlua_big, "MB/s"))
+print("  curl CLI          " .. fmt(r.curl_big, "MB/s"))
+print("  Python ftplib     " .. fmt(r.ftplib_big, "MB/s"))
+print("  netlua / curl     " .. ratio(r.netlua_big, r.curl_big) .. "   (target >= 1.0)")
+print("  netlua / ftplib   " .. ratio(r.netlua_big, r.ftplib_big))
+print("  netlua peak RSS   " .. fmt(r.netlua_rss, "MiB") .. "   (target < 30)")
+print(("%d x 1 KiB files (best of 2 runs)"):format(NSMALL))
+print("  netlua get()      " .. fmt(r.netlua_seq, "s", 3))
+print("  netlua retrbinary " .. fmt(r.netlua_raw, "s", 3) .. "   (into an open file, as the ftplib script does)")
+print("  netlua mirror x4  " .. fmt(r.netlua_mirror, "s", 3))
+print("  ftplib sequential " .. fmt(r.ftplib_seq, "s", 3))
+print("  ftplib / netlua get()       " .. ratio(r.ftplib_seq, r.netlua_seq) .. "   (target >= 1.0)")
+print("  ftplib / netlua retrbinary  " .. ratio(r.ftplib_seq, r.netlua_raw) .. "   (target >= 1.0)")

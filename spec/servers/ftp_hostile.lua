@@ -1,0 +1,100 @@
+-- spec/servers/ftp_hostile.lua MODE PORT - a scripted FTP server that
+-- misbehaves the way real servers will not on demand.
+--
+-- Modes: split (every reply dribbled out a few bytes at a time),
+-- multiline (multi-line greeting and replies), longline (a 100 KB reply
+-- line), foreignpasv (PASV names 192.0.2.1, a TEST-NET address nobody may
+-- connect to; EPSV is refused so the client must use PASV), garbage
+-- (replies without codes after login), dropmid (closes everything half way
+-- through a RETR).  Serves one client at a time on 127.0.0.1:PORT; prints
+-- "ready" once listening.  Tests nothing itself.
+local tcp = require "netlua.tcp"
+local netlua = require "netlua"
+
+local mode, port = arg[1], tonumber(arg[2])
+local srv = assert(tcp.listen("127.0.0.1", port))
+print("ready")
+io.stdout:flush()
+
+local FILE = ("0123456789abcdef"):rep(64 * 1024)   -- 1 MiB
+
+local function send(c, text)
+  if mode == "split" then
+    for i = 1, #text, 3 do
+      if not c:write(text:sub(i, i + 2)) then return end
+      netlua.sleep(0.002)
+    end
+  else
+    c:write(text)
+  end
+end
+
+local function serve(c)
+  local data_srv
+  if mode == "multiline" then
+    send(c, "220-Welcome\r\n220-to the\r\n  indented text\r\n220 hostile server\r\n")
+  else
+    send(c, "220 hostile server ready\r\n")
+  end
+  local logged = false
+  while true do
+    local line = c:read("l")
+    if not line then return end
+    line = line:gsub("\r$", "")
+    local verb, rest = line:match("^(%S+) ?(.*)$")
+    verb = (verb or ""):upper()
+    if logged and mode == "garbage" and verb == "NOOP" then
+      send(c, "this is not an ftp reply\r\n")
+    elseif verb == "USER" then send(c, "331 password please\r\n")
+    elseif verb == "PASS" then logged = true; send(c, "230 in\r\n")
+    elseif verb == "PWD" then send(c, '257 "/" is cwd\r\n')
+    elseif verb == "CWD" then send(c, "250 ok\r\n")
+    elseif verb == "TYPE" then send(c, "200 type set\r\n")
+    elseif verb == "EPSV" then send(c, "500 no EPSV here\r\n")
+    elseif verb == "PASV" then
+      if data_srv then data_srv:close() end
+      data_srv = assert(tcp.listen("127.0.0.1", 0))
+      local _, p = data_srv:getsockname()
+      local addr = mode == "foreignpasv" and "192,0,2,1" or "127,0,0,1"
+      send(c, ("227 Entering Passive Mode (%s,%d,%d)\r\n"):format(addr, p // 256, p % 256))
+    elseif verb == "SIZE" then send(c, ("213 %d\r\n"):format(#FILE))
+    elseif verb == "REST" then send(c, "350 ok\r\n")
+    elseif verb == "RETR" or verb == "LIST" or verb == "NLST" then
+      local d = data_srv and data_srv:accept(5)
+      if not d then send(c, "425 no data connection\r\n")
+      else
+        send(c, "150 here it comes\r\n")
+        if verb ~= "RETR" then
+          d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 x\r\n")
+        elseif mode == "dropmid" then
+          d:write(FILE:sub(1, #FILE // 2))
+          netlua.sleep(0.05)
+          d:close(); c:close()
+          return
+        else
+          d:write(FILE)
+        end
+        d:close()
+        send(c, "226 done\r\n")
+      end
+    elseif verb == "NOOP" then
+      if mode == "multiline" then
+        send(c, "200-first\r\n second\r\n200-third\r\n200 done\r\n")
+      elseif mode == "longline" then
+        send(c, "200-" .. ("L"):rep(100000) .. "\r\n200 long done\r\n")
+      else
+        send(c, "200 noop\r\n")
+      end
+    elseif verb == "QUIT" then send(c, "221 bye\r\n"); return
+    else send(c, "500 what is " .. verb .. "\r\n") end
+    local _ = rest
+  end
+end
+
+while true do
+  local c = srv:accept()
+  if c then
+    pcall(serve, c)
+    c:close()
+  end
+end
