@@ -185,6 +185,22 @@ describe("netlua.run", function()
     assert.equal(before, fd_count())
   end)
 
+  it("a name that does not resolve fails only its own task", function()
+    local port = upper_server(1)
+    local bad, good
+    netlua.spawn(function() bad = {tcp.connect("no-such-host.invalid", 80, {timeout = 2})} end)
+    netlua.spawn(function()
+      local c = assert(tcp.connect("127.0.0.1", port, {timeout = 2}))
+      c:write("fine\n")
+      good = c:read("l")
+      c:close()
+    end)
+    assert(netlua.run())
+    assert.is_nil(bad[1])
+    assert.equal("resolve", bad[3])
+    assert.equal("FINE", good)
+  end)
+
   it("rejects bad arguments", function()
     assert.has_error(function() netlua.spawn(42) end,
       "bad argument #1 to 'spawn' (function expected, got number)")
