@@ -154,6 +154,24 @@ function H.lua_server(name, ...)
   error("scripted server " .. name .. " did not start:\n" .. out, 2)
 end
 
+--- A scripted server NAME run with a free port and a temporary output
+-- folder: `srv.start()` starts it (setting srv.port, srv.dir), `srv.stop()`
+-- stops it and removes the folder.  In a describe block:
+-- `local srv = H.scripted_server("x"); setup(srv.start); teardown(srv.stop)`.
+function H.scripted_server(name)
+  local srv = {}
+  function srv.start()
+    srv.dir = H.tmpdir()
+    srv.port = H.free_port()
+    srv.pid = H.lua_server(name, srv.port, srv.dir)
+  end
+  function srv.stop()
+    H.kill(srv.pid)
+    H.rm_rf(srv.dir)
+  end
+  return srv
+end
+
 --- Measures how long fn takes (monotonic seconds) and returns that plus
 -- whatever fn returned.
 function H.timed(fn, ...)

@@ -9,26 +9,17 @@ local function b(...) return string.char(...) end
 local IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 
 describe("telnet session vs a hostile server", function()
-  local pid, port, dir
-
-  setup(function()
-    dir = H.tmpdir()
-    port = H.free_port()
-    pid = H.lua_server("telnet_hostile", port, dir)
-  end)
-
-  teardown(function()
-    H.kill(pid)
-    H.rm_rf(dir)
-  end)
+  local srv = H.scripted_server("telnet_hostile")
+  setup(srv.start)
+  teardown(srv.stop)
 
   -- runs a scenario: returns the data read_all got and the replies sent
   local function run(name, opts)
-    local s = assert(telnet.open("127.0.0.1", port, opts or {timeout = 10}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, opts or {timeout = 10}))
     assert(s:write(name .. "\n"))
     local data, code = s:read_all()
     s:close()
-    local out, deadline = dir .. "/" .. name .. ".out", netlua.monotime() + 5
+    local out, deadline = srv.dir .. "/" .. name .. ".out", netlua.monotime() + 5
     while not H.exists(out) and netlua.monotime() < deadline do netlua.sleep(0.01) end
     local replies = H.read_file(out)
     os.remove(out)
@@ -88,7 +79,7 @@ describe("telnet session vs a hostile server", function()
   end)
 
   it("reads a 4 MiB line with no newline", function()
-    local s = assert(telnet.open("127.0.0.1", port, {timeout = 10}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, {timeout = 10}))
     assert(s:write("bigline\n"))
     local data, code = s:read_until("\n")
     assert.equal(4 * 1024 * 1024, #data)
@@ -100,7 +91,7 @@ describe("telnet session vs a hostile server", function()
   end)
 
   it("refuses to buffer a 4 MiB line past max_buffer, and can still be drained", function()
-    local s = assert(telnet.open("127.0.0.1", port, {timeout = 10, max_buffer = 1024 * 1024}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, {timeout = 10, max_buffer = 1024 * 1024}))
     assert(s:write("bigline\n"))
     local ok, msg, code = s:read_until("\n")
     assert.is_nil(ok)
@@ -141,7 +132,7 @@ describe("telnet session vs a hostile server", function()
   end)
 
   it("lets a negotiation callback answer instead, as telnetlib does", function()
-    local s = assert(telnet.open("127.0.0.1", port, {timeout = 10}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, {timeout = 10}))
     local seen = {}
     s:set_option_negotiation_callback(function(sock, cmd, opt)
       seen[#seen + 1] = cmd .. ":" .. opt
@@ -153,14 +144,14 @@ describe("telnet session vs a hostile server", function()
     assert.equal("hi", s:read_all())
     s:close()
     assert.same({"251:1", "251:3", "253:24", "250:0", "240:0", b(24, 1), "241:0"}, seen)
-    local out, deadline = dir .. "/nego.out", netlua.monotime() + 5
+    local out, deadline = srv.dir .. "/nego.out", netlua.monotime() + 5
     while not H.exists(out) and netlua.monotime() < deadline do netlua.sleep(0.01) end
     assert.equal(b(IAC, WONT, 24), H.read_file(out))
     os.remove(out)
   end)
 
   it("raises a callback's error after the chunk, and stays usable", function()
-    local s = assert(telnet.open("127.0.0.1", port, {timeout = 10}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, {timeout = 10}))
     s:set_option_negotiation_callback(function() error("boom") end)
     assert(s:write("nego\n"))
     assert.has_error(function() s:read_all() end, nil)
@@ -171,7 +162,7 @@ describe("telnet session vs a hostile server", function()
   end)
 
   it("forbids reads from inside the callback", function()
-    local s = assert(telnet.open("127.0.0.1", port, {timeout = 10}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, {timeout = 10}))
     local err
     s:set_option_negotiation_callback(function(sock)
       local ok, e = pcall(sock.read_some, sock)
@@ -184,7 +175,7 @@ describe("telnet session vs a hostile server", function()
   end)
 
   it("returns partial data then closed when the peer vanishes mid-line", function()
-    local s = assert(telnet.open("127.0.0.1", port, {timeout = 10}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, {timeout = 10}))
     assert(s:write("vanish\n"))
     local data, code = s:read_until("\n")
     assert.equal("partial line", data)

@@ -7,21 +7,12 @@ local telnet = require "netlua.telnet"
 local MARGIN = 0.5
 
 describe("telnet session methods", function()
-  local pid, port, dir
-
-  setup(function()
-    dir = H.tmpdir()
-    port = H.free_port()
-    pid = H.lua_server("telnet_hostile", port, dir)
-  end)
-
-  teardown(function()
-    H.kill(pid)
-    H.rm_rf(dir)
-  end)
+  local srv = H.scripted_server("telnet_hostile")
+  setup(srv.start)
+  teardown(srv.stop)
 
   local function open(scenario, opts)
-    local s = assert(telnet.open("127.0.0.1", port, opts or {timeout = 5}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, opts or {timeout = 5}))
     assert(s:write(scenario .. "\n"))
     return s
   end
@@ -36,20 +27,20 @@ describe("telnet session methods", function()
     end)
 
     it("rejects bad arguments and options", function()
-      assert.has_error(function() telnet.open(nil, port) end)
-      assert.has_error(function() telnet.open("127.0.0.1", port, 5) end)
+      assert.has_error(function() telnet.open(nil, srv.port) end)
+      assert.has_error(function() telnet.open("127.0.0.1", srv.port, 5) end)
       assert.has_error(function() telnet.open("127.0.0.1", 70000) end)
       for _, bad in ipairs {
         {terminal = 5}, {terminal = {}}, {window = {0, 10}}, {window = {80}},
         {env = "USER=x"}, {max_buffer = 0}, {max_buffer = "big"}, {debug = {}}, {max_match = -1},
       } do
-        assert.has_error(function() telnet.open("127.0.0.1", port, bad) end)
+        assert.has_error(function() telnet.open("127.0.0.1", srv.port, bad) end)
       end
     end)
 
     it("is a closable object with fileno, get_socket and __tostring", function()
       local s = open("echo")
-      assert.matches("^netlua.telnet: .*127.0.0.1:" .. port, tostring(s))
+      assert.matches("^netlua.telnet: .*127.0.0.1:" .. srv.port, tostring(s))
       assert.is_true(math.type(s:fileno()) == "integer" and s:fileno() > 2)
       assert.equal(s, s:get_socket())
       assert.equal(s:fileno(), s:get_socket():fileno())
@@ -336,8 +327,8 @@ describe("telnet session methods", function()
         s:write("quit\n")
         s:read_all()
         s:close()
-      ]]):format(port)
-      local f = dir .. "/dbg.lua"
+      ]]):format(srv.port)
+      local f = srv.dir .. "/dbg.lua"
       H.write_file(f, script)
       local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
       assert.matches("Telnet%(127.0.0.1:%d+%): send 'echo\\x0a'", out)
@@ -355,8 +346,8 @@ describe("telnet session methods", function()
         s:write("echo\n")
         assert(s:interact())
         s:close()
-      ]]):format(port)
-      local f = dir .. "/interact.lua"
+      ]]):format(srv.port)
+      local f = srv.dir .. "/interact.lua"
       H.write_file(f, script)
       local out = H.sh(("(printf 'hello\\nquit\\n'; sleep 1) | LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
       assert.matches("hello\n", out)
@@ -372,8 +363,8 @@ describe("telnet session methods", function()
         io.write("returned\n")
         s:write("quit\n")
         s:close()
-      ]]):format(port)
-      local f = dir .. "/interact2.lua"
+      ]]):format(srv.port)
+      local f = srv.dir .. "/interact2.lua"
       H.write_file(f, script)
       local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s </dev/null"):format(H.build, f))
       assert.matches("returned", out)
@@ -382,21 +373,12 @@ describe("telnet session methods", function()
 end)
 
 describe("telnet helpers against a scripted login dialogue", function()
-  local pid, port, dir
-
-  setup(function()
-    dir = H.tmpdir()
-    port = H.free_port()
-    pid = H.lua_server("telnet_hostile", port, dir)
-  end)
-
-  teardown(function()
-    H.kill(pid)
-    H.rm_rf(dir)
-  end)
+  local srv = H.scripted_server("telnet_hostile")
+  setup(srv.start)
+  teardown(srv.stop)
 
   local function open()
-    local s = assert(telnet.open("127.0.0.1", port, {timeout = 5}))
+    local s = assert(telnet.open("127.0.0.1", srv.port, {timeout = 5}))
     assert(s:write("login\n"))
     return s
   end
@@ -439,8 +421,8 @@ describe("telnet helpers against a scripted login dialogue", function()
       assert(s:login{user = "admin", password = "s3cret", prompt = "router1> $"})
       s:write("exit\n")
       s:close()
-    ]]):format(port)
-    local f = dir .. "/login.lua"
+    ]]):format(srv.port)
+    local f = srv.dir .. "/login.lua"
     H.write_file(f, script)
     local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
     assert.matches("send 'admin\\x0a'", out)
