@@ -171,5 +171,6 @@ void nl_open_tcp(lua_State *L);
 void nl_open_udp(lua_State *L);
 void nl_open_telnet(lua_State *L);
 void nl_open_ftp(lua_State *L);
+void nl_open_fs(lua_State *L);
 
 #endif
