@@ -254,6 +254,35 @@ describe("ftp inside netlua.run", function()
     assert.equal(5, ticks)
   end)
 
+  it("mirror inside a task copies the tree while other tasks run", function()
+    local s = assert(ftp.new(slow.opts{timeout = 20}))
+    assert(s:makedirs("mtree/sub"))
+    local want = {}
+    for i = 1, 8 do
+      local p = (i % 2 == 0 and "mtree/sub/" or "mtree/") .. "m" .. i
+      want[p] = bytes("m" .. i, i * 150000)
+      assert(s:storbinary("STOR " .. p, want[p]))
+    end
+    local dir = H.tmpdir()
+    local n, ticks, done = nil, 0, false
+    netlua.spawn(function()
+      n = s:mirror("mtree", dir .. "/copy")
+      done = true
+    end)
+    netlua.spawn(function()
+      local stop = netlua.monotime() + 30
+      while not done and netlua.monotime() < stop do netlua.sleep(0.01) ticks = ticks + 1 end
+    end)
+    assert(netlua.run())
+    s:close()
+    assert.equal(8, n)
+    for p, data in pairs(want) do
+      assert.is_true(H.read_file(dir .. "/copy/" .. p:sub(7)) == data, p)
+    end
+    assert.is_true(ticks > 0)
+    H.rm_rf(dir)
+  end)
+
   it("the session is busy for other tasks while one waits in it", function()
     H.write_file(slow.path("big.bin"), bytes("big", 2 << 20))
     local s = assert(ftp.new(slow.opts{timeout = 20}))
