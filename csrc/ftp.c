@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include "netlua.h"
 
@@ -27,6 +30,7 @@
 #define REPLY_MAX (64 * 1024)   /* longer replies are cut, never grown */
 #define NQUOTE 4
 #define BIGBUF (512 * 1024)     /* CURLOPT_BUFFERSIZE for downloads */
+#define NWATCH 4
 
 enum { TLS_NONE, TLS_EXPLICIT, TLS_IMPLICIT };
 
@@ -52,6 +56,39 @@ typedef struct reply {
   int code;
   nl_buf text;
 } reply;
+
+struct ftp_sess;
+/* What a method does with the result once its operation has run. */
+typedef int (*finish_fn)(lua_State *L, struct ftp_sess *s, CURLcode rc);
+typedef void (*setup_fn)(struct ftp_sess *s);
+
+/* Transfer options beyond the xfer itself. */
+typedef struct xsetup {
+  int nobody, dirlist, append;
+  const char *custom;      /* a static string */
+  curl_off_t rest, insize;
+} xsetup;
+
+/* The operation in progress.  Inside netlua.run the method's C frame is
+ * gone after each wait (the coroutine yields), so everything the
+ * operation needs later lives here or on the Lua stack, which the
+ * scheduler keeps: strings (URL, commands, paths) stay there. */
+typedef struct op_state {
+  int active;              /* started, not yet finished */
+  int added;               /* the easy handle is on the multi */
+  int attempt, was_logged; /* the one retry on a dead reused connection */
+  int url;                 /* stack index of the URL */
+  nl_deadline dl;          /* the operation's deadline */
+  setup_fn setup;          /* method-specific options */
+  xsetup xo;
+  struct curl_slist *qlist;/* CURLOPT_QUOTE list, freed at the end */
+  int use_x;               /* x below is this operation's transfer */
+  xfer x;
+  finish_fn finish;
+  const char *what;        /* method name for messages (static) */
+  int k, need2xx;          /* sendcmd: reply index, 2xx wanted */
+  int arg;                 /* stack index of a finish argument (cwd) */
+} op_state;
 
 typedef struct ftp_sess {
   CURL *easy;
@@ -82,6 +119,18 @@ typedef struct ftp_sess {
   reply login;             /* the reply that ended the login */
   char *op_cwd;            /* CWD target awaiting its reply */
   xfer *x;
+  /* waiting: curl tells which sockets it wants (CURLMOPT_SOCKETFUNCTION)
+   * and when to call it back (curl_multi_timeout); the sockets go in one epoll
+   * set, whose descriptor is what netlua.run or nl_wait waits for */
+  int epfd;
+  int wfd[NWATCH], wev[NWATCH], nw;  /* the sockets curl wants watched */
+  nl_coop co;              /* the operation across yields (netlua.run) */
+  /* connect in progress (its waits may yield too) */
+  int cn_phase;            /* 0 none, 1 connecting, 2 reading the greeting */
+  int cn_fd, cn_err;
+  struct addrinfo *cn_ai, *cn_cur;
+  char cn_where[300];
+  op_state op;
 } ftp_sess;
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -594,8 +643,7 @@ static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
   }
 }
 
-/* The one place an FTP operation waits: for curl's descriptors, no longer
- * than curl asks and the deadline allows.  A scheduler would hook here. */
+/* curl_multi_poll for the mirror fetcher's own multi handle (blocking). */
 static void ftp_wait(CURLM *m, const nl_deadline *d) {
   long t = -1;
   int ms, dl = nl_deadline_ms(d);
@@ -605,23 +653,155 @@ static void ftp_wait(CURLM *m, const nl_deadline *d) {
   curl_multi_poll(m, NULL, 0, ms, NULL);
 }
 
-/* Drives one easy handle to its end on multi m; CURLE_OPERATION_TIMEDOUT
- * when the deadline passes first. */
-static CURLcode drive(CURLM *m, CURL *h, const nl_deadline *d) {
-  int running = 1, left;
-  CURLcode rc = CURLE_OK;
-  CURLMsg *msg;
-  if (curl_multi_add_handle(m, h) != CURLM_OK) return CURLE_FAILED_INIT;
-  for (;;) {
-    if (curl_multi_perform(m, &running) != CURLM_OK) { rc = CURLE_FAILED_INIT; break; }
-    if (!running) break;
-    if (d->at >= 0 && nl_monotime() > d->at + 0.25) { rc = CURLE_OPERATION_TIMEDOUT; running = -1; break; }
-    ftp_wait(m, d);
+/* ---- waiting for curl's sockets (multi socket interface) --------------- */
+
+/* CURLMOPT_SOCKETFUNCTION: keep s->epfd watching what curl wants. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
+                     void *sp) {
+  ftp_sess *s = ud;
+  (void)e; (void)sp;
+  int i;
+  for (i = 0; i < s->nw && s->wfd[i] != fd; i++) {}
+  if (what == CURL_POLL_REMOVE) {
+    if (i < s->nw) { s->nw--; s->wfd[i] = s->wfd[s->nw]; s->wev[i] = s->wev[s->nw]; }
+  } else if (i < NWATCH) {
+    if (i == s->nw) s->nw++;
+    s->wfd[i] = fd;
+    s->wev[i] = ((what & CURL_POLL_IN) ? NL_WAIT_READ : 0) |
+                ((what & CURL_POLL_OUT) ? NL_WAIT_WRITE : 0);
   }
-  while ((msg = curl_multi_info_read(m, &left)) != NULL)
-    if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) rc = msg->data.result;
-  curl_multi_remove_handle(m, h);
-  return rc;
+#ifdef __linux__
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);  /* may be closed already */
+  } else {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) |
+                ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.data.fd = fd;
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+      epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+  }
+#endif
+  return 0;
+}
+
+/* When curl wants curl_multi_socket_action(CURL_SOCKET_TIMEOUT): asked
+ * each time (curl_multi_timeout) rather than tracked from the timer
+ * callback, which reports changes only. */
+static double timer_at(ftp_sess *s) {
+  long ms = -1;
+  curl_multi_timeout(s->multi, &ms);
+  return ms < 0 ? -1.0 : nl_monotime() + (double)ms / 1000.0;
+}
+
+/* Runs every transfer on the multi whatever its sockets say.  curl 7.88
+ * can keep an FTP reply it has read already in its cache and then want
+ * no socket and no timer, expecting to be run again (as
+ * curl_multi_perform would); curl_multi_socket_all does that and, unlike
+ * perform, also updates the socket callback. */
+static void kick(ftp_sess *s) {
+  int running;
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+  curl_multi_socket_all(s->multi, &running);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+
+/* Tells curl which of its sockets are ready and whether its timer ran out
+ * (never waits); when neither, runs it anyway (a wait that ended without
+ * a reason, or curl waiting for nothing). */
+static void sock_ready(ftp_sess *s) {
+  int running, acted = 0;
+#ifdef __linux__
+  struct epoll_event ev[8];
+  int n, i;
+  n = epoll_wait(s->epfd, ev, 8, 0);
+  for (i = 0; i < n; i++) {
+    int mask = 0;
+    if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) mask |= CURL_CSELECT_IN;
+    if (ev[i].events & (EPOLLOUT | EPOLLERR)) mask |= CURL_CSELECT_OUT;
+    if (ev[i].events & EPOLLERR) mask |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(s->multi, ev[i].data.fd, mask, &running);
+    acted = 1;
+  }
+#else
+  {
+    int i, fds[NWATCH], n = s->nw;
+    memcpy(fds, s->wfd, sizeof fds);
+    for (i = 0; i < n; i++) {  /* 0: curl checks the socket itself */
+      nl_deadline now;
+      nl_deadline_start(&now, 0);
+      if (nl_wait(fds[i], NL_WAIT_READ | NL_WAIT_WRITE, &now) == NL_OK) {
+        curl_multi_socket_action(s->multi, fds[i], 0, &running);
+        acted = 1;
+      }
+    }
+  }
+#endif
+  {
+    long ms = -1;
+    curl_multi_timeout(s->multi, &ms);
+    if (ms == 0) {
+      curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+      acted = 1;
+    }
+  }
+  if (!acted) kick(s);
+}
+
+/* Whether the session's transfer has ended; *rc gets its result. */
+static int xfer_done(ftp_sess *s, CURLcode *rc) {
+  CURLMsg *msg;
+  int left, done = 0;
+  while ((msg = curl_multi_info_read(s->multi, &left)) != NULL)
+    if (msg->msg == CURLMSG_DONE && msg->easy_handle == s->easy) {
+      *rc = msg->data.result;
+      done = 1;
+    }
+  return done;
+}
+
+/* Drives the easy handle (on the multi already) to its end;
+ * CURLE_OPERATION_TIMEDOUT when the deadline passes first.  Each wait is
+ * for s->epfd, capped by curl's timer: inside netlua.run it yields, and
+ * the operation comes back here through op_resume. */
+static CURLcode drive(ftp_sess *s) {
+  const nl_deadline *d = &s->op.dl;
+  CURLcode rc = CURLE_OK;
+  for (;;) {
+    nl_deadline w;
+    double t;
+    sock_ready(s);
+    if (xfer_done(s, &rc)) return rc;
+    if (s->nw == 0) {  /* nothing to wait for: see kick() */
+      kick(s);
+      if (xfer_done(s, &rc)) return rc;
+    }
+    if (d->at >= 0 && nl_monotime() > d->at + 0.25) return CURLE_OPERATION_TIMEDOUT;
+    w.at = d->at >= 0 ? d->at + 0.25 : -1.0;
+    t = timer_at(s);
+    if (t >= 0 && (w.at < 0 || t < w.at)) w.at = t;
+    t = nl_monotime() + 0.2;  /* see kick(): never trust a long silence */
+    if (w.at < 0 || t < w.at) w.at = t;
+#ifdef __linux__
+    nl_coop_wait(&s->co, s->epfd, NL_WAIT_READ, &w);
+#else
+    /* one descriptor per wait: with several (control and data), look
+     * again soon */
+    if (s->nw > 1) {
+      nl_deadline soon;
+      nl_deadline_start(&soon, 0.05);
+      if (w.at < 0 || soon.at < w.at) w = soon;
+    }
+    nl_coop_wait(&s->co, s->nw > 0 ? s->wfd[s->nw - 1] : -1,
+                 s->nw > 0 ? s->wev[s->nw - 1] : 0, &w);
+#endif
+  }
 }
 
 static void op_reset(ftp_sess *s) {
@@ -635,30 +815,86 @@ static void op_reset(ftp_sess *s) {
   free(s->op_cwd); s->op_cwd = NULL;
 }
 
-typedef void (*setup_fn)(ftp_sess *s, void *ud);
+static void xfer_free(lua_State *L, xfer *x);
 
-/* One operation: reset, apply every option, run; retried once when a
- * reused connection turned out dead before any payload moved. */
-static CURLcode perform(lua_State *L, ftp_sess *s, const char *url,
-                        setup_fn setup, void *ud, xfer *x,
-                        const nl_deadline *d) {
+/* Releases what the operation held (idempotent). */
+static void op_clear(lua_State *L, ftp_sess *s) {
+  op_state *o = &s->op;
+  if (o->use_x) { xfer_free(L, &o->x); o->use_x = 0; }
+  if (o->qlist) { curl_slist_free_all(o->qlist); o->qlist = NULL; }
+  s->nquote = 0;
+  o->active = 0;
+}
+
+static int op_resume(lua_State *L);
+
+/* Runs the operation in s->op: reset, apply every option, drive; retried
+ * once when a reused connection turned out dead before any payload
+ * moved.  Then the method's finish step makes the results. */
+static int op_loop(lua_State *L, ftp_sess *s) {
+  op_state *o = &s->op;
   CURLcode rc;
-  int attempt;
-  for (attempt = 0; ; attempt++) {
-    int was_logged = s->logged;
-    op_reset(s);
-    apply_session(s, d, url);
-    if (setup) setup(s, ud);
-    s->L = L; s->busy = 1; s->x = x;
-    rc = drive(s->multi, s->easy, d);
-    s->busy = 0; s->x = NULL;
-    if (attempt == 0 && was_logged && !s->op_login &&
+  int n;
+  for (;;) {
+    if (!o->added) {
+      o->was_logged = s->logged;
+      op_reset(s);
+      apply_session(s, &o->dl, lua_tostring(L, o->url));
+      if (o->setup) o->setup(s);
+      s->x = o->use_x ? &o->x : NULL;
+      if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK) {
+        rc = CURLE_FAILED_INIT;
+        break;
+      }
+      o->added = 1;
+    }
+    s->L = L;
+    rc = drive(s);  /* may yield: then we come back through op_resume */
+    curl_multi_remove_handle(s->multi, s->easy);
+    o->added = 0;
+    if (o->attempt == 0 && o->was_logged && !s->op_login &&
         (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
          rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) &&
-        !(x && (x->moved > 0 || x->failed)) && !nl_deadline_passed(d))
+        !(s->x && (s->x->moved > 0 || s->x->failed)) &&
+        !nl_deadline_passed(&o->dl)) {
+      o->attempt++;
       continue;
-    return rc;
+    }
+    break;
   }
+  nl_coop_end(&s->co);
+  s->busy = 0; s->x = NULL;
+  s->L = L;
+  o->active = 0;
+  n = o->finish(L, s, rc);
+  op_clear(L, s);
+  return n;
+}
+
+/* Starts the operation set up in s->op (URL at stack index url) and
+ * returns what its finish step returns. */
+static int op_run(lua_State *L, ftp_sess *s, int url, setup_fn setup,
+                  finish_fn finish, const char *what) {
+  op_state *o = &s->op;
+  o->url = lua_absindex(L, url);
+  o->setup = setup;
+  o->finish = finish;
+  o->what = what;
+  o->attempt = 0;
+  o->added = 0;
+  o->active = 1;
+  s->busy = 1;
+  nl_coop_begin(L, &s->co, op_resume, s->timeout, &o->dl);
+  return op_loop(L, s);
+}
+
+/* The restart after a yield: the method's frame is gone, the session (its
+ * first argument) and the Lua stack are as they were. */
+static int op_resume(lua_State *L) {
+  ftp_sess *s = luaL_checkudata(L, 1, FTP);
+  nl_deadline d;
+  nl_coop_begin(L, &s->co, op_resume, 0, &d);  /* takes the resume */
+  return op_loop(L, s);
 }
 
 static int is_tls_error(CURLcode rc) {
@@ -755,6 +991,16 @@ static void xfer_free(lua_State *L, xfer *x) {
 
 /* ---- session lifecycle -------------------------------------------------- */
 
+/* Ends a connect: state dropped, the fd (if any) closed unless kept. */
+static void connect_end(ftp_sess *s, int keep) {
+  if (s->cn_ai) { freeaddrinfo(s->cn_ai); s->cn_ai = s->cn_cur = NULL; }
+  if (s->cn_fd >= 0 && !keep) close(s->cn_fd);
+  s->cn_fd = -1;
+  s->cn_phase = 0;
+  s->busy = 0;
+  nl_coop_end(&s->co);
+}
+
 static void sess_free(ftp_sess *s, int quit) {
   int i;
   if (s->closed) return;
@@ -768,12 +1014,19 @@ static void sess_free(ftp_sess *s, int quit) {
     }
     curl_easy_setopt(s->easy, CURLOPT_VERBOSE, 0L);
     curl_easy_setopt(s->easy, CURLOPT_DEBUGFUNCTION, NULL);
+    if (s->op.added) {  /* an operation parked in a task nobody resumes */
+      curl_multi_remove_handle(s->multi, s->easy);
+      s->op.added = 0;
+    }
     curl_easy_cleanup(s->easy);
     s->easy = NULL;
   }
   if (s->multi) { curl_multi_cleanup(s->multi); s->multi = NULL; }
+  if (s->epfd >= 0) { close(s->epfd); s->epfd = -1; }
   if (s->pre_fd >= 0) { close(s->pre_fd); s->pre_fd = -1; }
+  if (s->cn_phase) connect_end(s, 0);
   if (s->L) {
+    op_clear(s->L, s);
     luaL_unref(s->L, LUA_REGISTRYINDEX, s->debugref);
     s->debugref = LUA_NOREF;
   }
@@ -868,6 +1121,8 @@ static int l_session(lua_State *L) {
   s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
   s->pre_fd = -1;
+  s->epfd = -1;
+  s->cn_fd = -1;
   s->debugref = LUA_NOREF;
   s->passive = 1; s->verify = 1; s->port = 21;
   s->timeout = -1;
@@ -878,10 +1133,17 @@ static int l_session(lua_State *L) {
     for (i = 0; i < NQUOTE; i++) nl_buf_init(&s->qr[i].text);
   }
   luaL_setmetatable(L, FTP);
+  s->epfd = -1;
   s->easy = curl_easy_init();
   s->multi = curl_multi_init();
   if (!s->easy || !s->multi) return luaL_error(L, "ftp: libcurl init failed");
+#ifdef __linux__
+  s->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (s->epfd < 0) return luaL_error(L, "ftp: epoll_create1: %s", strerror(errno));
+#endif
   curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1L);
+  curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
   s->closed = 0;
   s->passive = opt_bool(L, 1, "passive", 1);
   s->verify = opt_bool(L, 1, "verify", 1);
@@ -910,40 +1172,6 @@ static int l_session(lua_State *L) {
   return 1;
 }
 
-/* Connects a TCP socket to host:port within d; fd or -1 with *err set. */
-static int tcp_open(const char *host, int port, const nl_deadline *d,
-                    int *err, char *where, size_t wlen) {
-  struct addrinfo hints, *res = NULL, *ai;
-  char serv[16];
-  int g, fd = -1;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(serv, sizeof serv, "%d", port);
-  snprintf(where, wlen, "%s:%d", host, port);
-  g = getaddrinfo(host, serv, &hints, &res);
-  if (g != 0) { *err = -100; return -1; }
-  *err = ECONNREFUSED;
-  for (ai = res; ai; ai = ai->ai_next) {
-    int r;
-    socklen_t len = sizeof r;
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                ai->ai_protocol);
-    if (fd < 0) { *err = errno; continue; }
-    nl_addr_format(ai->ai_addr, where, wlen);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    if (errno == EINPROGRESS) {
-      r = nl_wait(fd, NL_WAIT_WRITE, d);
-      if (r == NL_OK && getsockopt(fd, SOL_SOCKET, SO_ERROR, &r, &len) == 0 && r == 0)
-        break;
-      *err = r == NL_OK ? ECONNREFUSED : r;
-    } else *err = errno;
-    close(fd); fd = -1;
-    if (*err == NL_TIMEOUT) break;
-  }
-  freeaddrinfo(res);
-  return fd;
-}
-
 /* Length of a complete reply at the start of p, or 0 if more is due. */
 static size_t complete_reply(const char *p, size_t n) {
   size_t off = 0;
@@ -966,61 +1194,95 @@ static size_t complete_reply(const char *p, size_t n) {
   return 0;
 }
 
-/* s:connect(host, port, timeout) -> welcome.  Opens the control connection
- * and peeks at the greeting (left unread for curl, who takes the socket
- * over at login).  Implicit TLS hides the greeting until login. */
-static int m_connect(lua_State *L) {
-  ftp_sess *s = check_sess(L);
-  const char *host = check_clean(L, 2, "host");
-  int port, fd, err;
-  nl_deadline d;
-  char where[300], buf[8192];
-  size_t have = 0, rl;
-  check_idle(L, s);
-  port = s->tls == TLS_IMPLICIT ? 990 : 21;
-  if (!lua_isnoneornil(L, 3)) port = nl_checkport(L, 3);
-  luaL_argcheck(L, port > 0, 3, "port 0");
-  if (!lua_isnoneornil(L, 4)) s->timeout = nl_opttimeout(L, 4, s->timeout);
-  if (s->pre_fd >= 0) { close(s->pre_fd); s->pre_fd = -1; }
-  setstr(&s->host, host);
-  s->port = port;
-  s->connected = 0; s->logged = 0;
-  setstr(&s->welcome, NULL);
-  nl_deadline_start(&d, s->timeout);
-  fd = tcp_open(host, port, &d, &err, where, sizeof where);
-  if (fd < 0) {
-    if (err == -100) return nl_pushfailcode(L, "resolve", "connect %s: cannot resolve", host);
-    return nl_pushfail(L, err, "connect %s", where);
+/* Connecting: walks the address list kept in s (a wait may yield; the
+ * connect comes back through m_connect).  NL_OK with s->cn_fd connected. */
+static int connect_addrs(ftp_sess *s, const nl_deadline *d) {
+  int err = s->cn_err;
+  for (; s->cn_cur != NULL; s->cn_cur = s->cn_cur->ai_next) {
+    struct addrinfo *ai = s->cn_cur;
+    nl_addr_format(ai->ai_addr, s->cn_where, sizeof s->cn_where);
+    if (s->cn_fd < 0) {
+      s->cn_fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                        ai->ai_protocol);
+      if (s->cn_fd < 0) { s->cn_err = err = errno; continue; }
+      err = connect(s->cn_fd, ai->ai_addr, ai->ai_addrlen) == 0 ? NL_OK : errno;
+    } else err = EINPROGRESS;  /* resumed after a wait */
+    if (err == EINPROGRESS) {
+      nl_deadline now;
+      nl_deadline_start(&now, 0);
+      err = nl_wait(s->cn_fd, NL_WAIT_WRITE, &now);
+      if (err == NL_TIMEOUT) err = nl_coop_wait(&s->co, s->cn_fd, NL_WAIT_WRITE, d);
+      if (err == NL_OK) {
+        socklen_t len = sizeof err;
+        if (getsockopt(s->cn_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+      }
+    }
+    if (err == NL_OK) return NL_OK;
+    close(s->cn_fd);
+    s->cn_fd = -1;
+    s->cn_err = err;
+    if (err == NL_TIMEOUT) return err;
   }
-  if (s->tls == TLS_IMPLICIT) {
-    /* nothing to read in clear: curl takes the socket over at login */
-    s->pre_fd = fd;
-    s->connected = 1;
-    lua_pushliteral(L, "");
-    return 1;
+  return err;
+}
+
+/* The rest of connect: reach the server, then wait for its whole greeting
+ * (peeked, left unread for curl). */
+static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
+  char buf[8192];
+  size_t have = 0, rl;
+  int err;
+  if (s->cn_phase == 1) {
+    err = connect_addrs(s, d);
+    if (err != NL_OK) {
+      connect_end(s, 0);
+      return nl_pushfail(L, err, "connect %s", s->cn_where);
+    }
+    freeaddrinfo(s->cn_ai);
+    s->cn_ai = s->cn_cur = NULL;
+    s->cn_phase = 2;
+    if (s->tls == TLS_IMPLICIT) {
+      /* nothing to read in clear: curl takes the socket over at login */
+      s->pre_fd = s->cn_fd;
+      connect_end(s, 1);
+      s->connected = 1;
+      lua_pushliteral(L, "");
+      return 1;
+    }
   }
   for (;;) {
-    ssize_t r;
-    int w = nl_wait(fd, NL_WAIT_READ, &d);
-    if (w != NL_OK) { close(fd); return nl_pushfail(L, w, "connect %s: greeting", where); }
-    r = recv(fd, buf, sizeof buf - 1, MSG_PEEK);
-    if (r == 0) { close(fd); return nl_pushfail(L, NL_CLOSED, "connect %s: greeting", where); }
+    /* look first: after a yield we come back here with the data there */
+    ssize_t r = recv(s->cn_fd, buf, sizeof buf - 1, MSG_PEEK);
+    if (r == 0) {
+      connect_end(s, 0);
+      return nl_pushfail(L, NL_CLOSED, "connect %s: greeting", s->cn_where);
+    }
     if (r < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      err = errno; close(fd);
-      return nl_pushfail(L, err, "connect %s: greeting", where);
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int w = nl_coop_wait(&s->co, s->cn_fd, NL_WAIT_READ, d);
+        if (w != NL_OK) {
+          connect_end(s, 0);
+          return nl_pushfail(L, w, "connect %s: greeting", s->cn_where);
+        }
+        continue;
+      }
+      if (errno == EINTR) continue;
+      err = errno;
+      connect_end(s, 0);
+      return nl_pushfail(L, err, "connect %s: greeting", s->cn_where);
     }
     have = (size_t)r;
     if ((rl = complete_reply(buf, have)) > 0 || have == sizeof buf - 1) break;
-    if ((size_t)r == have) {
-      /* nothing new arrived yet beyond what we peeked: wait a little */
-      int w2;
+    {
+      /* part of the greeting: peeking again at once would find the same */
       nl_deadline tiny;
       nl_deadline_start(&tiny, 0.01);
-      if (d.at >= 0 && tiny.at > d.at) tiny = d;
-      w2 = nl_wait(-1, 0, &tiny);
-      (void)w2;
-      if (nl_deadline_passed(&d)) { close(fd); return nl_pushfail(L, NL_TIMEOUT, "connect %s: greeting", where); }
+      if (d->at >= 0 && tiny.at > d->at) tiny = *d;
+      nl_coop_wait(&s->co, -1, 0, &tiny);
+      if (nl_deadline_passed(d)) {
+        connect_end(s, 0);
+        return nl_pushfail(L, NL_TIMEOUT, "connect %s: greeting", s->cn_where);
+      }
     }
   }
   rl = complete_reply(buf, have);
@@ -1038,24 +1300,71 @@ static int m_connect(lua_State *L) {
     }
     luaL_pushresult(&b);
     if (code < 200 || code >= 400) {
-      close(fd);
+      connect_end(s, 0);
       lua_pushnil(L);
       lua_insert(L, -2);
-      if (code == 0) { lua_pop(L, 1); return nl_pushfailcode(L, "protocol", "connect %s: bad greeting", where); }
+      if (code == 0) {
+        lua_pop(L, 1);
+        return nl_pushfailcode(L, "protocol", "connect %s: bad greeting", s->cn_where);
+      }
       lua_pushinteger(L, code);
       return 3;
     }
     setstr(&s->welcome, lua_tostring(L, -1));
   }
-  s->pre_fd = fd;
+  s->pre_fd = s->cn_fd;
+  connect_end(s, 1);
   s->connected = 1;
   return 1;
 }
 
-static void setup_nobody(ftp_sess *s, void *ud) {
-  (void)ud;
+/* s:connect(host, port, timeout) -> welcome.  Opens the control connection
+ * and peeks at the greeting (left unread for curl, who takes the socket
+ * over at login).  Implicit TLS hides the greeting until login.  Inside
+ * netlua.run the waits yield (resolving does not). */
+static int m_connect(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  const char *host;
+  int port, g;
+  nl_deadline d;
+  char serv[16];
+  struct addrinfo hints, *res = NULL;
+  if (s->co.resuming && s->cn_phase) {  /* after a yield */
+    nl_coop_begin(L, &s->co, m_connect, 0, &d);
+    return connect_step(L, s, &d);
+  }
+  host = check_clean(L, 2, "host");
+  check_idle(L, s);
+  port = s->tls == TLS_IMPLICIT ? 990 : 21;
+  if (!lua_isnoneornil(L, 3)) port = nl_checkport(L, 3);
+  luaL_argcheck(L, port > 0, 3, "port 0");
+  if (!lua_isnoneornil(L, 4)) s->timeout = nl_opttimeout(L, 4, s->timeout);
+  if (s->pre_fd >= 0) { close(s->pre_fd); s->pre_fd = -1; }
+  setstr(&s->host, host);
+  s->port = port;
+  s->connected = 0; s->logged = 0;
+  setstr(&s->welcome, NULL);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(serv, sizeof serv, "%d", port);
+  snprintf(s->cn_where, sizeof s->cn_where, "%s:%d", host, port);
+  /* resolving does not yield: the system resolver has no such interface */
+  g = getaddrinfo(host, serv, &hints, &res);
+  if (g != 0) return nl_pushfailcode(L, "resolve", "connect %s: cannot resolve", host);
+  s->cn_ai = s->cn_cur = res;  /* owned by s: freed even if we never resume */
+  s->cn_fd = -1;
+  s->cn_err = ECONNREFUSED;
+  s->cn_phase = 1;
+  s->busy = 1;
+  nl_coop_begin(L, &s->co, m_connect, s->timeout, &d);
+  return connect_step(L, s, &d);
+}
+
+static void setup_nobody(ftp_sess *s) {
   curl_easy_setopt(s->easy, CURLOPT_NOBODY, 1L);
 }
+
+static int finish_login(lua_State *L, ftp_sess *s, CURLcode rc);
 
 /* s:login(user, passwd, acct) -> reply text.  Connect and login are one
  * curl step: NOBODY on the server's root sends USER, PASS, PWD. */
@@ -1063,9 +1372,6 @@ static int m_login(lua_State *L) {
   ftp_sess *s = check_sess(L);
   const char *user = luaL_optstring(L, 2, "anonymous");
   const char *pass = luaL_optstring(L, 3, NULL);
-  nl_deadline d;
-  CURLcode rc;
-  char *ep = NULL;
   check_idle(L, s);
   if (!s->connected) luaL_error(L, "ftp session is not connected (call connect)");
   if (!lua_isnoneornil(L, 2)) check_clean(L, 2, "user");
@@ -1074,11 +1380,14 @@ static int m_login(lua_State *L) {
   if (!lua_isnoneornil(L, 4)) setstr(&s->acct, check_clean(L, 4, "acct"));
   setstr(&s->user, user);
   setstr(&s->pass, pass);
-  nl_deadline_start(&d, s->timeout);
   s->logged = 0;
   s->nquote = 0;
   push_url(L, s, NULL, 1);
-  rc = perform(L, s, lua_tostring(L, -1), setup_nobody, NULL, NULL, &d);
+  return op_run(L, s, -1, setup_nobody, finish_login, "login");
+}
+
+static int finish_login(lua_State *L, ftp_sess *s, CURLcode rc) {
+  char *ep = NULL;
   if (rc != CURLE_OK) {
     /* the connection is gone either way: the next login starts afresh */
     return sess_error(L, s, rc, NULL, "login");
@@ -1128,38 +1437,32 @@ static int m_settimeout(lua_State *L) {
 
 /* ---- commands through CURLOPT_QUOTE ------------------------------------ */
 
-typedef struct quote_ud { struct curl_slist *list; } quote_ud;
-
-static void setup_quote(ftp_sess *s, void *ud) {
-  quote_ud *q = ud;
+static void setup_quote(ftp_sess *s) {
   curl_easy_setopt(s->easy, CURLOPT_NOBODY, 1L);
-  curl_easy_setopt(s->easy, CURLOPT_QUOTE, q->list);
+  curl_easy_setopt(s->easy, CURLOPT_QUOTE, s->op.qlist);
 }
 
 /* Runs cmds[0..n) (each prefixed with '*' so a 4xx/5xx keeps the
- * connection); afterwards s->qr[i] holds each reply (code -1: none). */
-static CURLcode run_quotes(lua_State *L, ftp_sess *s, const char **cmds,
-                           int n, const nl_deadline *d) {
-  quote_ud q;
-  CURLcode rc;
+ * connection; the strings must stay on the Lua stack); finish then finds
+ * each reply in s->qr[i] (code -1: none). */
+static int run_quotes(lua_State *L, ftp_sess *s, const char **cmds, int n,
+                      finish_fn finish, const char *what) {
+  struct curl_slist *list = NULL;
   int i;
-  q.list = NULL;
   for (i = 0; i < n; i++) {
     struct curl_slist *t;
     lua_pushfstring(L, "*%s", cmds[i]);
-    t = curl_slist_append(q.list, lua_tostring(L, -1));
+    t = curl_slist_append(list, lua_tostring(L, -1));
     lua_pop(L, 1);
-    if (!t) { curl_slist_free_all(q.list); luaL_error(L, "out of memory"); }
-    q.list = t;
-    s->quote[i] = cmds[i];
+    if (!t) { curl_slist_free_all(list); luaL_error(L, "out of memory"); }
+    list = t;
   }
+  op_clear(L, s);
+  s->op.qlist = list;
+  for (i = 0; i < n; i++) s->quote[i] = cmds[i];
   s->nquote = n;
   push_url(L, s, NULL, 1);
-  rc = perform(L, s, lua_tostring(L, -1), setup_quote, &q, NULL, d);
-  lua_pop(L, 1);
-  s->nquote = 0;
-  curl_slist_free_all(q.list);
-  return rc;
+  return op_run(L, s, -1, setup_quote, finish, what);
 }
 
 static int push_qreply(lua_State *L, ftp_sess *s, int i, int need2xx) {
@@ -1210,14 +1513,17 @@ static void check_owned(lua_State *L, const char *cmd, const char *fname) {
                  fname, owned[k].cmd, owned[k].use);
 }
 
+static int finish_sendcmd(lua_State *L, ftp_sess *s, CURLcode rc) {
+  if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, s->op.what);
+  return push_qreply(L, s, s->op.k, s->op.need2xx);
+}
+
 static int do_sendcmd(lua_State *L, int need2xx, const char *fname) {
   ftp_sess *s = check_sess(L);
   size_t n;
   const char *cmd = luaL_checklstring(L, 2, &n);
   const char *cmds[2];
   int k = 0;
-  nl_deadline d;
-  CURLcode rc;
   if (strlen(cmd) != n || strpbrk(cmd, "\r\n"))
     luaL_error(L, "bad argument #1 to '%s' (CR, LF or NUL in command)", fname);
   luaL_argcheck(L, n > 0, 2, "empty command");
@@ -1230,22 +1536,22 @@ static int do_sendcmd(lua_State *L, int need2xx, const char *fname) {
     cmds[k++] = lua_tostring(L, -1);
   }
   cmds[k++] = cmd;
-  nl_deadline_start(&d, s->timeout);
-  rc = run_quotes(L, s, cmds, k, &d);
-  if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, fname);
-  return push_qreply(L, s, k - 1, need2xx);
+  s->op.k = k - 1;
+  s->op.need2xx = need2xx;
+  return run_quotes(L, s, cmds, k, finish_sendcmd, fname);
 }
 
 static int m_sendcmd(lua_State *L) { return do_sendcmd(L, 0, "sendcmd"); }
 static int m_voidcmd(lua_State *L) { return do_sendcmd(L, 1, "voidcmd"); }
+
+static int finish_cmds(lua_State *L, ftp_sess *s, CURLcode rc);
+static int finish_cwd(lua_State *L, ftp_sess *s, CURLcode rc);
 
 /* s:_cmds(cmd...) -> array of {code, text} (internal: no owned check). */
 static int m_cmds(lua_State *L) {
   ftp_sess *s = check_sess(L);
   int n = lua_gettop(L) - 1, i;
   const char *cmds[NQUOTE];
-  nl_deadline d;
-  CURLcode rc;
   luaL_argcheck(L, n >= 1 && n <= NQUOTE, 2, "1 to 4 commands");
   for (i = 0; i < n; i++) {
     size_t l;
@@ -1254,8 +1560,12 @@ static int m_cmds(lua_State *L) {
       luaL_error(L, "CR, LF or NUL in command or path");
   }
   check_logged(L, s);
-  nl_deadline_start(&d, s->timeout);
-  rc = run_quotes(L, s, cmds, n, &d);
+  s->op.k = n;
+  return run_quotes(L, s, cmds, n, finish_cmds, "ftp");
+}
+
+static int finish_cmds(lua_State *L, ftp_sess *s, CURLcode rc) {
+  int n = s->op.k, i;
   if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, "ftp");
   lua_createtable(L, n, 0);
   for (i = 0; i < n; i++) {
@@ -1297,17 +1607,19 @@ static void push_257(lua_State *L, const char *t, size_t n) {
 static int m_cwd(lua_State *L) {
   ftp_sess *s = check_sess(L);
   const char *abs, *cmds[2];
-  nl_deadline d;
-  CURLcode rc;
-  int n;
   check_clean(L, 2, "path");
   check_logged(L, s);
   abs = push_abspath(L, s, lua_tostring(L, 2));
+  s->op.arg = lua_gettop(L);
   lua_pushfstring(L, "CWD %s", abs);
   cmds[0] = lua_tostring(L, -1);
   cmds[1] = "PWD";
-  nl_deadline_start(&d, s->timeout);
-  rc = run_quotes(L, s, cmds, 2, &d);
+  return run_quotes(L, s, cmds, 2, finish_cwd, "cwd");
+}
+
+static int finish_cwd(lua_State *L, ftp_sess *s, CURLcode rc) {
+  const char *abs = lua_tostring(L, s->op.arg);
+  int n;
   if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, "cwd");
   n = push_qreply(L, s, 0, 1);
   if (n != 1) return n;
@@ -1330,17 +1642,10 @@ static int m_pwd(lua_State *L) {
 
 /* ---- transfers --------------------------------------------------------- */
 
-typedef struct xsetup {
-  xfer *x;
-  int nobody, dirlist, append;
-  const char *custom;
-  curl_off_t rest, insize;
-} xsetup;
-
-static void setup_xfer(ftp_sess *s, void *ud) {
-  xsetup *o = ud;
+static void setup_xfer(ftp_sess *s) {
+  xsetup *o = &s->op.xo;
   CURL *h = s->easy;
-  xfer *x = o->x;
+  xfer *x = &s->op.x;
   if (o->nobody) { curl_easy_setopt(h, CURLOPT_NOBODY, 1L); return; }
   if (x->upload) {
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -1391,21 +1696,28 @@ static FILE *tofile(lua_State *L, int idx) {
   return p->f;
 }
 
-static int finish_xfer(lua_State *L, ftp_sess *s, xfer *x, CURLcode rc,
-                       const char *what) {
-  int n;
+static int finish_xfer(lua_State *L, ftp_sess *s, CURLcode rc) {
+  xfer *x = &s->op.x;
   if (rc == CURLE_OK && !x->failed && !x->upload) {
     s->L = L;
     drain(x, 1);
   }
   if (rc == CURLE_OK && !x->failed) {
     lua_pushlstring(L, nl_buf_head(&s->last.text), s->last.text.len);
-    n = 1;
-  } else {
-    n = sess_error(L, s, rc == CURLE_OK ? CURLE_WRITE_ERROR : rc, x, what);
+    return 1;
   }
-  xfer_free(L, x);
-  return n;
+  return sess_error(L, s, rc == CURLE_OK ? CURLE_WRITE_ERROR : rc, x, s->op.what);
+}
+
+/* Starts a transfer built in x and o (the URL on top of the stack); the
+ * session owns x from here on. */
+static int run_xfer(lua_State *L, ftp_sess *s, const xfer *x,
+                    const xsetup *o, finish_fn finish, const char *what) {
+  op_clear(L, s);
+  s->op.x = *x;
+  s->op.use_x = 1;
+  s->op.xo = *o;
+  return op_run(L, s, -1, setup_xfer, finish, what);
 }
 
 /* Downloads: retrbinary(cmd, callback, blocksize, rest) and
@@ -1418,9 +1730,7 @@ static int do_retr(lua_State *L, int lines) {
   const char *arg = split_cmd(L, 2, verb, sizeof verb, fname);
   xfer x;
   xsetup o;
-  nl_deadline d;
-  CURLcode rc;
-  const char *abs, *url;
+  const char *abs;
   int isdir;
   memset(&o, 0, sizeof o);
   if (strcmp(verb, "RETR") == 0) {
@@ -1460,11 +1770,8 @@ static int do_retr(lua_State *L, int lines) {
     else if (strcmp(verb, "MLSD") == 0) o.custom = "MLSD";
   }
   abs = push_abspath(L, s, arg ? arg : ".");
-  url = push_url(L, s, abs, isdir);
-  o.x = &x;
-  nl_deadline_start(&d, s->timeout);
-  rc = perform(L, s, url, setup_xfer, &o, &x, &d);
-  return finish_xfer(L, s, &x, rc, fname);
+  push_url(L, s, abs, isdir);
+  return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
 static int m_retrbinary(lua_State *L) { return do_retr(L, 0); }
@@ -1481,9 +1788,7 @@ static int do_stor(lua_State *L, int lines) {
   int cbarg = lines ? 4 : 5;
   xfer x;
   xsetup o;
-  nl_deadline d;
-  CURLcode rc;
-  const char *abs, *url;
+  const char *abs;
   memset(&o, 0, sizeof o);
   o.insize = -1;
   if (strcmp(verb, "STOR") == 0) o.append = 0;
@@ -1521,35 +1826,33 @@ static int do_stor(lua_State *L, int lines) {
     x.cbref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   abs = push_abspath(L, s, arg);
-  url = push_url(L, s, abs, 0);
-  o.x = &x;
-  nl_deadline_start(&d, s->timeout);
-  rc = perform(L, s, url, setup_xfer, &o, &x, &d);
-  return finish_xfer(L, s, &x, rc, fname);
+  push_url(L, s, abs, 0);
+  return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
 static int m_storbinary(lua_State *L) { return do_stor(L, 0); }
 static int m_storlines(lua_State *L) { return do_stor(L, 1); }
+
+static int finish_size(lua_State *L, ftp_sess *s, CURLcode rc);
 
 /* s:size(name) -> bytes, as curl asks: TYPE I, SIZE. */
 static int m_size(lua_State *L) {
   ftp_sess *s = check_sess(L);
   xfer x;
   xsetup o;
-  nl_deadline d;
-  CURLcode rc;
-  curl_off_t len = -1;
-  const char *abs, *url;
+  const char *abs;
   check_clean(L, 2, "name");
   check_logged(L, s);
   memset(&o, 0, sizeof o);
   xfer_init(&x, s);
-  o.x = &x; o.nobody = 1;
+  o.nobody = 1;
   abs = push_abspath(L, s, lua_tostring(L, 2));
-  url = push_url(L, s, abs, 0);
-  nl_deadline_start(&d, s->timeout);
-  rc = perform(L, s, url, setup_xfer, &o, &x, &d);
-  xfer_free(L, &x);
+  push_url(L, s, abs, 0);
+  return run_xfer(L, s, &x, &o, finish_size, "size");
+}
+
+static int finish_size(lua_State *L, ftp_sess *s, CURLcode rc) {
+  curl_off_t len = -1;
   if (rc != CURLE_OK) return sess_error(L, s, rc, NULL, "size");
   curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
   if (len < 0) {
@@ -1569,17 +1872,18 @@ static int m_abort(lua_State *L) {
   return 1;
 }
 
+static int finish_quit(lua_State *L, ftp_sess *s, CURLcode rc);
+
 /* s:quit() -> "221 ..." reply; QUIT, then the session is closed. */
 static int m_quit(lua_State *L) {
   ftp_sess *s = check_sess(L);
-  CURLcode rc = CURLE_OK;
   const char *cmds[1] = {"QUIT"};
-  nl_deadline d;
   check_idle(L, s);
-  if (s->logged) {
-    nl_deadline_start(&d, s->timeout);
-    rc = run_quotes(L, s, cmds, 1, &d);
-  }
+  if (s->logged) return run_quotes(L, s, cmds, 1, finish_quit, "quit");
+  return finish_quit(L, s, CURLE_OK);
+}
+
+static int finish_quit(lua_State *L, ftp_sess *s, CURLcode rc) {
   if (rc == CURLE_OK && s->logged && s->qr[0].code > 0)
     lua_pushlstring(L, nl_buf_head(&s->qr[0].text), s->qr[0].text.len);
   else lua_pushliteral(L, "221 Goodbye");

@@ -17,6 +17,10 @@
 -- list, exists, makedirs and mirror.  It does no I/O of its own beyond
 -- local files.
 --
+-- Inside a task of `netlua.run` every method that talks to the server
+-- yields while it waits, so other tasks run meanwhile; mirror then fetches
+-- its files one at a time on the session instead of in parallel.
+--
 -- Failures return `nil, message, code`: the reply text and the reply code
 -- (a number) for a 4xx/5xx reply, or a string code for transport trouble
 -- ("timeout", "closed", "refused", "resolve", "tls", "protocol",
@@ -479,7 +483,24 @@ function S:mirror(remote_dir, local_dir, opts)
   end
   local ok, msg, code = walk(self:_abspath(remote_dir), local_dir)
   if not ok then return nil, msg, code end
-  local results = self:_fetch(jobs, parallel)
+  local results
+  if core.coop_active() then
+    -- inside netlua.run: one file after the other on this session, each
+    -- download yielding (the parallel fetcher would block every task)
+    results = {}
+    for i, job in ipairs(jobs) do
+      local f, ferr = io.open(job[2], "wb")
+      if not f then
+        results[i] = {ferr, "io"}
+      else
+        local r, m, c = self:retrbinary("RETR " .. job[1], f)
+        f:close()
+        results[i] = r and true or {m, c}
+      end
+    end
+  else
+    results = self:_fetch(jobs, parallel)
+  end
   local failures, count = {}, 0
   for i, r in ipairs(results) do
     if r == true then

@@ -1,0 +1,304 @@
+-- FTP inside netlua.run: every operation yields to the scheduler while it
+-- waits for the network, so FTP sessions, Telnet sessions and timers all
+-- make progress together; outside a task the same calls block as before.
+local H = require "helper"
+local F = require "ftp_helper"
+local ftp = require "netlua.ftp"
+local netlua = require "netlua"
+local tcp = require "netlua.tcp"
+local telnet = require "netlua.telnet"
+
+local MARGIN = 0.5
+
+-- n bytes of pseudo-random data, different for each tag (cheap to make)
+local base = F.random_bytes(65537)
+local function bytes(tag, n)
+  local head = tag .. ":"
+  return (head .. base:rep(n // #base + 1)):sub(1, n)
+end
+
+local function fd_count()
+  collectgarbage() collectgarbage()
+  local n = 0
+  for _ in io.popen("ls /proc/" .. H.sh("echo $PPID"):match("%d+") .. "/fd"):lines() do n = n + 1 end
+  return n
+end
+
+-- An in-process FTP server task on a free port that logs one client in
+-- and then, by mode, never answers again ("stall") or drops the
+-- connection at the next command ("die").  Returns the port.
+local function bad_server(mode, clients)
+  local srv = assert(tcp.listen("127.0.0.1", 0))
+  local _, port = srv:getsockname()
+  netlua.spawn(function()
+    for _ = 1, clients do
+      local c = srv:accept(10)
+      if not c then break end
+      netlua.spawn(function()
+        c:settimeout(10)
+        c:write("220 bad server\r\n")
+        while true do
+          local line = c:read("l")
+          if not line then break end
+          local verb = line:match("^(%u+)")
+          if verb == "USER" then c:write("331 password\r\n")
+          elseif verb == "PASS" then c:write("230 in\r\n")
+          elseif verb == "PWD" then c:write('257 "/"\r\n')
+          elseif mode == "stall" then netlua.sleep(5) break
+          else break end
+        end
+        c:close()
+      end)
+    end
+    srv:close()
+  end)
+  return port
+end
+
+describe("ftp inside netlua.run", function()
+  local srv, slow
+  local pids = {}
+
+  setup(function()
+    srv = F.vsftpd()
+    -- a rate-limited server makes transfers last long enough that other
+    -- tasks must run while they are in flight
+    slow = F.vsftpd{extra = {"local_max_rate=20000000"}}
+  end)
+
+  teardown(function()
+    for _, pid in ipairs(pids) do H.kill(pid) end
+    if srv then srv.stop() end
+    if slow then slow.stop() end
+  end)
+
+  it("runs 20 downloads with Telnet sessions and a ticker, byte-exact, fds back to baseline", function()
+    local sizes = {1, 2, 100, 4095, 4096, 65537, 100000, 1 << 20, 3 << 20, (2 << 20) + 3}
+    local files = {}
+    for i = 1, 20 do
+      local size = sizes[(i - 1) % #sizes + 1]
+      files[i] = {name = "f" .. i .. ".bin", data = bytes(i, size)}
+      H.write_file(slow.path(files[i].name), files[i].data)
+    end
+    local rport = H.free_port()
+    pids[#pids + 1] = H.lua_server("router", rport, 0.02, "ok")
+    assert(netlua.run(function() end))  -- the scheduler's poller lives on
+    local before = fd_count()
+
+    local got, tel = {}, {}
+    local inflight, maxinflight, ftpdone = 0, 0, 0
+    local ticks, ticks_in_xfer = 0, 0
+    for i = 1, 20 do
+      netlua.spawn(function()
+        local pok, perr = pcall(function()
+          local s <close> = assert(ftp.new(slow.opts{timeout = 20}))
+          local parts = {}
+          inflight = inflight + 1
+          maxinflight = math.max(maxinflight, inflight)
+          local t0 = ticks
+          local ok, msg = s:retrbinary("RETR " .. files[i].name, function(b) parts[#parts + 1] = b end, 65536)
+          ticks_in_xfer = ticks_in_xfer + (ticks - t0)
+          inflight = inflight - 1
+          got[i] = ok and table.concat(parts) or msg
+        end)
+        if not pok then got[i] = perr end
+        ftpdone = ftpdone + 1  -- the ticker stops after the last one
+      end)
+    end
+    for i = 1, 10 do
+      netlua.spawn(function()
+        local tn <close> = assert(telnet.open("127.0.0.1", rport, {timeout = 5}))
+        assert(tn:login{user = "u" .. i, password = "pw", prompt = "r%d+> $"})
+        tel[i] = {tn:cmd("echo hi " .. i), tn:cmd("show version")}
+      end)
+    end
+    netlua.spawn(function()
+      while ftpdone < 20 do
+        netlua.sleep(0.01)
+        ticks = ticks + 1
+      end
+    end)
+    assert(netlua.run())
+
+    for i = 1, 20 do
+      assert.equal(#files[i].data, #got[i], "size of file " .. i)
+      assert.is_true(got[i] == files[i].data, "content of file " .. i)
+    end
+    for i = 1, 10 do
+      assert.equal("hi " .. i .. "\n", tel[i][1])
+      assert.equal("Version 1.2.3\nUptime 5 days\n", tel[i][2])
+    end
+    -- a blocking retrbinary would have run the downloads one at a time
+    -- with the ticker frozen during each
+    assert.is_true(maxinflight > 1, tostring(maxinflight))
+    assert.is_true(ticks_in_xfer > 0, tostring(ticks_in_xfer))
+    assert.equal(before, fd_count())
+  end)
+
+  it("uploads a few MiB from a chunk function while another task works", function()
+    local data = bytes("up", 4 << 20)
+    local reply, ticks, first_tick, last_tick = nil, 0, nil, nil
+    local done = false
+    netlua.spawn(function()
+      local s <close> = assert(ftp.new(slow.opts{timeout = 20}))
+      local pos = 1
+      reply = s:storbinary("STOR up.bin", function()
+        if pos > #data then return nil end
+        first_tick = first_tick or ticks
+        last_tick = ticks
+        local c = data:sub(pos, pos + 65535)
+        pos = pos + #c
+        return c
+      end)
+      done = true
+    end)
+    netlua.spawn(function()  -- ends the ticker below even if the upload task fails
+      while not done and reply == nil do netlua.sleep(0.05) end
+    end)
+    local other
+    netlua.spawn(function()
+      local s <close> = assert(ftp.new(srv.opts{timeout = 20}))
+      other = s:sendcmd("NOOP")
+      local stop = netlua.monotime() + 30
+      while not done and netlua.monotime() < stop do netlua.sleep(0.01) ticks = ticks + 1 end
+    end)
+    assert(netlua.run())
+    assert.matches("^226", reply)
+    assert.matches("^200", other)
+    assert.is_true(H.read_file(slow.path("up.bin")) == data, "uploaded bytes differ")
+    assert.is_true(last_tick > first_tick, "the other task ran during the upload")
+  end)
+
+  it("sendcmd, cwd, size, nlst and errors return inside a task what they return outside", function()
+    F.sh("mkdir -p " .. H.shquote(srv.path("d1/d2")))
+    H.write_file(srv.path("d1/a.txt"), "12345")
+    H.write_file(srv.path("d1/b.txt"), "x")
+    local function script(s)
+      local r = {}
+      local function add(...) r[#r + 1] = table.pack(...) end
+      add(s:sendcmd("NOOP"))
+      add(s:voidcmd("SYST"))
+      add(s:cwd("d1"))
+      add(s:pwd())
+      add(s:size("a.txt"))
+      add(s:size("missing.txt"))
+      local names = assert(s:nlst())
+      table.sort(names)
+      add(table.concat(names, ","))
+      add(s:sendcmd("MDTM nothere"))
+      add(s:cwd("nothere"))
+      local lines = {}
+      add(s:retrlines("LIST", function(l) lines[#lines + 1] = l:match("%S+$") end))
+      table.sort(lines)
+      add(table.concat(lines, ","))
+      add(s:quit())
+      return r
+    end
+    local outside = script(assert(ftp.new(srv.opts())))
+    local inside
+    netlua.run(function() inside = script(assert(ftp.new(srv.opts()))) end)
+    assert.same(outside, inside)
+    assert.equal(5, inside[5][1])
+    assert.equal(550, inside[6][3])
+    assert.equal("a.txt,b.txt,d2", inside[7][1])
+  end)
+
+  it("a stalled or dying server fails only its own task, within its timeout", function()
+    local stall, die = bad_server("stall", 1), bad_server("die", 2)
+    local res = {}
+    local function bad(key, port)
+      netlua.spawn(function()
+        local s <close> = assert(ftp.new{host = "127.0.0.1", port = port, user = "u",
+          password = "p", timeout = 0.5})
+        local t0 = netlua.monotime()
+        local ok, msg, code = s:sendcmd("NOOP")
+        res[key] = {ok = ok, msg = msg, code = code, t = netlua.monotime() - t0}
+      end)
+    end
+    bad("stall", stall)
+    bad("die", die)
+    local good
+    netlua.spawn(function()
+      local s <close> = assert(ftp.new(slow.opts{timeout = 20}))
+      local parts = {}
+      assert(s:retrbinary("RETR f9.bin", function(b) parts[#parts + 1] = b end))
+      good = table.concat(parts)
+    end)
+    assert(netlua.run())
+    assert.is_nil(res.stall.ok)
+    assert.equal("timeout", res.stall.code)
+    assert.is_true(res.stall.t < 0.5 + MARGIN, tostring(res.stall.t))
+    assert.is_nil(res.die.ok)
+    assert.equal("closed", res.die.code)
+    assert.is_true(good == H.read_file(slow.path("f9.bin")))
+  end)
+
+  it("a connect that stalls at the greeting yields and times out", function()
+    local lsn = assert(tcp.listen("127.0.0.1", 0))  -- accepts, never greets
+    local _, port = lsn:getsockname()
+    local res, ticks = nil, 0
+    netlua.spawn(function()
+      local s <close> = ftp.new{timeout = 0.3}
+      local t0 = netlua.monotime()
+      local ok, msg, code = s:connect("127.0.0.1", port)
+      res = {ok = ok, msg = msg, code = code, t = netlua.monotime() - t0}
+    end)
+    netlua.spawn(function()
+      for _ = 1, 5 do netlua.sleep(0.02) ticks = ticks + 1 end
+    end)
+    assert(netlua.run())
+    lsn:close()
+    assert.is_nil(res.ok)
+    assert.equal("timeout", res.code)
+    assert.is_true(res.t < 0.3 + MARGIN, tostring(res.t))
+    assert.equal(5, ticks)
+  end)
+
+  it("mirror inside a task copies the tree while other tasks run", function()
+    local s = assert(ftp.new(slow.opts{timeout = 20}))
+    assert(s:makedirs("mtree/sub"))
+    local want = {}
+    for i = 1, 8 do
+      local p = (i % 2 == 0 and "mtree/sub/" or "mtree/") .. "m" .. i
+      want[p] = bytes("m" .. i, i * 150000)
+      assert(s:storbinary("STOR " .. p, want[p]))
+    end
+    local dir = H.tmpdir()
+    local n, ticks, done = nil, 0, false
+    netlua.spawn(function()
+      n = s:mirror("mtree", dir .. "/copy")
+      done = true
+    end)
+    netlua.spawn(function()
+      local stop = netlua.monotime() + 30
+      while not done and netlua.monotime() < stop do netlua.sleep(0.01) ticks = ticks + 1 end
+    end)
+    assert(netlua.run())
+    s:close()
+    assert.equal(8, n)
+    for p, data in pairs(want) do
+      assert.is_true(H.read_file(dir .. "/copy/" .. p:sub(7)) == data, p)
+    end
+    assert.is_true(ticks > 0)
+    H.rm_rf(dir)
+  end)
+
+  it("the session is busy for other tasks while one waits in it", function()
+    H.write_file(slow.path("big.bin"), bytes("big", 2 << 20))
+    local s = assert(ftp.new(slow.opts{timeout = 20}))
+    local ok, err
+    netlua.spawn(function()
+      ok = s:retrbinary("RETR big.bin", function() end)
+    end)
+    netlua.spawn(function()
+      netlua.sleep(0.02)
+      local pok, e = pcall(s.sendcmd, s, "NOOP")
+      err = not pok and e
+    end)
+    assert(netlua.run())
+    assert.matches("^226", ok)
+    assert.matches("busy", err)
+    assert.matches("^200", s:sendcmd("NOOP"))  -- usable again afterwards
+    s:close()
+  end)
+end)
