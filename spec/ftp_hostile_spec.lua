@@ -96,4 +96,29 @@ describe("ftp against a hostile scripted server", function()
     H.rm_rf(dir)
     s:close()
   end)
+
+  it("mirror never writes outside its folder whatever names the server lists", function()
+    local port
+    pid, port = start("traversal")
+    local s = assert(session(port))
+    local top = H.tmpdir()
+    local dir = top .. "/copy"
+    -- inside a task mirror fetches over this one session (the scripted
+    -- server serves one client at a time); the name check is shared
+    for _ = 1, 2 do
+      local n, err
+      assert(require("netlua").run(function() n, err = s:mirror("/", dir) end))
+      assert.equal(1, n, err)
+      assert.equal(1024 * 1024, #H.read_file(dir .. "/ok"))
+      assert.is_false(H.exists(top .. "/escape"))
+      assert.is_false(H.exists(dir .. "/a"))
+      assert.same({"copy"}, (function()
+        local t = {}
+        for n in io.popen("ls " .. H.shquote(top)):lines() do t[#t + 1] = n end
+        return t
+      end)())
+    end
+    H.rm_rf(top)
+    s:close()
+  end)
 end)

@@ -466,10 +466,15 @@ function S:mirror(remote_dir, local_dir, opts)
   end
   local jobs, finals = {}, {}
   local function walk(rdir, ldir)
-    os.execute("mkdir -p '" .. ldir:gsub("'", "'\\''") .. "'")
+    local made, merr, mcode = core.mkdir_p(ldir)
+    if not made then return nil, merr, mcode end
     local entries, msg, code = self:list(rdir)
     if not entries then return nil, msg, code end
     for _, e in ipairs(entries) do
+      -- a hostile server may list "../x" or "a/b": never write outside
+      -- local_dir, so such names are skipped
+      local bad = e.name == "" or e.name == "." or e.name == ".." or e.name:find("[/%z]")
+      if bad then goto continue end
       local r = (rdir == "/" and "" or rdir) .. "/" .. e.name
       if e.type == "dir" then
         local ok, m2, c2 = walk(r, ldir .. "/" .. e.name)
@@ -478,6 +483,7 @@ function S:mirror(remote_dir, local_dir, opts)
         jobs[#jobs + 1] = {r, ldir .. "/" .. e.name .. ".part"}
         finals[#jobs] = ldir .. "/" .. e.name
       end
+      ::continue::
     end
     return true
   end

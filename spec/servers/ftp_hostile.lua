@@ -6,7 +6,8 @@
 -- line), foreignpasv (PASV names 192.0.2.1, a TEST-NET address nobody may
 -- connect to; EPSV is refused so the client must use PASV), garbage
 -- (replies without codes after login), dropmid (closes everything half way
--- through a RETR).  Serves one client at a time on 127.0.0.1:PORT; prints
+-- through a RETR), traversal (LIST names entries "../escape", "a/b",
+-- ".." and "ok": a mirror must fetch only "ok").  Serves one client at a time on 127.0.0.1:PORT; prints
 -- "ready" once listening.  Tests nothing itself.
 local tcp = require "netlua.tcp"
 local netlua = require "netlua"
@@ -64,7 +65,11 @@ local function serve(c)
       if not d then send(c, "425 no data connection\r\n")
       else
         send(c, "150 here it comes\r\n")
-        if verb ~= "RETR" then
+        if verb ~= "RETR" and mode == "traversal" then
+          for _, name in ipairs {"../escape", "a/b", "..", "ok"} do
+            d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 " .. name .. "\r\n")
+          end
+        elseif verb ~= "RETR" then
           d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 x\r\n")
         elseif mode == "dropmid" then
           d:write(FILE:sub(1, #FILE // 2))
