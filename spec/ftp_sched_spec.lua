@@ -284,14 +284,16 @@ describe("ftp inside netlua.run", function()
   end)
 
   it("the session is busy for other tasks while one waits in it", function()
-    H.write_file(slow.path("big.bin"), bytes("big", 2 << 20))
+    -- 8 MiB at the server's 20 MB/s: the transfer is still running when
+    -- the second task, which waits for its first block, steps in
+    H.write_file(slow.path("big.bin"), bytes("big", 8 << 20))
     local s = assert(ftp.new(slow.opts{timeout = 20}))
-    local ok, err
+    local ok, err, started
     netlua.spawn(function()
-      ok = s:retrbinary("RETR big.bin", function() end)
+      ok = s:retrbinary("RETR big.bin", function() started = true end)
     end)
     netlua.spawn(function()
-      netlua.sleep(0.02)
+      while not started do netlua.sleep(0.005) end
       local pok, e = pcall(s.sendcmd, s, "NOOP")
       err = not pok and e
     end)

@@ -321,6 +321,24 @@ describe("Telnet and UDP under netlua.run", function()
     assert.equal(before, fd_count())
   end)
 
+  it("sessions that are never closed give their descriptors back when collected", function()
+    local port = router(0)
+    local before = fd_count()
+    local heap0 = collectgarbage("count")
+    for i = 1, 30 do
+      netlua.spawn(function()
+        local tn = assert(telnet.open("127.0.0.1", port, {timeout = 5}))
+        assert(tn:login{user = "u" .. i, password = "pw", prompt = "r%d+> $"})
+        assert.matches("^r%d+\n$", tn:cmd("hostname"))
+        -- no close: the session is simply dropped
+      end)
+    end
+    assert(netlua.run())
+    assert.equal(before, fd_count())
+    -- the Lua heap is back near where it was (the sessions are gone)
+    assert.is_true(collectgarbage("count") < heap0 + 256, tostring(collectgarbage("count") - heap0))
+  end)
+
   it("a UDP receive waits in its task while others run", function()
     local r = assert(udp.socket())
     assert(r:bind("127.0.0.1", 0))
