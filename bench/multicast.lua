@@ -129,27 +129,13 @@ local function recv_netlua(port)
   return rate
 end
 
-local function recv_netlua_many(port)
+-- a batch receive method ("receivemany" or "receivedatas"), MANY a call
+local function recv_netlua_batch(port, method)
   local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
   local rate = rounds(port, function(n)
     local got = 0
     while got < n do
-      local t = r:receivemany(MANY, 2048)
-      if not t then return got end
-      got = got + #t
-    end
-    return got
-  end)
-  r:close()
-  return rate
-end
-
-local function recv_netlua_datas(port)
-  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
-  local rate = rounds(port, function(n)
-    local got = 0
-    while got < n do
-      local t = r:receivedatas(MANY, 2048)
+      local t = r[method](r, MANY, 2048)
       if not t then return got end
       got = got + #t
     end
@@ -208,9 +194,9 @@ row(rref, rref, function()
 end)
 row("receive: netlua receivefrom loop", rref, function() return recv_netlua(free_port()) end)
 row(("receive: netlua receivemany (%d/call)"):format(MANY), rref,
-  function() return recv_netlua_many(free_port()) end)
+  function() return recv_netlua_batch(free_port(), "receivemany") end)
 row(("receive: netlua receivedatas (%d/call)"):format(MANY), rref,
-  function() return recv_netlua_datas(free_port()) end)
+  function() return recv_netlua_batch(free_port(), "receivedatas") end)
 if socket then
   row("receive: LuaSocket receivefrom loop", rref, function() return recv_luasocket(free_port()) end)
 end

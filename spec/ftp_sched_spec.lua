@@ -17,12 +17,7 @@ local function bytes(tag, n)
   return (head .. base:rep(n // #base + 1)):sub(1, n)
 end
 
-local function fd_count()
-  collectgarbage() collectgarbage()
-  local n = 0
-  for _ in io.popen("ls /proc/" .. H.sh("echo $PPID"):match("%d+") .. "/fd"):lines() do n = n + 1 end
-  return n
-end
+local fd_count = H.fd_count
 
 -- An in-process FTP server task on a free port that logs one client in
 -- and then, by mode, never answers again ("stall") or drops the

@@ -172,6 +172,15 @@ function H.scripted_server(name)
   return srv
 end
 
+--- Open descriptors of this (busted) process, after a full collection so
+-- objects nobody closed count only while they are alive.
+function H.fd_count()
+  collectgarbage() collectgarbage()
+  local n = 0
+  for _ in io.popen("ls /proc/" .. H.sh("echo $PPID"):match("%d+") .. "/fd"):lines() do n = n + 1 end
+  return n
+end
+
 --- Measures how long fn takes (monotonic seconds) and returns that plus
 -- whatever fn returned.
 function H.timed(fn, ...)

@@ -6,12 +6,7 @@ local H = require "helper"
 
 local MARGIN = 0.5
 
-local function fd_count()
-  collectgarbage() collectgarbage()  -- sockets nobody closed count only while alive
-  local n = 0
-  for _ in io.popen("ls /proc/" .. H.sh("echo $PPID"):match("%d+") .. "/fd"):lines() do n = n + 1 end
-  return n
-end
+local fd_count = H.fd_count
 
 -- an echo-upper server task on a free port; returns the port
 local function upper_server(n, delay)
