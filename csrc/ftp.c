@@ -1321,42 +1321,54 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
 /* s:connect(host, port, timeout) -> welcome.  Opens the control connection
  * and peeks at the greeting (left unread for curl, who takes the socket
  * over at login).  Implicit TLS hides the greeting until login.  Inside
- * netlua.run the waits yield (resolving does not). */
+ * netlua.run the name lookup and the waits yield; the timeout bounds
+ * both. */
 static int m_connect(lua_State *L) {
   ftp_sess *s = check_sess(L);
   const char *host;
-  int port, g;
-  nl_deadline d;
+  int port, g, w;
+  nl_deadline d, fresh;
   char serv[16];
   struct addrinfo hints, *res = NULL;
+  nl_resolve *r;
   if (s->co.resuming && s->cn_phase) {  /* after a yield */
     nl_coop_begin(L, &s->co, m_connect, 0, &d);
     return connect_step(L, s, &d);
   }
+  r = nl_resolve_resumed(L);  /* a yield while looking the name up */
   host = check_clean(L, 2, "host");
-  check_idle(L, s);
-  port = s->tls == TLS_IMPLICIT ? 990 : 21;
-  if (!lua_isnoneornil(L, 3)) port = nl_checkport(L, 3);
-  luaL_argcheck(L, port > 0, 3, "port 0");
-  if (!lua_isnoneornil(L, 4)) s->timeout = nl_opttimeout(L, 4, s->timeout);
-  if (s->pre_fd >= 0) { close(s->pre_fd); s->pre_fd = -1; }
-  setstr(&s->host, host);
-  s->port = port;
-  s->connected = 0; s->logged = 0;
-  setstr(&s->welcome, NULL);
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(serv, sizeof serv, "%d", port);
-  snprintf(s->cn_where, sizeof s->cn_where, "%s:%d", host, port);
-  /* resolving does not yield: the system resolver has no such interface */
-  g = getaddrinfo(host, serv, &hints, &res);
-  if (g != 0) return nl_pushfailcode(L, "resolve", "connect %s: cannot resolve", host);
-  s->cn_ai = s->cn_cur = res;  /* owned by s: freed even if we never resume */
+  if (r == NULL) {
+    check_idle(L, s);
+    port = s->tls == TLS_IMPLICIT ? 990 : 21;
+    if (!lua_isnoneornil(L, 3)) port = nl_checkport(L, 3);
+    luaL_argcheck(L, port > 0, 3, "port 0");
+    if (!lua_isnoneornil(L, 4)) s->timeout = nl_opttimeout(L, 4, s->timeout);
+    if (s->pre_fd >= 0) { close(s->pre_fd); s->pre_fd = -1; }
+    setstr(&s->host, host);
+    s->port = port;
+    s->connected = 0; s->logged = 0;
+    setstr(&s->welcome, NULL);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(serv, sizeof serv, "%d", port);
+    snprintf(s->cn_where, sizeof s->cn_where, "%s:%d", host, port);
+    lua_settop(L, 4);
+    s->busy = 1;  /* the lookup may yield: no other call may start */
+    r = nl_resolve_start(L, host, serv, &hints, m_connect, s->timeout);
+  }
+  w = nl_resolve_wait(r, &res, &g, &d);
+  if (w != NL_OK || g != 0) {
+    s->busy = 0;
+    if (w != NL_OK)
+      return nl_pushfail(L, w, "connect %s: name lookup", s->cn_where);
+    return nl_pushfailcode(L, "resolve", "connect %s: cannot resolve", host);
+  }
+  s->cn_ai = s->cn_cur = nl_resolve_take(r);  /* owned by s from here */
   s->cn_fd = -1;
   s->cn_err = ECONNREFUSED;
   s->cn_phase = 1;
-  s->busy = 1;
-  nl_coop_begin(L, &s->co, m_connect, s->timeout, &d);
+  nl_coop_begin(L, &s->co, m_connect, s->timeout, &fresh);
+  s->co.dl = d;  /* what the lookup left of the timeout */
   return connect_step(L, s, &d);
 }
 

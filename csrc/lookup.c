@@ -8,8 +8,9 @@
  * Lua module (netlua/lookup.lua) re-exports them and adds getfqdn.
  *
  * Not here: sockets (sock.c, tcp.c) and numeric address conversion for
- * them (addr.c).  Resolver calls block for as long as the system
- * resolver takes (resolv.conf timeouts); they take no netlua timeout.
+ * them (addr.c).  getaddrinfo and gethostbyname go through resolve.c
+ * (a deadline, and yields inside netlua.run); the other resolver calls
+ * block for as long as the system resolver takes.
  *
  * Errors: resolver failures return nil, msg, "EAI_*" (the gai error by
  * name; h_errno results are mapped onto the same names); database misses
@@ -339,15 +340,19 @@ static void push_entry(lua_State *L, const struct addrinfo *ai) {
   }
 }
 
-/* getaddrinfo(host, port_or_service [, opts]) -> array of entries */
+/* getaddrinfo(host, port_or_service [, opts]) -> array of entries.
+ * Inside netlua.run the lookup yields; opts.timeout bounds it. */
 static int l_getaddrinfo(lua_State *L) {
   static const char *const keys[] = {"family", "socktype", "protocol",
-                                     "flags", NULL};
+                                     "flags", "timeout", NULL};
+  nl_resolve *r = nl_resolve_resumed(L);  /* after a yield */
   const char *host = opt_name(L, 1), *serv;
   char sbuf[16], label[300], what[600];
   struct addrinfo hints;
-  box *b;
-  int e, i = 0;
+  struct addrinfo *res;
+  double timeout = -1;
+  nl_deadline d;
+  int e, i = 0, w;
   serv = check_service(L, 2, sbuf, sizeof sbuf, label, sizeof label);
   luaL_argcheck(L, host || serv, 1, "host and service are both nil");
   memset(&hints, 0, sizeof hints);
@@ -370,23 +375,28 @@ static int l_getaddrinfo(lua_State *L) {
     }
     lua_getfield(L, 3, "flags");
     hints.ai_flags = parse_flags(L, 3, -1, gai_flags);
-    lua_pop(L, 4);
+    if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
+      lua_Number t = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || t != t)
+        luaL_argerror(L, 3, "option 'timeout' must be a number of seconds");
+      timeout = t < 0 ? -1 : (double)t;
+    }
+    lua_pop(L, 5);
   }
   snprintf(what, sizeof what, "getaddrinfo %s%s", host ? host : "*", label);
-  b = box_new(L);
-  e = getaddrinfo(host, serv, &hints, &b->ai);
+  if (r == NULL) {
+    lua_settop(L, 3);
+    r = nl_resolve_start(L, host, serv, &hints, l_getaddrinfo, timeout);
+  }
+  w = nl_resolve_wait(r, &res, &e, &d);  /* r keeps res, frees it */
+  if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
   if (e != 0) return gai_fail(L, e, what);
   lua_newtable(L);
-  {
-    const struct addrinfo *ai;
-    for (ai = b->ai; ai; ai = ai->ai_next) {
-      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-      push_entry(L, ai);
-      lua_rawseti(L, -2, ++i);
-    }
+  for (; res; res = res->ai_next) {
+    if (res->ai_family != AF_INET && res->ai_family != AF_INET6) continue;
+    push_entry(L, res);
+    lua_rawseti(L, -2, ++i);
   }
-  freeaddrinfo(b->ai);
-  b->ai = NULL;
   return 1;
 }
 
@@ -549,24 +559,27 @@ static int l_gethostbyaddr(lua_State *L) {
   return push_hostent(L, res);
 }
 
-/* gethostbyname(name) -> first IPv4 address as text */
+/* gethostbyname(name) -> first IPv4 address as text (yields in a task) */
 static int l_gethostbyname(lua_State *L) {
+  nl_resolve *r = nl_resolve_resumed(L);
   const char *name = check_name(L, 1);
   struct addrinfo hints;
   char ip[INET_ADDRSTRLEN], what[600];
-  box *b = box_new(L);
-  int e;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_INET;
-  hints.ai_socktype = SOCK_STREAM;
-  e = getaddrinfo(name, NULL, &hints, &b->ai);
-  if (e != 0) {
-    snprintf(what, sizeof what, "gethostbyname %s", name);
-    return gai_fail(L, e, what);
+  struct addrinfo *res;
+  nl_deadline d;
+  int e, w;
+  snprintf(what, sizeof what, "gethostbyname %s", name);
+  if (r == NULL) {
+    lua_settop(L, 1);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    r = nl_resolve_start(L, name, NULL, &hints, l_gethostbyname, -1);
   }
-  addr_text(b->ai->ai_addr, b->ai->ai_addrlen, ip, sizeof ip);
-  freeaddrinfo(b->ai);
-  b->ai = NULL;
+  w = nl_resolve_wait(r, &res, &e, &d);
+  if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
+  if (e != 0) return gai_fail(L, e, what);
+  addr_text(res->ai_addr, res->ai_addrlen, ip, sizeof ip);
   lua_pushstring(L, ip);
   return 1;
 }

@@ -168,7 +168,8 @@ static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
   return 1;
 }
 
-/* tcp.connect(host, port [, opts]) */
+/* tcp.connect(host, port [, opts]).  One deadline covers the name lookup
+ * and the connection attempts; either part yields inside netlua.run. */
 static int tcp_connect(lua_State *L) {
   const char *host;
   char serv[64];
@@ -176,25 +177,37 @@ static int tcp_connect(lua_State *L) {
   connect_opts o;
   nl_deadline d;
   nl_sock *s = (nl_sock *)luaL_testudata(L, -1, TCP);
-  int gerr;
+  nl_resolve *r;
+  int gerr, w;
   if (s != NULL && s->co.resuming && lua_gettop(L) > 1) {  /* after a yield */
     check_connect_opts(L, &o);
     nl_coop_begin(L, &s->co, tcp_connect, o.timeout, &d);
     return connect_loop(L, s, &o, &d);
   }
+  r = nl_resolve_resumed(L);  /* a yield while looking the name up */
   host = check_host(L, 1, 0);
   check_serv(L, 2, serv, sizeof serv);
   check_connect_opts(L, &o);
-  lua_settop(L, 3);
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_family = o.family;
-  /* resolving does not yield: the system resolver has no such interface */
-  gerr = getaddrinfo(host, serv, &hints, &res);
+  if (r == NULL) {
+    lua_settop(L, 3);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_family = o.family;
+    r = nl_resolve_start(L, host, serv, &hints, tcp_connect, o.timeout);
+  }
+  w = nl_resolve_wait(r, &res, &gerr, &d);
+  if (w != NL_OK)
+    return nl_pushfail(L, w, "connect %s:%s: name lookup", host, serv);
   if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
   s = nl_sock_new(L, TCP, -1, AF_UNSPEC, SOCK_STREAM);
-  s->ai_list = s->ai_cur = res;  /* owned by s: freed even if we yield */
-  nl_coop_begin(L, &s->co, tcp_connect, o.timeout, &d);
+  s->ai_list = s->ai_cur = nl_resolve_take(r);  /* s frees it */
+  lua_replace(L, 4);  /* the socket in the lookup's place */
+  lua_settop(L, 4);
+  {
+    nl_deadline fresh;
+    nl_coop_begin(L, &s->co, tcp_connect, o.timeout, &fresh);
+    s->co.dl = d;  /* what the lookup left of the timeout */
+  }
   return connect_loop(L, s, &o, &d);
 }
 

@@ -1,0 +1,96 @@
+-- probes/resolve.lua MODE: name lookups as a script sees them, run by
+-- spec/resolve_spec.lua in a mount namespace whose /etc/resolv.conf
+-- points at spec/servers/dns_slow.lua.  Prints "key value..." lines.
+--   coop     lookups in tasks while another task ticks every 20 ms
+--   timeout  lookups with a timeout against a resolver that never answers
+--   block    a lookup outside any task, no timeout (the plain call)
+local netlua = require "netlua"
+local lookup = require "netlua.lookup"
+local telnet = require "netlua.telnet"
+local ftp = require "netlua.ftp"
+local mode = arg[1]
+
+local function report(key, ...)
+  local t = table.pack(...)
+  for i = 1, t.n do t[i] = tostring(t[i]) end
+  print(key .. " " .. table.concat(t, " "))
+  io.stdout:flush()
+end
+
+if mode == "coop" then
+  local srv = assert(netlua.tcp.listen("127.0.0.1", 0))
+  local _, port = srv:getsockname()
+  local ticks, done = 0, 0
+  local function job(key, fn)
+    netlua.spawn(function()
+      local t0 = netlua.monotime()
+      local v, msg, code = fn()
+      report(key, v and "ok" or code, netlua.monotime() - t0, msg)
+      done = done + 1
+    end)
+  end
+  job("connect", function()
+    local c, msg, code = netlua.tcp.connect("slow.netlua.test", port, {timeout = 5})
+    if c then
+      local ip = c:getpeername()
+      c:close()
+      return ip == "127.0.0.1" or nil, "peer " .. tostring(ip), "wrong"
+    end
+    return c, msg, code
+  end)
+  job("getaddrinfo", function()
+    local r, msg, code = lookup.getaddrinfo("slow2.netlua.test", 80, {family = "inet", socktype = "stream"})
+    if r then return r[1].addr == "127.0.0.1" or nil, r[1].addr, "wrong" end
+    return r, msg, code
+  end)
+  job("gethostbyname", function()
+    local ip, msg, code = lookup.gethostbyname("slow3.netlua.test")
+    if ip then return ip == "127.0.0.1" or nil, ip, "wrong" end
+    return ip, msg, code
+  end)
+  -- an FTP greeting from a task of ours
+  local fsrv = assert(netlua.tcp.listen("127.0.0.1", 0))
+  local _, fport = fsrv:getsockname()
+  netlua.spawn(function()
+    local c = assert(fsrv:accept(5))
+    c:send("220 probe ready\r\n")
+    netlua.sleep(0.2)
+    c:close()
+  end)
+  job("ftp", function()
+    local f = ftp.new{timeout = 5}
+    local welcome, msg, code = f:connect("slow4.netlua.test", fport)
+    f:close()
+    if welcome then return welcome:find("probe ready", 1, true) and true or nil, welcome, "wrong" end
+    return welcome, msg, code
+  end)
+  netlua.spawn(function()
+    while done < 4 do
+      ticks = ticks + 1
+      netlua.sleep(0.02)
+    end
+  end)
+  netlua.run()
+  report("ticks", ticks)
+  srv:close()
+elseif mode == "timeout" then
+  local function timed(key, fn)
+    local t0 = netlua.monotime()
+    local v, msg, code = fn()
+    report(key, v and "ok" or code, netlua.monotime() - t0, msg)
+  end
+  timed("connect", function() return netlua.tcp.connect("dead.netlua.test", 80, {timeout = 0.3}) end)
+  timed("getaddrinfo", function() return lookup.getaddrinfo("dead.netlua.test", 80, {timeout = 0.3}) end)
+  timed("telnet", function() return telnet.open("dead.netlua.test", 23, {timeout = 0.3}) end)
+  timed("ftp", function() return ftp.new{timeout = 0.3}:connect("dead.netlua.test") end)
+  -- and inside a task, where the timeout is the same bound
+  netlua.run(function()
+    timed("task-connect", function() return netlua.tcp.connect("dead.netlua.test", 80, {timeout = 0.3}) end)
+  end)
+elseif mode == "block" then
+  local t0 = netlua.monotime()
+  local r, msg, code = lookup.getaddrinfo("slow.netlua.test", 80, {family = "inet"})
+  report("getaddrinfo", r and r[1].addr or code, netlua.monotime() - t0, msg)
+else
+  error("unknown mode " .. tostring(mode))
+end

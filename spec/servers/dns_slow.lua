@@ -1,0 +1,51 @@
+-- dns_slow.lua DELAY: a DNS server on 127.0.0.1:53 (run it only inside a
+-- private network namespace, where that port is free and reaches
+-- nothing else) that answers every A query with 127.0.0.1 and every
+-- other query with no records, DELAY seconds late; DELAY "never" keeps
+-- quiet.  It is the slow or dead resolver a name lookup must not let
+-- block other tasks or outlast its timeout.
+local netlua = require "netlua"
+local udp = require "netlua.udp"
+
+local delay = arg[1] == "never" and math.huge or assert(tonumber(arg[1]), "DELAY")
+local s = assert(udp.socket())
+assert(s:bind("127.0.0.1", 53))
+s:settimeout(nil)
+
+-- The question ends after its labels (a zero length byte) and 4 bytes of
+-- type and class.
+local function question_end(q)
+  local i = 13
+  while true do
+    local n = q:byte(i)
+    if not n then return nil end
+    if n == 0 then return i + 4 end
+    i = i + 1 + n
+  end
+end
+
+local function answer(q)
+  local qend = question_end(q)
+  if not qend or #q < qend then return nil end
+  local qtype = string.unpack(">I2", q, qend - 3)
+  local an = qtype == 1 and 1 or 0
+  local head = q:sub(1, 2) .. string.pack(">I2I2I2I2I2", 0x8180, 1, an, 0, 0)
+  local rr = an == 1 and string.pack(">I2I2I2I4I2", 0xC00C, 1, 1, 60, 4) .. "\127\0\0\1" or ""
+  return head .. q:sub(13, qend) .. rr
+end
+
+print("ready") io.stdout:flush()
+netlua.run(function()
+  while true do
+    local q, ip, port = s:receivefrom()
+    if q and delay < math.huge then
+      local r = answer(q)
+      if r then
+        netlua.spawn(function()
+          netlua.sleep(delay)
+          s:sendto(r, ip, port)
+        end)
+      end
+    end
+  end
+end)
