@@ -12,6 +12,9 @@
 -- kernel) and without it ("gso off": plain sendmmsg).  Receiving: per round,
 -- BATCH datagrams are queued on a joined socket (not timed), then drained
 -- (timed); BATCH is small enough for LuaSocket's capped receive buffer.
+-- The "malloc'd copy" row is the C loop also copying each datagram into
+-- a block of its own, freed after the round: the least any receive that
+-- hands datagrams over as strings must do.
 -- Every figure comes from the same run; ratios are against raw C.
 local netlua = require "netlua"
 local mc = require "netlua.multicast"
@@ -191,6 +194,9 @@ end
 local rref = "receive: raw C recvfrom loop"
 row(rref, rref, function()
   return raw_c(("recv %s %d %d %d %d"):format(RGROUP, free_port(), ROUNDS, BATCH, SIZE))
+end)
+row("receive: raw C recvfrom + a malloc'd copy each", rref, function()
+  return raw_c(("recv %s %d %d %d %d copy"):format(RGROUP, free_port(), ROUNDS, BATCH, SIZE))
 end)
 row("receive: netlua receivefrom loop", rref, function() return recv_netlua(free_port()) end)
 row(("receive: netlua receivemany (%d/call)"):format(MANY), rref,

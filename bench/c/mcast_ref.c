@@ -5,9 +5,11 @@
  *       sendto() loop to an IPv4 group; with "member", a socket of this
  *       process joins the group first (and never reads: its queue fills
  *       and the kernel drops, as for any slow local member)
- *   mcast_ref recv GROUP PORT ROUNDS BATCH SIZE
+ *   mcast_ref recv GROUP PORT ROUNDS BATCH SIZE [copy]
  *       per round: queue BATCH datagrams on a joined socket (not timed),
- *       then drain them with a recvfrom() loop (timed)
+ *       then drain them with a recvfrom() loop (timed); with "copy", each
+ *       datagram is also copied into a block of its own, all freed at the
+ *       end of the round (what handing each one over as a string costs)
  *
  * Prints "rate <datagrams per second> <datagrams>" on one line.  Plain
  * blocking sockets, no error recovery: this is a measuring stick, not an
@@ -78,14 +80,15 @@ static int do_send(const char *ip, int port, long count, int size,
 }
 
 static int do_recv(const char *ip, int port, long rounds, long batch,
-                   int size) {
+                   int size, int copy) {
   struct sockaddr_in to = group_addr(ip, port);
   char *buf = calloc(1, 65536);
+  char **kept = calloc((size_t)batch, sizeof *kept);
   int rx = join(ip, port), tx = socket(AF_INET, SOCK_DGRAM, 0);
   int big = 32 << 20;
   double total = 0;
   long r, i, got = 0;
-  if (tx < 0 || buf == NULL) die("socket");
+  if (tx < 0 || buf == NULL || kept == NULL) die("socket");
   if (setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
     setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   for (r = 0; r < rounds; r++) {
@@ -97,13 +100,23 @@ static int do_recv(const char *ip, int port, long rounds, long batch,
     for (i = 0; i < batch; i++) {
       struct sockaddr_in from;
       socklen_t flen = sizeof from;
-      if (recvfrom(rx, buf, 2048, 0, (struct sockaddr *)&from, &flen) < 0)
-        die("recvfrom");
+      ssize_t n = recvfrom(rx, buf, 2048, 0, (struct sockaddr *)&from, &flen);
+      if (n < 0) die("recvfrom");
+      if (copy) {
+        kept[i] = malloc((size_t)n + 1);
+        if (kept[i] == NULL) die("malloc");
+        memcpy(kept[i], buf, (size_t)n);
+      }
       got++;
+    }
+    if (copy) {
+      __asm__ volatile("" : : "r"(kept) : "memory");
+      for (i = 0; i < batch; i++) free(kept[i]);
     }
     total += now() - t0;
   }
   printf("rate %.0f %ld\n", (double)got / total, got);
+  free(kept);
   return 0;
 }
 
@@ -111,11 +124,11 @@ int main(int argc, char **argv) {
   if ((argc == 6 || argc == 7) && strcmp(argv[1], "send") == 0)
     return do_send(argv[2], atoi(argv[3]), atol(argv[4]), atoi(argv[5]),
                    argc == 7 && strcmp(argv[6], "member") == 0);
-  if (argc == 7 && strcmp(argv[1], "recv") == 0)
+  if ((argc == 7 || argc == 8) && strcmp(argv[1], "recv") == 0)
     return do_recv(argv[2], atoi(argv[3]), atol(argv[4]), atol(argv[5]),
-                   atoi(argv[6]));
+                   atoi(argv[6]), argc == 8 && strcmp(argv[7], "copy") == 0);
   fprintf(stderr, "usage: %s send GROUP PORT COUNT SIZE [member]\n"
-                  "       %s recv GROUP PORT ROUNDS BATCH SIZE\n",
+                  "       %s recv GROUP PORT ROUNDS BATCH SIZE [copy]\n",
           argv[0], argv[0]);
   return 2;
 }
