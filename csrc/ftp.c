@@ -1330,7 +1330,7 @@ static int m_connect(lua_State *L) {
   nl_deadline d, fresh;
   char serv[16];
   struct addrinfo hints, *res = NULL;
-  nl_resolve *r;
+  nl_offload *r;
   if (s->co.resuming && s->cn_phase) {  /* after a yield */
     nl_coop_begin(L, &s->co, m_connect, 0, &d);
     return connect_step(L, s, &d);

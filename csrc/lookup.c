@@ -8,9 +8,8 @@
  * Lua module (netlua/lookup.lua) re-exports them and adds getfqdn.
  *
  * Not here: sockets (sock.c, tcp.c) and numeric address conversion for
- * them (addr.c).  getaddrinfo and gethostbyname go through resolve.c
- * (a deadline, and yields inside netlua.run); the other resolver calls
- * block for as long as the system resolver takes.
+ * them (addr.c).  The resolver calls run through resolve.c: a deadline
+ * where the caller gives one, and yields inside netlua.run.
  *
  * Errors: resolver failures return nil, msg, "EAI_*" (the gai error by
  * name; h_errno results are mapped onto the same names); database misses
@@ -69,11 +68,7 @@ static box *box_new(lua_State *L) {
   return b;
 }
 
-/* A scratch buffer for the _r calls, grown on ERANGE; it is a userdata so
- * a raised error cannot leak it.  Leaves the buffer on the stack. */
-static char *scratch(lua_State *L, size_t n) {
-  return (char *)lua_newuserdatauv(L, n, 0);
-}
+/* The most the _r calls' buffer grows to on ERANGE. */
 #define SCRATCH_MAX (1u << 20)
 
 /* ---- error codes -------------------------------------------------------- */
@@ -340,12 +335,25 @@ static void push_entry(lua_State *L, const struct addrinfo *ai) {
   }
 }
 
+/* The timeout option of a lookup's option table at arg (-1: none). */
+static double opt_timeout(lua_State *L, int arg) {
+  double t = -1;
+  if (lua_getfield(L, arg, "timeout") != LUA_TNIL) {
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || v != v)
+      luaL_argerror(L, arg, "option 'timeout' must be a number of seconds");
+    t = v < 0 ? -1 : (double)v;
+  }
+  lua_pop(L, 1);
+  return t;
+}
+
 /* getaddrinfo(host, port_or_service [, opts]) -> array of entries.
  * Inside netlua.run the lookup yields; opts.timeout bounds it. */
 static int l_getaddrinfo(lua_State *L) {
   static const char *const keys[] = {"family", "socktype", "protocol",
                                      "flags", "timeout", NULL};
-  nl_resolve *r = nl_resolve_resumed(L);  /* after a yield */
+  nl_offload *r = nl_resolve_resumed(L);  /* after a yield */
   const char *host = opt_name(L, 1), *serv;
   char sbuf[16], label[300], what[600];
   struct addrinfo hints;
@@ -375,13 +383,8 @@ static int l_getaddrinfo(lua_State *L) {
     }
     lua_getfield(L, 3, "flags");
     hints.ai_flags = parse_flags(L, 3, -1, gai_flags);
-    if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
-      lua_Number t = lua_tonumber(L, -1);
-      if (lua_type(L, -1) != LUA_TNUMBER || t != t)
-        luaL_argerror(L, 3, "option 'timeout' must be a number of seconds");
-      timeout = t < 0 ? -1 : (double)t;
-    }
-    lua_pop(L, 5);
+    lua_pop(L, 4);
+    timeout = opt_timeout(L, 3);
   }
   snprintf(what, sizeof what, "getaddrinfo %s%s", host ? host : "*", label);
   if (r == NULL) {
@@ -410,29 +413,59 @@ static void check_ip(lua_State *L, int arg, int port, nl_addr *a) {
                   "address", ip));
 }
 
-/* getnameinfo(ip [, port [, opts]]) -> host, service */
-static int l_getnameinfo(lua_State *L) {
-  static const char *const keys[] = {"flags", NULL};
-  int port = nl_optport(L, 2, 0), flags = 0, e;
-  char host[NI_MAXHOST], serv[NI_MAXSERV];
+/* One getnameinfo call, run where resolve.c decides. */
+typedef struct gni_job {
   nl_addr a;
+  int flags, gerr, err;
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+} gni_job;
+
+static void gni_run(void *arg) {
+  gni_job *g = (gni_job *)arg;
+  g->gerr = getnameinfo((struct sockaddr *)&g->a.ss, g->a.len, g->host,
+                        sizeof g->host, g->serv, sizeof g->serv, g->flags);
+  g->err = errno;  /* errno is the thread's own */
+}
+
+/* getnameinfo(ip [, port [, opts]]) -> host, service.  A reverse lookup
+ * (no numerichost flag) yields inside netlua.run; opts.timeout bounds it. */
+static int l_getnameinfo(lua_State *L) {
+  static const char *const keys[] = {"flags", "timeout", NULL};
+  nl_offload *o = nl_offload_resumed(L);
+  int port = nl_optport(L, 2, 0), flags = 0, w;
+  double timeout = -1;
+  char what[300];
+  nl_addr a;
+  nl_deadline d;
+  gni_job *g;
   check_ip(L, 1, port, &a);
   if (opt_table(L, 3)) {
     check_keys(L, 3, keys);
     lua_getfield(L, 3, "flags");
     flags = parse_flags(L, 3, -1, gni_flags);
     lua_pop(L, 1);
+    timeout = opt_timeout(L, 3);
   }
-  e = getnameinfo((struct sockaddr *)&a.ss, a.len, host, sizeof host, serv,
-                  sizeof serv, flags);
-  if (e != 0) {
-    char what[300];
-    snprintf(what, sizeof what, "getnameinfo %s port %d",
-             lua_tostring(L, 1), port);
-    return gai_fail(L, e, what);
+  snprintf(what, sizeof what, "getnameinfo %s port %d", lua_tostring(L, 1),
+           port);
+  if (o == NULL) {
+    lua_settop(L, 3);
+    g = (gni_job *)calloc(1, sizeof *g);
+    if (g == NULL) return luaL_error(L, "not enough memory");
+    g->a = a;
+    g->flags = flags;
+    o = nl_offload_start(L, gni_run, g, free, (flags & NI_NUMERICHOST) != 0,
+                         l_getnameinfo, timeout);
   }
-  lua_pushstring(L, host);
-  lua_pushstring(L, serv);
+  w = nl_offload_wait(o, &d);
+  if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
+  g = (gni_job *)nl_offload_arg(o);
+  if (g->gerr != 0) {
+    errno = g->err;
+    return gai_fail(L, g->gerr, what);
+  }
+  lua_pushstring(L, g->host);
+  lua_pushstring(L, g->serv);
   return 2;
 }
 
@@ -464,104 +497,145 @@ static int host_fail(lua_State *L, int herr, const char *fn,
   return gai_fail(L, herr_to_gai(herr), what);
 }
 
+/* One gethostbyname2_r or gethostbyaddr_r call (by address when byaddr;
+ * a name given for an address is resolved first, as Python does), run
+ * where resolve.c decides.  res points into he and buf. */
+typedef struct hent_job {
+  char *name;
+  int family, byaddr;
+  int gerr;                /* a failed getaddrinfo of byaddr's name */
+  int herr, err;
+  struct hostent he, *res;
+  char *buf;
+} hent_job;
+
+static void hent_release(void *arg) {
+  hent_job *h = (hent_job *)arg;
+  free(h->name);
+  free(h->buf);
+  free(h);
+}
+
+/* The address byaddr looks up: name may be numeric or a host name. */
+static int hent_address(hent_job *h, nl_addr *a) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  h->gerr = getaddrinfo(h->name, NULL, &hints, &res);
+  if (h->gerr != 0) {
+    h->err = errno;
+    return -1;
+  }
+  memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+  a->len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+static void hent_run(void *arg) {
+  hent_job *h = (hent_job *)arg;
+  const void *raw = NULL;
+  socklen_t rawlen = 0;
+  nl_addr a;
+  if (h->byaddr) {
+    memset(&a, 0, sizeof a);
+    if (hent_address(h, &a) != 0) return;
+    h->family = a.ss.ss_family;
+    if (h->family == AF_INET6) {
+      raw = &((struct sockaddr_in6 *)&a.ss)->sin6_addr;
+      rawlen = sizeof(struct in6_addr);
+    } else {
+      raw = &((struct sockaddr_in *)&a.ss)->sin_addr;
+      rawlen = sizeof(struct in_addr);
+    }
+  }
+#ifdef NL_HAVE_R
+  {
+    size_t n = 1024;
+    for (;;) {
+      char *p = (char *)realloc(h->buf, n);
+      int r;
+      if (p == NULL) { h->err = ENOMEM; h->herr = NETDB_INTERNAL; return; }
+      h->buf = p;
+      r = h->byaddr
+        ? gethostbyaddr_r(raw, rawlen, h->family, &h->he, p, n, &h->res, &h->herr)
+        : gethostbyname2_r(h->name, h->family, &h->he, p, n, &h->res, &h->herr);
+      if (r == ERANGE && n < SCRATCH_MAX) { n *= 2; continue; }
+      if (r != 0) h->err = r;
+      return;
+    }
+  }
+#else
+  /* the plain calls share static storage: these run on the Lua thread */
+  h->res = h->byaddr ? gethostbyaddr(raw, rawlen, h->family)
+                     : gethostbyname2(h->name, h->family);
+  h->herr = h_errno;
+  h->err = errno;
+#endif
+}
+
+#ifdef NL_HAVE_R
+#define HENT_HERE 0
+#else
+#define HENT_HERE 1
+#endif
+
+/* Runs a hent_job for the function `fn` (its own restart) and pushes
+ * hostname, aliases, addresses; the job's name is at stack slot 1. */
+static int hent_call(lua_State *L, lua_CFunction fn, const char *fname,
+                     int byaddr, int family) {
+  nl_offload *o = nl_offload_resumed(L);
+  const char *name = check_name(L, 1);
+  nl_deadline d;
+  hent_job *h;
+  int w;
+  if (o == NULL) {
+    lua_settop(L, 2);
+    h = (hent_job *)calloc(1, sizeof *h);
+    if (h == NULL || (h->name = strdup(name)) == NULL) {
+      free(h);
+      return luaL_error(L, "not enough memory");
+    }
+    h->family = family;
+    h->byaddr = byaddr;
+    o = nl_offload_start(L, hent_run, h, hent_release, HENT_HERE, fn, -1);
+  }
+  w = nl_offload_wait(o, &d);
+  if (w != NL_OK) return nl_pushfail(L, w, "%s %s", fname, name);
+  h = (hent_job *)nl_offload_arg(o);
+  if (h->gerr != 0) {
+    char what[600];
+    snprintf(what, sizeof what, "%s %s", fname, name);
+    errno = h->err;
+    return gai_fail(L, h->gerr, what);
+  }
+  if (!h->res) {
+    errno = h->err;
+    return host_fail(L, h->herr, fname, name);
+  }
+  return push_hostent(L, h->res);
+}
+
 /* gethostbyname_ex(name [, family]) -> hostname, aliases, addresses */
 static int l_gethostbyname_ex(lua_State *L) {
-  const char *name = check_name(L, 1);
   int family = AF_INET;
-  struct hostent he, *res = NULL;  /* res points into he and the scratch */
-  int herr = 0;
+  check_name(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     lua_pushvalue(L, 2);
     family = opt_named(L, 2, families + 1, "family", 0, 0);
     lua_pop(L, 1);
   }
-#ifdef NL_HAVE_R
-  {
-    size_t n = 1024;
-    int r;
-    for (;;) {
-      char *buf = scratch(L, n);
-      r = gethostbyname2_r(name, family, &he, buf, n, &res, &herr);
-      if (r != ERANGE || n >= SCRATCH_MAX) break;
-      lua_pop(L, 1);
-      n *= 2;
-    }
-    if (r != 0) errno = r;
-  }
-#else
-  (void)he;
-  res = gethostbyname2(name, family);
-  herr = h_errno;
-#endif
-  if (!res) return host_fail(L, herr, "gethostbyname_ex", name);
-  return push_hostent(L, res);
-}
-
-/* Resolves name (numeric or not) to one address, as Python's setipaddr
- * does for gethostbyaddr; returns 0 or a gai error. */
-static int one_address(lua_State *L, const char *name, nl_addr *a) {
-  struct addrinfo hints;
-  box *b = box_new(L);
-  int e;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  e = getaddrinfo(name, NULL, &hints, &b->ai);
-  if (e != 0) return e;
-  memcpy(&a->ss, b->ai->ai_addr, b->ai->ai_addrlen);
-  a->len = b->ai->ai_addrlen;
-  freeaddrinfo(b->ai);
-  b->ai = NULL;
-  return 0;
+  return hent_call(L, l_gethostbyname_ex, "gethostbyname_ex", 0, family);
 }
 
 /* gethostbyaddr(ip_or_name) -> hostname, aliases, addresses */
 static int l_gethostbyaddr(lua_State *L) {
-  const char *name = check_name(L, 1);
-  struct hostent he, *res = NULL;  /* res points into he and the scratch */
-  const void *raw;
-  socklen_t rawlen;
-  nl_addr a;
-  int herr = 0, e;
-  memset(&a, 0, sizeof a);
-  e = one_address(L, name, &a);
-  if (e != 0) {
-    char what[600];
-    snprintf(what, sizeof what, "gethostbyaddr %s", name);
-    return gai_fail(L, e, what);
-  }
-  if (a.ss.ss_family == AF_INET6) {
-    raw = &((struct sockaddr_in6 *)&a.ss)->sin6_addr;
-    rawlen = sizeof(struct in6_addr);
-  } else {
-    raw = &((struct sockaddr_in *)&a.ss)->sin_addr;
-    rawlen = sizeof(struct in_addr);
-  }
-#ifdef NL_HAVE_R
-  {
-    size_t n = 1024;
-    int r;
-    for (;;) {
-      char *buf = scratch(L, n);
-      r = gethostbyaddr_r(raw, rawlen, a.ss.ss_family, &he, buf, n, &res,
-                          &herr);
-      if (r != ERANGE || n >= SCRATCH_MAX) break;
-      lua_pop(L, 1);
-      n *= 2;
-    }
-    if (r != 0) errno = r;
-  }
-#else
-  (void)he;
-  res = gethostbyaddr(raw, rawlen, a.ss.ss_family);
-  herr = h_errno;
-#endif
-  if (!res) return host_fail(L, herr, "gethostbyaddr", name);
-  return push_hostent(L, res);
+  return hent_call(L, l_gethostbyaddr, "gethostbyaddr", 1, AF_UNSPEC);
 }
 
 /* gethostbyname(name) -> first IPv4 address as text (yields in a task) */
 static int l_gethostbyname(lua_State *L) {
-  nl_resolve *r = nl_resolve_resumed(L);
+  nl_offload *r = nl_resolve_resumed(L);
   const char *name = check_name(L, 1);
   struct addrinfo hints;
   char ip[INET_ADDRSTRLEN], what[600];

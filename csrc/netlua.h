@@ -67,28 +67,40 @@ int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
 /* True when L is a coroutine driven by netlua.run that may yield here. */
 int nl_coop_active(lua_State *L);
 
-/* ---- name lookups with deadlines (resolve.c) -------------------------- */
-/* A lookup in progress: a userdata on the Lua stack. */
-typedef struct nl_resolve nl_resolve;
+/* ---- blocking lookups with deadlines (resolve.c) ----------------------- */
+/* A call in progress: a userdata on the Lua stack. */
+typedef struct nl_offload nl_offload;
+typedef void (*nl_offload_fn)(void *arg);
 struct addrinfo;
-/* Pushes a lookup of host/serv.  Numeric addresses resolve at once; a
- * name is resolved by a helper thread inside netlua.run or when timeout
- * is a deadline (>= 0), else by a plain blocking call.  restart is the
- * calling C function: after a yield it is called again with the lookup
- * on top of the stack (find it with nl_resolve_resumed). */
-nl_resolve *nl_resolve_start(lua_State *L, const char *host,
+/* Pushes a run of fn(arg), a blocking libc call (a name lookup).  It runs
+ * in a helper thread inside netlua.run or when timeout is a deadline
+ * (>= 0), else (or with `here`) right away.  arg is malloc'd by the
+ * caller and freed by release(arg) once neither side needs it (a
+ * timed-out caller leaves the thread to finish alone).  restart is the
+ * calling C function: after a yield it is called again with the run on
+ * top of the stack (find it with nl_offload_resumed). */
+nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
+                             void (*release)(void *arg), int here,
+                             lua_CFunction restart, double timeout);
+/* The run on top of the stack when the caller is being restarted. */
+nl_offload *nl_offload_resumed(lua_State *L);
+/* Waits for fn to have run (yielding in a task): NL_OK, NL_TIMEOUT or an
+ * errno.  *d gets the run's deadline, for the work that follows. */
+int nl_offload_wait(nl_offload *o, nl_deadline *d);
+/* arg, to read fn's results after NL_OK (alive while the run is). */
+void *nl_offload_arg(nl_offload *o);
+
+/* getaddrinfo on top: numeric hosts never go to a thread. */
+nl_offload *nl_resolve_start(lua_State *L, const char *host,
                              const char *serv, const struct addrinfo *hints,
                              lua_CFunction restart, double timeout);
-/* The lookup on top of the stack when the caller is being restarted. */
-nl_resolve *nl_resolve_resumed(lua_State *L);
-/* Waits for the lookup (yielding in a task).  NL_OK: *gerr is
- * getaddrinfo's result and *res its list, still owned by the lookup
- * (freed with it); else NL_TIMEOUT or an errno.  *d gets the lookup's
- * deadline, for the work that follows. */
-int nl_resolve_wait(nl_resolve *r, struct addrinfo **res, int *gerr,
+/* NL_OK: *gerr is getaddrinfo's result and *res its list, still owned by
+ * the run (freed with it); else NL_TIMEOUT or an errno. */
+int nl_resolve_wait(nl_offload *o, struct addrinfo **res, int *gerr,
                     nl_deadline *d);
 /* Takes the list out of a finished lookup: the caller frees it. */
-struct addrinfo *nl_resolve_take(nl_resolve *r);
+struct addrinfo *nl_resolve_take(nl_offload *o);
+#define nl_resolve_resumed nl_offload_resumed
 
 /* ---- errors (error.c) ------------------------------------------------- */
 /* Short stable code for an NL_* result or errno ("timeout", "refused"...). */

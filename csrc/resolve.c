@@ -1,19 +1,21 @@
 /*
  * resolve.c - name lookups that keep deadlines and let other tasks run.
  *
- * getaddrinfo() has no timeout and holds the calling thread until the
- * resolver gives up (5 s per server and try, by default).  So a name that
- * is not a numeric address is looked up by a short-lived helper thread
- * when it matters: inside netlua.run (the task waits on the thread's pipe
- * like on any socket, and the others run) and when the caller has a
- * deadline (the wait ends at it; the thread finishes on its own and
- * frees what it has).  A blocking call with no deadline, and any numeric
- * address, are resolved directly.
+ * The resolver calls (getaddrinfo, getnameinfo, gethostby*_r) have no
+ * timeout and hold the calling thread until the system resolver gives up
+ * (5 s per server and try, by default).  So they run in a short-lived
+ * helper thread when it matters: inside netlua.run (the task waits on the
+ * thread's pipe like on any socket, and the others run) and when the
+ * caller has a deadline (the wait ends at it; the thread finishes on its
+ * own and frees what it has).  A blocking call with no deadline, and a
+ * numeric address, run right here.
  *
- * The request lives on the Lua stack as a userdata, so an operation that
- * yields finds it again when it restarts (nl_resolve_resumed).  What the
- * thread touches is a separate block shared by reference count, since a
- * timed-out caller leaves the thread behind.
+ * A call in progress lives on the Lua stack as a userdata, so an operation
+ * that yields finds it again when it restarts (nl_offload_resumed).  What
+ * the thread touches is a separate block shared by reference count, since
+ * a timed-out caller leaves the thread behind.
+ *
+ * Not here: what the lookups return to Lua (lookup.c, tcp.c, ftp.c).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -26,25 +28,22 @@
 
 #include "netlua.h"
 
-#define RESOLVE "netlua.resolve"
+#define OFFLOAD "netlua.offload"
 
 /* What the helper thread and the Lua side share. */
 typedef struct job {
   pthread_mutex_t mu;
   int refs;                /* 2 while both sides hold it */
   int rfd, wfd;            /* the thread writes one byte when done */
-  char *host, *serv;
-  struct addrinfo hints;
-  struct addrinfo *res;
-  int gerr;
+  nl_offload_fn fn;
+  void *arg;
+  void (*release)(void *arg);
 } job;
 
-struct nl_resolve {
+struct nl_offload {
   nl_coop co;              /* the wait, restartable after a yield */
-  nl_deadline dl;          /* set once, when the lookup starts */
-  job *j;                  /* NULL once taken, or when resolved directly */
-  struct addrinfo *res;    /* a direct result, until taken */
-  int gerr;
+  nl_deadline dl;          /* set once, when the call starts */
+  job *j;                  /* NULL once collected */
   int done;
 };
 
@@ -54,11 +53,9 @@ static void job_release(job *j) {
   left = --j->refs;
   pthread_mutex_unlock(&j->mu);
   if (left > 0) return;
-  if (j->res) freeaddrinfo(j->res);
+  if (j->release) j->release(j->arg);
   if (j->rfd >= 0) close(j->rfd);
   if (j->wfd >= 0) close(j->wfd);
-  free(j->host);
-  free(j->serv);
   pthread_mutex_destroy(&j->mu);
   free(j);
 }
@@ -66,13 +63,13 @@ static void job_release(job *j) {
 static void *job_run(void *arg) {
   job *j = (job *)arg;
   ssize_t w;
-  j->gerr = getaddrinfo(j->host, j->serv, &j->hints, &j->res);
+  j->fn(j->arg);
   do w = write(j->wfd, "", 1); while (w < 0 && errno == EINTR);
   job_release(j);
   return NULL;
 }
 
-/* A thread still resolving when the Lua state closes must not find its
+/* A thread still running when the Lua state closes must not find its
  * code unmapped: the first thread pins this library for the process. */
 static void pin_library(void) {
   static int pinned = 0;
@@ -83,131 +80,171 @@ static void pin_library(void) {
     pinned = 1;
 }
 
-static char *dup_or_null(const char *s) {
-  return s ? strdup(s) : NULL;
-}
-
-/* Starts the helper thread; an errno on failure. */
-static int job_start(nl_resolve *r, const char *host, const char *serv,
-                     const struct addrinfo *hints) {
-  job *j = (job *)calloc(1, sizeof *j);
+/* Starts the helper thread on j; an errno on failure (j untouched). */
+static int job_thread(job *j) {
   int p[2], e;
   pthread_t t;
   pthread_attr_t at;
-  if (j == NULL) return ENOMEM;
-  j->rfd = j->wfd = -1;
-  pthread_mutex_init(&j->mu, NULL);
-  j->refs = 1;
-  j->hints = *hints;
-  j->host = dup_or_null(host);
-  j->serv = dup_or_null(serv);
-  if ((host && !j->host) || (serv && !j->serv)) e = ENOMEM;
-  else if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) e = errno;
-  else {
-    j->rfd = p[0];
-    j->wfd = p[1];
-    e = 0;
-  }
-  if (e == 0) {
-    pin_library();
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    j->refs = 2;
-    e = pthread_create(&t, &at, job_run, j);
-    pthread_attr_destroy(&at);
-    if (e != 0) j->refs = 1;
-  }
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) return errno;
+  j->rfd = p[0];
+  j->wfd = p[1];
+  pin_library();
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  j->refs = 2;
+  e = pthread_create(&t, &at, job_run, j);
+  pthread_attr_destroy(&at);
   if (e != 0) {
-    job_release(j);
-    return e;
+    j->refs = 1;
+    close(p[0]);
+    close(p[1]);
+    j->rfd = j->wfd = -1;
   }
-  r->j = j;
+  return e;
+}
+
+static int offload_gc(lua_State *L) {
+  nl_offload *o = (nl_offload *)luaL_checkudata(L, 1, OFFLOAD);
+  if (o->j) job_release(o->j);
+  o->j = NULL;
   return 0;
 }
 
-static int resolve_gc(lua_State *L) {
-  nl_resolve *r = (nl_resolve *)luaL_checkudata(L, 1, RESOLVE);
-  if (r->j) job_release(r->j);
-  r->j = NULL;
-  if (r->res) freeaddrinfo(r->res);
-  r->res = NULL;
-  return 0;
-}
-
-static int is_numeric(const char *host, const char *serv,
-                      const struct addrinfo *hints, nl_resolve *r) {
-  struct addrinfo h = *hints;
-  if (host == NULL) return 0;
-  h.ai_flags |= AI_NUMERICHOST;
-  r->gerr = getaddrinfo(host, serv, &h, &r->res);
-  if (r->gerr == 0) return 1;
-  r->res = NULL;
-  return 0;
-}
-
-nl_resolve *nl_resolve_start(lua_State *L, const char *host,
-                             const char *serv, const struct addrinfo *hints,
+nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
+                             void (*release)(void *arg), int here,
                              lua_CFunction restart, double timeout) {
-  nl_resolve *r = (nl_resolve *)lua_newuserdatauv(L, sizeof *r, 0);
-  nl_deadline d;
-  memset(r, 0, sizeof *r);
-  if (luaL_newmetatable(L, RESOLVE)) {
-    lua_pushcfunction(L, resolve_gc);
+  nl_offload *o;
+  job *j;
+  o = (nl_offload *)lua_newuserdatauv(L, sizeof *o, 0);
+  memset(o, 0, sizeof *o);
+  if (luaL_newmetatable(L, OFFLOAD)) {
+    lua_pushcfunction(L, offload_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  nl_coop_begin(L, &r->co, restart, timeout, &d);
-  r->dl = d;
-  r->done = 1;
-  if (is_numeric(host, serv, hints, r)) return r;
-  if ((nl_coop_active(L) || d.at >= 0) && job_start(r, host, serv, hints) == 0) {
-    r->done = 0;
-    return r;
+  j = (job *)calloc(1, sizeof *j);
+  if (j == NULL) {
+    if (release) release(arg);
+    luaL_error(L, "not enough memory");
   }
+  pthread_mutex_init(&j->mu, NULL);
+  j->refs = 1;
+  j->rfd = j->wfd = -1;
+  j->fn = fn;
+  j->arg = arg;
+  j->release = release;
+  o->j = j;  /* from here the userdata frees it */
+  nl_coop_begin(L, &o->co, restart, timeout, &o->dl);
+  if (!here && (nl_coop_active(L) || o->dl.at >= 0) && job_thread(j) == 0)
+    return o;
   /* blocking, or no thread to be had: the plain call */
-  r->gerr = getaddrinfo(host, serv, hints, &r->res);
-  if (r->gerr != 0) r->res = NULL;
-  return r;
+  fn(arg);
+  o->done = 1;
+  return o;
 }
 
-nl_resolve *nl_resolve_resumed(lua_State *L) {
-  nl_resolve *r = (nl_resolve *)luaL_testudata(L, -1, RESOLVE);
-  if (r == NULL || !r->co.resuming || r->co.L != L) return NULL;
-  return r;
+nl_offload *nl_offload_resumed(lua_State *L) {
+  nl_offload *o = (nl_offload *)luaL_testudata(L, -1, OFFLOAD);
+  if (o == NULL || !o->co.resuming || o->co.L != L) return NULL;
+  return o;
 }
 
-int nl_resolve_wait(nl_resolve *r, struct addrinfo **res, int *gerr,
-                    nl_deadline *d) {
-  *d = r->dl;
-  while (!r->done) {
+int nl_offload_wait(nl_offload *o, nl_deadline *d) {
+  *d = o->dl;
+  while (!o->done) {
     char c;
-    ssize_t n = read(r->j->rfd, &c, 1);
+    ssize_t n = read(o->j->rfd, &c, 1);
     int w;
     if (n == 1) {
-      r->res = r->j->res;
-      r->gerr = r->j->gerr;
-      r->j->res = NULL;
-      job_release(r->j);
-      r->j = NULL;
-      r->done = 1;
+      o->done = 1;
       break;
     }
     if (n < 0 && errno == EINTR) continue;
     /* in a task this yields; the caller's restart comes back here */
-    w = nl_coop_wait(&r->co, r->j->rfd, NL_WAIT_READ, &r->dl);
+    w = nl_coop_wait(&o->co, o->j->rfd, NL_WAIT_READ, &o->dl);
     if (w != NL_OK) {
-      nl_coop_end(&r->co);
+      nl_coop_end(&o->co);
       return w;
     }
   }
-  nl_coop_end(&r->co);
-  *res = r->res;
-  *gerr = r->gerr;
+  nl_coop_end(&o->co);
   return NL_OK;
 }
 
-struct addrinfo *nl_resolve_take(nl_resolve *r) {
-  struct addrinfo *res = r->res;
-  r->res = NULL;
+void *nl_offload_arg(nl_offload *o) {
+  return o->j ? o->j->arg : NULL;
+}
+
+/* ---- getaddrinfo ------------------------------------------------------ */
+
+typedef struct gai_job {
+  char *host, *serv;
+  struct addrinfo hints;
+  struct addrinfo *res;
+  int gerr, err;
+} gai_job;
+
+static void gai_run(void *arg) {
+  gai_job *g = (gai_job *)arg;
+  g->gerr = getaddrinfo(g->host, g->serv, &g->hints, &g->res);
+  g->err = errno;  /* EAI_SYSTEM's reason: errno is the thread's own */
+  if (g->gerr != 0) g->res = NULL;
+}
+
+static void gai_release(void *arg) {
+  gai_job *g = (gai_job *)arg;
+  if (g->res) freeaddrinfo(g->res);
+  free(g->host);
+  free(g->serv);
+  free(g);
+}
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+/* A numeric host needs no resolver: it never waits. */
+static int numeric_host(const char *host, const struct addrinfo *hints) {
+  struct addrinfo h = *hints, *res = NULL;
+  if (host == NULL) return 1;
+  h.ai_flags |= AI_NUMERICHOST;
+  h.ai_flags &= ~AI_CANONNAME;
+  if (getaddrinfo(host, NULL, &h, &res) != 0) return 0;
+  freeaddrinfo(res);
+  return 1;
+}
+
+nl_offload *nl_resolve_start(lua_State *L, const char *host,
+                             const char *serv, const struct addrinfo *hints,
+                             lua_CFunction restart, double timeout) {
+  gai_job *g = (gai_job *)calloc(1, sizeof *g);
+  if (g == NULL) luaL_error(L, "not enough memory");
+  g->host = dup_or_null(host);
+  g->serv = dup_or_null(serv);
+  g->hints = *hints;
+  if ((host && !g->host) || (serv && !g->serv)) {
+    gai_release(g);
+    luaL_error(L, "not enough memory");
+  }
+  return nl_offload_start(L, gai_run, g, gai_release,
+                          numeric_host(host, hints), restart, timeout);
+}
+
+int nl_resolve_wait(nl_offload *o, struct addrinfo **res, int *gerr,
+                    nl_deadline *d) {
+  int w = nl_offload_wait(o, d);
+  gai_job *g;
+  if (w != NL_OK) return w;
+  g = (gai_job *)nl_offload_arg(o);
+  *res = g->res;
+  *gerr = g->gerr;
+  if (g->gerr != 0) errno = g->err;
+  return NL_OK;
+}
+
+struct addrinfo *nl_resolve_take(nl_offload *o) {
+  gai_job *g = (gai_job *)nl_offload_arg(o);
+  struct addrinfo *res = g->res;
+  g->res = NULL;
   return res;
 }

@@ -177,7 +177,7 @@ static int tcp_connect(lua_State *L) {
   connect_opts o;
   nl_deadline d;
   nl_sock *s = (nl_sock *)luaL_testudata(L, -1, TCP);
-  nl_resolve *r;
+  nl_offload *r;
   int gerr, w;
   if (s != NULL && s->co.resuming && lua_gettop(L) > 1) {  /* after a yield */
     check_connect_opts(L, &o);

@@ -286,6 +286,16 @@ describe("netlua.lookup", function()
         "#3", "unknown flag 'passive'")
       raises(function() lookup.getnameinfo("127.0.0.1", 80, {family = "inet"}) end,
         "#3", "unknown option 'family'")
+      raises(function() lookup.getnameinfo("127.0.0.1", 80, {timeout = "1"}) end,
+        "#3", "option 'timeout' must be a number")
+    end)
+
+    it("takes a timeout; a numerichost answer needs no wait", function()
+      assert.are.equal("127.0.0.1", (lookup.getnameinfo("127.0.0.1", 21,
+        {flags = {"numerichost"}, timeout = 0})))
+      local host, serv = lookup.getnameinfo("127.0.0.1", 21, {timeout = 5})
+      assert.are.equal("localhost", host)
+      assert.are.equal("ftp", serv)
     end)
   end)
 

@@ -11,10 +11,9 @@
 -- a miss in a database that is not gai based (services, protocols,
 -- interfaces) returns `nil, message, "notfound"`.  Misuse (wrong types,
 -- ports out of 0..65535, unknown option or flag names) raises an error
--- naming the argument.  getaddrinfo takes a `timeout` option; inside
--- netlua.run getaddrinfo and gethostbyname yield while a helper thread
--- resolves (csrc/resolve.c); the other lookups block as long as the
--- system resolver takes.
+-- naming the argument.  getaddrinfo and getnameinfo take a `timeout`
+-- option; inside netlua.run the resolver calls yield while a helper
+-- thread runs them (csrc/resolve.c).
 -- @module netlua.lookup
 local core = require "netlua.core"
 local C = core.lookup

@@ -64,8 +64,23 @@ if mode == "coop" then
     if welcome then return welcome:find("probe ready", 1, true) and true or nil, welcome, "wrong" end
     return welcome, msg, code
   end)
+  job("getnameinfo", function()
+    local host, msg, code = lookup.getnameinfo("127.0.0.2", 80)
+    if host then return host == "slowhost.netlua.test" or nil, host, "wrong" end
+    return host, msg, code
+  end)
+  job("gethostbyname_ex", function()
+    local name, aliases_or_msg, addrs_or_code = lookup.gethostbyname_ex("slow5.netlua.test")
+    if name then return addrs_or_code[1] == "127.0.0.1" or nil, addrs_or_code[1], "wrong" end
+    return name, aliases_or_msg, addrs_or_code
+  end)
+  job("gethostbyaddr", function()
+    local name, msg, code = lookup.gethostbyaddr("127.0.0.2")
+    if name then return name == "slowhost.netlua.test" or nil, name, "wrong" end
+    return name, msg, code
+  end)
   netlua.spawn(function()
-    while done < 4 do
+    while done < 7 do
       ticks = ticks + 1
       netlua.sleep(0.02)
     end
@@ -81,6 +96,7 @@ elseif mode == "timeout" then
   end
   timed("connect", function() return netlua.tcp.connect("dead.netlua.test", 80, {timeout = 0.3}) end)
   timed("getaddrinfo", function() return lookup.getaddrinfo("dead.netlua.test", 80, {timeout = 0.3}) end)
+  timed("getnameinfo", function() return lookup.getnameinfo("127.0.0.2", 80, {timeout = 0.3}) end)
   timed("telnet", function() return telnet.open("dead.netlua.test", 23, {timeout = 0.3}) end)
   timed("ftp", function() return ftp.new{timeout = 0.3}:connect("dead.netlua.test") end)
   -- and inside a task, where the timeout is the same bound

@@ -1,8 +1,8 @@
 -- dns_slow.lua DELAY: a DNS server on 127.0.0.1:53 (run it only inside a
 -- private network namespace, where that port is free and reaches
--- nothing else) that answers every A query with 127.0.0.1 and every
--- other query with no records, DELAY seconds late; DELAY "never" keeps
--- quiet.  It is the slow or dead resolver a name lookup must not let
+-- nothing else) that answers every A query with 127.0.0.1, every PTR
+-- query with "slowhost.netlua.test" and any other query with no records,
+-- DELAY seconds late; DELAY "never" keeps quiet.  It is the slow or dead resolver a name lookup must not let
 -- block other tasks or outlast its timeout.
 local netlua = require "netlua"
 local udp = require "netlua.udp"
@@ -28,9 +28,14 @@ local function answer(q)
   local qend = question_end(q)
   if not qend or #q < qend then return nil end
   local qtype = string.unpack(">I2", q, qend - 3)
-  local an = qtype == 1 and 1 or 0
-  local head = q:sub(1, 2) .. string.pack(">I2I2I2I2I2", 0x8180, 1, an, 0, 0)
-  local rr = an == 1 and string.pack(">I2I2I2I4I2", 0xC00C, 1, 1, 60, 4) .. "\127\0\0\1" or ""
+  local rdata
+  if qtype == 1 then
+    rdata = "\127\0\0\1"
+  elseif qtype == 12 then
+    rdata = "\8slowhost\6netlua\4test\0"
+  end
+  local head = q:sub(1, 2) .. string.pack(">I2I2I2I2I2", 0x8180, 1, rdata and 1 or 0, 0, 0)
+  local rr = rdata and string.pack(">I2I2I2I4s2", 0xC00C, qtype, 1, 60, rdata) or ""
   return head .. q:sub(13, qend) .. rr
 end
 
