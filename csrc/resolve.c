@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,6 +86,7 @@ static int job_thread(job *j) {
   int p[2], e;
   pthread_t t;
   pthread_attr_t at;
+  sigset_t all, old;
   if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) return errno;
   j->rfd = p[0];
   j->wfd = p[1];
@@ -92,7 +94,12 @@ static int job_thread(job *j) {
   pthread_attr_init(&at);
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
   j->refs = 2;
+  /* the thread starts with every signal blocked: Ctrl-C and friends keep
+   * going to the script's own thread */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   e = pthread_create(&t, &at, job_run, j);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&at);
   if (e != 0) {
     j->refs = 1;

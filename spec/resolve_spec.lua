@@ -57,6 +57,10 @@ describe("name lookups against a slow resolver", function()
     -- did not hold the script at exit either
     assert.is_true(took < 2.5, out)
     assert.matches("name lookup", r.connect.msg)
+    -- helper threads were still waiting then, each with signals blocked
+    local helpers = tonumber(r.threads.v)
+    assert.is_true(helpers >= 1, out)
+    assert.are.equal(helpers, r.threads.secs, out)
   end)
 
   it("still resolves by the plain call outside tasks without a timeout", function()

@@ -103,6 +103,21 @@ elseif mode == "timeout" then
   netlua.run(function()
     timed("task-connect", function() return netlua.tcp.connect("dead.netlua.test", 80, {timeout = 0.3}) end)
   end)
+  -- the helper threads left waiting for the dead resolver must not take
+  -- the script's signals: SIGINT (2) and SIGTERM (15) blocked in each
+  local helpers, blocking = 0, 0
+  local self = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+  for tid in io.popen("ls /proc/" .. self .. "/task"):lines() do
+    local f = io.open("/proc/" .. self .. "/task/" .. tid .. "/status")
+    local status = f and f:read("a") or ""
+    if f then f:close() end
+    if tid ~= self and status ~= "" then
+      helpers = helpers + 1
+      local mask = tonumber(status:match("SigBlk:%s*(%x+)"), 16) or 0
+      if (mask >> 1) & 1 == 1 and (mask >> 14) & 1 == 1 then blocking = blocking + 1 end
+    end
+  end
+  report("threads", helpers, blocking)
 elseif mode == "block" then
   local t0 = netlua.monotime()
   local r, msg, code = lookup.getaddrinfo("slow.netlua.test", 80, {family = "inet"})
