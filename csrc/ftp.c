@@ -104,6 +104,7 @@ typedef struct ftp_sess {
   int connected, logged;
   char *welcome, *entry, *cwd, *server_cwd;
   int pre_fd;              /* connected socket with the greeting unread */
+  curl_socket_t ctl_fd;    /* curl's control connection, while it is open */
   int reconnects, logins;
   /* reply reassembly from the debug stream */
   nl_buf cur;              /* reply being assembled */
@@ -573,6 +574,14 @@ static curl_socket_t on_opensocket(void *ud, curlsocktype purpose,
   return socket(a->family, a->socktype, a->protocol);
 }
 
+/* curl closes a socket: the control connection's number stops being ours
+ * to hand out (fileno) the moment it goes. */
+static int on_closesocket(void *ud, curl_socket_t fd) {
+  ftp_sess *s = ud;
+  if (fd == s->ctl_fd) s->ctl_fd = CURL_SOCKET_BAD;
+  return close(fd);
+}
+
 static int on_sockopt_pre(void *ud, curl_socket_t fd, curlsocktype purpose) {
   (void)ud; (void)fd;
   /* the one socket handed over by on_opensocket is connected already */
@@ -636,6 +645,8 @@ static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
   curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
   curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
   curl_easy_setopt(h, CURLOPT_DEBUGDATA, s);
+  curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+  curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, s);
   if (s->pre_fd >= 0) {
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, s);
@@ -850,6 +861,13 @@ static int op_loop(lua_State *L, ftp_sess *s) {
     }
     s->L = L;
     rc = drive(s);  /* may yield: then we come back through op_resume */
+    {
+      /* only known while the handle is in the multi: kept for fileno */
+      curl_socket_t fd = CURL_SOCKET_BAD;
+      if (curl_easy_getinfo(s->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+          fd != CURL_SOCKET_BAD)
+        s->ctl_fd = fd;
+    }
     curl_multi_remove_handle(s->multi, s->easy);
     o->added = 0;
     if (o->attempt == 0 && o->was_logged && !s->op_login &&
@@ -1006,11 +1024,9 @@ static void sess_free(ftp_sess *s, int quit) {
   if (s->closed) return;
   s->closed = 1;
   if (s->easy) {
-    curl_socket_t fd = CURL_SOCKET_BAD;
-    if (!quit) {
+    if (!quit && s->ctl_fd != CURL_SOCKET_BAD) {
       /* no QUIT handshake: make the cache's goodbye fail at once */
-      curl_easy_getinfo(s->easy, CURLINFO_ACTIVESOCKET, &fd);
-      if (fd != CURL_SOCKET_BAD) shutdown(fd, SHUT_RDWR);
+      shutdown(s->ctl_fd, SHUT_RDWR);
     }
     curl_easy_setopt(s->easy, CURLOPT_VERBOSE, 0L);
     curl_easy_setopt(s->easy, CURLOPT_DEBUGFUNCTION, NULL);
@@ -1121,6 +1137,7 @@ static int l_session(lua_State *L) {
   s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
   s->pre_fd = -1;
+  s->ctl_fd = CURL_SOCKET_BAD;
   s->epfd = -1;
   s->cn_fd = -1;
   s->debugref = LUA_NOREF;
@@ -1411,6 +1428,18 @@ static int finish_login(lua_State *L, ftp_sess *s, CURLcode rc) {
   setstr(&s->cwd, s->entry);
   setstr(&s->server_cwd, s->entry);
   lua_pushlstring(L, nl_buf_head(&s->login.text), s->login.text.len);
+  return 1;
+}
+
+/* s:fileno() / s:getfd() -> the control connection's descriptor, -1 when
+ * there is none (LuaSocket's getfd answer).  For watching it in a loop of
+ * one's own: curl owns what is read and written there. */
+static int m_fileno(lua_State *L) {
+  ftp_sess *s = check_sess(L);
+  curl_socket_t fd = CURL_SOCKET_BAD;
+  if (s->pre_fd >= 0) fd = s->pre_fd;
+  else if (s->connected) fd = s->ctl_fd;
+  lua_pushinteger(L, fd == CURL_SOCKET_BAD ? -1 : (lua_Integer)fd);
   return 1;
 }
 
@@ -2043,6 +2072,7 @@ static int l_curl_version(lua_State *L) {
 
 static const luaL_Reg methods[] = {
   {"connect", m_connect}, {"login", m_login}, {"getwelcome", m_getwelcome},
+  {"fileno", m_fileno}, {"getfd", m_fileno},
   {"set_debuglevel", m_set_debuglevel}, {"set_pasv", m_set_pasv},
   {"settimeout", m_settimeout},
   {"sendcmd", m_sendcmd}, {"voidcmd", m_voidcmd},

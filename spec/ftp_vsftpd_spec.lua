@@ -250,6 +250,22 @@ for _, family in ipairs {"inet", "inet6"} do
       assert.equal(1, srv.connections() - before)
     end)
 
+    it("fileno/getfd give the control connection's descriptor", function()
+      local t = ftp.new{timeout = 10}
+      assert.equal(-1, t:fileno())
+      assert(t:connect(srv.host, srv.port))
+      local fd = t:fileno()
+      assert.is_true(fd >= 0)
+      local me = H.sh("echo $PPID"):match("%d+")
+      assert.matches("^socket:", (H.sh("readlink /proc/" .. me .. "/fd/" .. fd)))
+      assert(t:login(srv.user, srv.password))
+      assert.equal(fd, t:getfd())  -- curl took the same connection over
+      assert(t:voidcmd("NOOP"))
+      assert.equal(fd, t:fileno())
+      t:close()
+      assert.has_error(function() t:fileno() end, "attempt to use a closed ftp session")
+    end)
+
     it("masks PASS in debug output", function()
       local lines = {}
       local s = assert(ftp.new(srv.opts{debug = function(l) lines[#lines + 1] = l end}))
