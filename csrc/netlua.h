@@ -23,6 +23,7 @@
 #define NL_TIMEOUT  (-1)   /* deadline passed */
 #define NL_CLOSED   (-2)   /* peer closed: EOF */
 #define NL_LIMIT    (-3)   /* a buffer limit was reached */
+#define NL_ABORTED  (-4)   /* another task closed the object while we waited */
 /* any positive value is an errno */
 
 /* ---- deadlines (timeout.c) -------------------------------------------- */
@@ -54,6 +55,8 @@ typedef struct nl_coop {
   nl_deadline dl;          /* the operation's deadline, kept across yields */
   size_t progress;         /* work already done (bytes written) */
   int base;                /* stack slot where the operation's values end */
+  int closed;              /* the object is closed (nl_coop_closing) */
+  int parked;              /* yielded in nl_coop_wait, not resumed yet */
 } nl_coop;
 
 /* Starts (returns 0) or resumes (returns 1) an operation; *d gets the
@@ -66,6 +69,16 @@ void nl_coop_end(nl_coop *c);
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
 /* True when L is a coroutine driven by netlua.run that may yield here. */
 int nl_coop_active(lua_State *L);
+/* The object that owns c is about to close fd (call it before close()):
+ * tasks parked on fd run again and the poller forgets fd, so the number
+ * can be reused safely.  Not from __gc: a parked task keeps its object
+ * alive, so nothing can be parked on an object being collected. */
+void nl_coop_closing(lua_State *L, nl_coop *c, int fd);
+/* First thing a method that may restart after a wait does: true when it
+ * is resuming after another task closed its object; the method then
+ * returns its "closed" result (NL_ABORTED) instead of raising "attempt to
+ * use a closed ...", which stays the answer to a fresh call. */
+int nl_coop_closed(nl_coop *c);
 
 /* ---- errors (error.c) ------------------------------------------------- */
 /* Short stable code for an NL_* result or errno ("timeout", "refused"...). */
@@ -152,6 +165,11 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
                      int type);
 /* Fetches an open socket of metatable tname; raises on a closed one. */
 nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname);
+/* nl_sock_check for a method that may restart after a wait: NULL, with
+ * nil, "<who>: closed", "closed" pushed, when another task closed the
+ * socket while the method waited (nl_coop_closed). */
+nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
+                    const char *who);
 /* Fetches without checking that it is open. */
 nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname);
 int nl_sock_closefd(nl_sock *s);
