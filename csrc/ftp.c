@@ -893,6 +893,8 @@ static int op_run(lua_State *L, ftp_sess *s, int url, setup_fn setup,
 static int op_resume(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
   nl_deadline d;
+  if (nl_coop_closed(&s->co))  /* by another task: sess_free cleaned up */
+    return nl_pushfail(L, NL_ABORTED, "%s", s->op.what);
   nl_coop_begin(L, &s->co, op_resume, 0, &d);  /* takes the resume */
   return op_loop(L, s);
 }
@@ -1041,14 +1043,28 @@ static void sess_free(ftp_sess *s, int quit) {
   for (i = 0; i < NQUOTE; i++) nl_buf_free(&s->qr[i].text);
 }
 
+/* close() and __close.  Busy is fine when the operation is parked in
+ * another task (nothing of curl's is on the C stack then): that task
+ * wakes and its call returns "closed".  From a callback of the session's
+ * own operation it is not. */
 static int m_close(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
-  if (s->busy) return luaL_error(L, "close: ftp session is busy");
+  int i;
+  if (s->busy && !s->co.parked)
+    return luaL_error(L, "close: ftp session is busy");
+  if (!s->closed) {
+    /* the descriptors a parked operation may be waiting on */
+    nl_coop_closing(L, &s->co, s->epfd);
+    nl_coop_closing(L, &s->co, s->cn_fd);
+    for (i = 0; i < s->nw; i++) nl_coop_closing(L, &s->co, s->wfd[i]);
+  }
   s->L = L;
   sess_free(s, 0);
+  s->busy = 0;
   return 0;
 }
 
+/* __gc: nothing can wait on a session being collected */
 static int m_gc(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
   s->L = L;
@@ -1323,12 +1339,15 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
  * over at login).  Implicit TLS hides the greeting until login.  Inside
  * netlua.run the waits yield (resolving does not). */
 static int m_connect(lua_State *L) {
-  ftp_sess *s = check_sess(L);
+  ftp_sess *s = luaL_checkudata(L, 1, FTP);
   const char *host;
   int port, g;
   nl_deadline d;
   char serv[16];
   struct addrinfo hints, *res = NULL;
+  if (nl_coop_closed(&s->co))  /* by another task, while we waited */
+    return nl_pushfail(L, NL_ABORTED, "connect %s", s->cn_where);
+  check_sess(L);
   if (s->co.resuming && s->cn_phase) {  /* after a yield */
     nl_coop_begin(L, &s->co, m_connect, 0, &d);
     return connect_step(L, s, &d);
@@ -2050,7 +2069,7 @@ void nl_open_ftp(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, m_gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, m_gc);
+  lua_pushcfunction(L, m_close);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, m_tostring);
   lua_setfield(L, -2, "__tostring");
