@@ -4,7 +4,8 @@
  *
  * What lives here: option handling, the client-side current directory and
  * URL building, reply reassembly from curl's debug stream (with PASS
- * masked), sendcmd/voidcmd through CURLOPT_QUOTE, the transfers (retr*,
+ * masked, and a stop at the first line that cannot be FTP, which curl
+ * itself would wait on until the timeout), sendcmd/voidcmd through CURLOPT_QUOTE, the transfers (retr*,
  * stor*, size) with their Lua callbacks run under lua_pcall, the mapping
  * of CURLcode to netlua's error codes, and a parallel fetcher for mirror.
  * What does not: listing parsers, get/put/list/mirror and the other thin
@@ -109,6 +110,8 @@ typedef struct ftp_sess {
   nl_buf cur;              /* reply being assembled */
   int cur_code, cur_multi, cur_lines;
   reply last;              /* last complete reply */
+  int not_ftp;             /* a line that cannot start a reply arrived */
+  char bad_line[100];      /* that line, quoted and cut for messages */
   /* the current operation */
   const char *quote[NQUOTE]; int nquote;
   int qwait;               /* index of the quote awaiting its reply */
@@ -278,6 +281,39 @@ static int is_code(const char *p, size_t n) {
          p[1] <= '9' && p[2] >= '0' && p[2] <= '9';
 }
 
+/* Whether a line can begin a reply as libcurl reads them: three digits
+ * and a space or a hyphen.  curl waits for such a line before it goes on,
+ * so anything else between replies means the peer does not speak FTP and
+ * the operation would only end at its timeout. */
+static int starts_reply(const char *p, size_t n) {
+  return n >= 4 && p[0] >= '0' && p[0] <= '9' && p[1] >= '0' &&
+         p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
+         (p[3] == ' ' || p[3] == '-');
+}
+
+/* Keeps line p quoted for a message: printable ASCII as is (with " and \
+ * escaped), other bytes as \xNN, cut with "..." when long. */
+static void quote_line(char *out, size_t size, const char *p, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, k = 0;
+  out[k++] = '"';
+  for (i = 0; i < n && k + 4 < size - 5; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '"' || c == '\\') {
+      out[k++] = '\\';
+      out[k++] = (char)c;
+    } else if (c >= 32 && c < 127) {
+      out[k++] = (char)c;
+    } else {
+      out[k++] = '\\'; out[k++] = 'x';
+      out[k++] = hex[c >> 4]; out[k++] = hex[c & 15];
+    }
+  }
+  out[k++] = '"';
+  if (i < n) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
+  out[k] = '\0';
+}
+
 /* A complete reply arrived: remember it and give it to whoever waits. */
 static void reply_done(ftp_sess *s) {
   reply_set(&s->last, s->cur_code, &s->cur);
@@ -298,6 +334,11 @@ static void reply_done(ftp_sess *s) {
 /* One reply line (without CRLF).  Multi-line replies run from "123-" to a
  * line starting "123 "; a line without a code in between is text. */
 static void reply_line(ftp_sess *s, const char *p, size_t n) {
+  if (s->cur_lines == 0 && !starts_reply(p, n) && !s->not_ftp) {
+    /* drive() stops the operation: curl would wait for its timeout */
+    s->not_ftp = 1;
+    quote_line(s->bad_line, sizeof s->bad_line, p, n);
+  }
   if (s->cur_lines == 0) {
     if (!is_code(p, n)) {  /* garbage: keep it as a reply of code 0 */
       s->cur_code = 0;
@@ -777,9 +818,11 @@ static CURLcode drive(ftp_sess *s) {
     nl_deadline w;
     double t;
     sock_ready(s);
+    if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;  /* see reply_line */
     if (xfer_done(s, &rc)) return rc;
     if (s->nw == 0) {  /* nothing to wait for: see kick() */
       kick(s);
+      if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;
       if (xfer_done(s, &rc)) return rc;
     }
     if (d->at >= 0 && nl_monotime() > d->at + 0.25) return CURLE_OPERATION_TIMEDOUT;
@@ -809,6 +852,7 @@ static void op_reset(ftp_sess *s) {
   s->qwait = -1;
   s->op_login = 0;
   s->aborting = 0;
+  s->not_ftp = 0;
   for (i = 0; i < NQUOTE; i++) { s->qr[i].code = -1; s->qr[i].text.len = 0; s->qr[i].text.start = 0; }
   s->cur.len = 0; s->cur.start = 0; s->cur_lines = 0; s->cur_multi = 0;
   s->last.code = -1; s->last.text.len = 0; s->last.text.start = 0;
@@ -965,6 +1009,9 @@ static int sess_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
                       const char *what) {
   char *text;
   int n, code = s->last.code;
+  if (s->not_ftp && !(x && x->failed))
+    return nl_pushfailcode(L, "protocol", "%s: not an FTP reply: %s", what,
+                           s->bad_line);
   text = malloc(s->last.text.len + 1);
   if (text) {
     memcpy(text, nl_buf_head(&s->last.text), s->last.text.len);
@@ -1320,8 +1367,15 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
       lua_pushnil(L);
       lua_insert(L, -2);
       if (code == 0) {
+        char q[100];
+        size_t l = rl;
+        const char *e = memchr(buf, '\n', rl);
+        if (e) l = (size_t)(e - buf);
+        if (l > 0 && buf[l - 1] == '\r') l--;
+        quote_line(q, sizeof q, buf, l);
         lua_pop(L, 1);
-        return nl_pushfailcode(L, "protocol", "connect %s: bad greeting", s->cn_where);
+        return nl_pushfailcode(L, "protocol", "connect %s: not an FTP reply: %s",
+                               s->cn_where, q);
       }
       lua_pushinteger(L, code);
       return 3;

@@ -135,6 +135,7 @@ describe("ftp against a hostile scripted server", function()
       local dt, ok, msg, code = H.timed(call)
       assert.is_nil(ok)
       assert.equal("protocol", code, msg)
+      assert.matches('not an FTP reply: "hello there"', msg, 1, true)
       assert.is_true(dt < 1, tostring(dt))
     end
   end)
