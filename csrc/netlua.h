@@ -165,6 +165,8 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
                      int type);
 /* Fetches an open socket of metatable tname; raises on a closed one. */
 nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname);
+/* Raises on a closed socket, else returns s. */
+nl_sock *nl_sock_open(lua_State *L, nl_sock *s);
 /* nl_sock_check for a method that may restart after a wait: NULL, with
  * nil, "<who>: closed", "closed" pushed, when another task closed the
  * socket while the method waited (nl_coop_closed). */

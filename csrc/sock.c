@@ -73,10 +73,13 @@ nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname) {
   return (nl_sock *)luaL_checkudata(L, arg, tname);
 }
 
-nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname) {
-  nl_sock *s = nl_sock_raw(L, arg, tname);
+nl_sock *nl_sock_open(lua_State *L, nl_sock *s) {
   if (s->fd < 0) luaL_error(L, "attempt to use a closed socket");
   return s;
+}
+
+nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname) {
+  return nl_sock_open(L, nl_sock_raw(L, arg, tname));
 }
 
 nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
@@ -86,7 +89,7 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
     nl_pushfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
-  return nl_sock_check(L, arg, tname);
+  return nl_sock_open(L, s);
 }
 
 int nl_sock_closefd(nl_sock *s) {

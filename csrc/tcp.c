@@ -343,7 +343,7 @@ static int tcp_receive(lua_State *L) {
     lua_pushlstring(L, prefix, plen);
     return 3;
   }
-  nl_sock_check(L, 1, TCP);
+  nl_sock_open(L, s);
   nl_coop_begin(L, &s->co, tcp_receive, s->timeout, &d);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer want = luaL_checkinteger(L, 2);
@@ -400,7 +400,7 @@ static int tcp_send(lua_State *L) {
     lua_pushinteger(L, i - 1 + (lua_Integer)s->co.progress);
     return 3;
   }
-  nl_sock_check(L, 1, TCP);
+  nl_sock_open(L, s);
   nl_coop_begin(L, &s->co, tcp_send, s->timeout, &d);
   if (i > j) {
     nl_coop_end(&s->co);

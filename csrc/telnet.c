@@ -151,18 +151,25 @@ static tsession *raw_session(lua_State *L, int arg) {
   return (tsession *)luaL_checkudata(L, arg, SESSION);
 }
 
-static tsession *check_session(lua_State *L, int arg) {
-  tsession *s = raw_session(L, arg);
+static tsession *open_session(lua_State *L, tsession *s) {
   if (s->fd < 0) luaL_error(L, "attempt to use a closed telnet session");
   s->L = L;
   return s;
 }
 
-static tsession *check_reader(lua_State *L, int arg, const char *who) {
-  tsession *s = check_session(L, arg);
+static tsession *check_session(lua_State *L, int arg) {
+  return open_session(L, raw_session(L, arg));
+}
+
+static tsession *open_reader(lua_State *L, tsession *s, const char *who) {
+  open_session(L, s);
   if (s->in_cb)
     luaL_error(L, "%s: cannot read from inside the negotiation callback", who);
   return s;
+}
+
+static tsession *check_reader(lua_State *L, int arg, const char *who) {
+  return open_reader(L, raw_session(L, arg), who);
 }
 
 /* The session (argument 1) for a method that may restart after a wait:
@@ -175,7 +182,7 @@ static tsession *session_op(lua_State *L, const char *who, int reading) {
     nl_pushfail(L, NL_ABORTED, "%s %s", who, s->name);
     return NULL;
   }
-  return reading ? check_reader(L, 1, who) : check_session(L, 1);
+  return reading ? open_reader(L, s, who) : open_session(L, s);
 }
 
 static size_t opt_size(lua_State *L, int opts, const char *field,

@@ -1012,7 +1012,7 @@ static int udp_sendmany(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)s->co.progress);
     return 4;
   }
-  check_udp(L, 1);
+  nl_sock_open(L, s);
   e = get_ext(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   total = (lua_Integer)lua_rawlen(L, 2);
