@@ -17,6 +17,7 @@ const char *nl_code(int err) {
   switch (err) {
     case NL_TIMEOUT: return "timeout";
     case NL_CLOSED: return "closed";
+    case NL_ABORTED: return "closed";
     case NL_LIMIT: return "limit";
     case ETIMEDOUT: return "timeout";
     case ECONNREFUSED: return "refused";
@@ -39,6 +40,7 @@ const char *nl_strerror(int err) {
   switch (err) {
     case NL_TIMEOUT: return "timeout";
     case NL_CLOSED: return "closed by peer";
+    case NL_ABORTED: return "closed";
     case NL_LIMIT: return "buffer limit reached";
     default: return strerror(err);
   }

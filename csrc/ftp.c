@@ -4,7 +4,8 @@
  *
  * What lives here: option handling, the client-side current directory and
  * URL building, reply reassembly from curl's debug stream (with PASS
- * masked), sendcmd/voidcmd through CURLOPT_QUOTE, the transfers (retr*,
+ * masked, and a stop at the first line that cannot be FTP, which curl
+ * itself would wait on until the timeout), sendcmd/voidcmd through CURLOPT_QUOTE, the transfers (retr*,
  * stor*, size) with their Lua callbacks run under lua_pcall, the mapping
  * of CURLcode to netlua's error codes, and a parallel fetcher for mirror.
  * What does not: listing parsers, get/put/list/mirror and the other thin
@@ -105,11 +106,14 @@ typedef struct ftp_sess {
   char *welcome, *entry, *cwd, *server_cwd;
   int pre_fd;              /* connected socket with the greeting unread */
   curl_socket_t ctl_fd;    /* curl's control connection, while it is open */
+  int rs_fd;               /* what connect's name lookup waits on, or -1 */
   int reconnects, logins;
   /* reply reassembly from the debug stream */
   nl_buf cur;              /* reply being assembled */
   int cur_code, cur_multi, cur_lines;
   reply last;              /* last complete reply */
+  int not_ftp;             /* a line that cannot start a reply arrived */
+  char bad_line[100];      /* that line, quoted and cut for messages */
   /* the current operation */
   const char *quote[NQUOTE]; int nquote;
   int qwait;               /* index of the quote awaiting its reply */
@@ -279,6 +283,39 @@ static int is_code(const char *p, size_t n) {
          p[1] <= '9' && p[2] >= '0' && p[2] <= '9';
 }
 
+/* Whether a line can begin a reply as libcurl reads them: three digits
+ * and a space or a hyphen.  curl waits for such a line before it goes on,
+ * so anything else between replies means the peer does not speak FTP and
+ * the operation would only end at its timeout. */
+static int starts_reply(const char *p, size_t n) {
+  return n >= 4 && p[0] >= '0' && p[0] <= '9' && p[1] >= '0' &&
+         p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
+         (p[3] == ' ' || p[3] == '-');
+}
+
+/* Keeps line p quoted for a message: printable ASCII as is (with " and \
+ * escaped), other bytes as \xNN, cut with "..." when long. */
+static void quote_line(char *out, size_t size, const char *p, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, k = 0;
+  out[k++] = '"';
+  for (i = 0; i < n && k + 4 < size - 5; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '"' || c == '\\') {
+      out[k++] = '\\';
+      out[k++] = (char)c;
+    } else if (c >= 32 && c < 127) {
+      out[k++] = (char)c;
+    } else {
+      out[k++] = '\\'; out[k++] = 'x';
+      out[k++] = hex[c >> 4]; out[k++] = hex[c & 15];
+    }
+  }
+  out[k++] = '"';
+  if (i < n) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
+  out[k] = '\0';
+}
+
 /* A complete reply arrived: remember it and give it to whoever waits. */
 static void reply_done(ftp_sess *s) {
   reply_set(&s->last, s->cur_code, &s->cur);
@@ -299,6 +336,11 @@ static void reply_done(ftp_sess *s) {
 /* One reply line (without CRLF).  Multi-line replies run from "123-" to a
  * line starting "123 "; a line without a code in between is text. */
 static void reply_line(ftp_sess *s, const char *p, size_t n) {
+  if (s->cur_lines == 0 && !starts_reply(p, n) && !s->not_ftp) {
+    /* drive() stops the operation: curl would wait for its timeout */
+    s->not_ftp = 1;
+    quote_line(s->bad_line, sizeof s->bad_line, p, n);
+  }
   if (s->cur_lines == 0) {
     if (!is_code(p, n)) {  /* garbage: keep it as a reply of code 0 */
       s->cur_code = 0;
@@ -788,9 +830,11 @@ static CURLcode drive(ftp_sess *s) {
     nl_deadline w;
     double t;
     sock_ready(s);
+    if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;  /* see reply_line */
     if (xfer_done(s, &rc)) return rc;
     if (s->nw == 0) {  /* nothing to wait for: see kick() */
       kick(s);
+      if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;
       if (xfer_done(s, &rc)) return rc;
     }
     if (d->at >= 0 && nl_monotime() > d->at + 0.25) return CURLE_OPERATION_TIMEDOUT;
@@ -820,6 +864,7 @@ static void op_reset(ftp_sess *s) {
   s->qwait = -1;
   s->op_login = 0;
   s->aborting = 0;
+  s->not_ftp = 0;
   for (i = 0; i < NQUOTE; i++) { s->qr[i].code = -1; s->qr[i].text.len = 0; s->qr[i].text.start = 0; }
   s->cur.len = 0; s->cur.start = 0; s->cur_lines = 0; s->cur_multi = 0;
   s->last.code = -1; s->last.text.len = 0; s->last.text.start = 0;
@@ -911,6 +956,8 @@ static int op_run(lua_State *L, ftp_sess *s, int url, setup_fn setup,
 static int op_resume(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
   nl_deadline d;
+  if (nl_coop_closed(&s->co))  /* by another task: sess_free cleaned up */
+    return nl_pushfail(L, NL_ABORTED, "%s", s->op.what);
   nl_coop_begin(L, &s->co, op_resume, 0, &d);  /* takes the resume */
   return op_loop(L, s);
 }
@@ -981,6 +1028,9 @@ static int sess_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
                       const char *what) {
   char *text;
   int n, code = s->last.code;
+  if (s->not_ftp && !(x && x->failed))
+    return nl_pushfailcode(L, "protocol", "%s: not an FTP reply: %s", what,
+                           s->bad_line);
   text = malloc(s->last.text.len + 1);
   if (text) {
     memcpy(text, nl_buf_head(&s->last.text), s->last.text.len);
@@ -1057,14 +1107,29 @@ static void sess_free(ftp_sess *s, int quit) {
   for (i = 0; i < NQUOTE; i++) nl_buf_free(&s->qr[i].text);
 }
 
+/* close() and __close.  Busy is fine when the operation is parked in
+ * another task (nothing of curl's is on the C stack then): that task
+ * wakes and its call returns "closed".  From a callback of the session's
+ * own operation it is not. */
 static int m_close(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
-  if (s->busy) return luaL_error(L, "close: ftp session is busy");
+  int i;
+  if (s->busy && !s->co.parked)
+    return luaL_error(L, "close: ftp session is busy");
+  if (!s->closed) {
+    /* the descriptors a parked operation may be waiting on */
+    nl_coop_closing(L, &s->co, s->epfd);
+    nl_coop_closing(L, &s->co, s->cn_fd);
+    nl_coop_closing(L, &s->co, s->rs_fd);
+    for (i = 0; i < s->nw; i++) nl_coop_closing(L, &s->co, s->wfd[i]);
+  }
   s->L = L;
   sess_free(s, 0);
+  s->busy = 0;
   return 0;
 }
 
+/* __gc: nothing can wait on a session being collected */
 static int m_gc(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
   s->L = L;
@@ -1138,6 +1203,7 @@ static int l_session(lua_State *L) {
   memset(s, 0, sizeof *s);
   s->pre_fd = -1;
   s->ctl_fd = CURL_SOCKET_BAD;
+  s->rs_fd = -1;
   s->epfd = -1;
   s->cn_fd = -1;
   s->debugref = LUA_NOREF;
@@ -1321,8 +1387,15 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
       lua_pushnil(L);
       lua_insert(L, -2);
       if (code == 0) {
+        char q[100];
+        size_t l = rl;
+        const char *e = memchr(buf, '\n', rl);
+        if (e) l = (size_t)(e - buf);
+        if (l > 0 && buf[l - 1] == '\r') l--;
+        quote_line(q, sizeof q, buf, l);
         lua_pop(L, 1);
-        return nl_pushfailcode(L, "protocol", "connect %s: bad greeting", s->cn_where);
+        return nl_pushfailcode(L, "protocol", "connect %s: not an FTP reply: %s",
+                               s->cn_where, q);
       }
       lua_pushinteger(L, code);
       return 3;
@@ -1341,18 +1414,22 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
  * netlua.run the name lookup and the waits yield; the timeout bounds
  * both. */
 static int m_connect(lua_State *L) {
-  ftp_sess *s = check_sess(L);
+  ftp_sess *s = luaL_checkudata(L, 1, FTP);
   const char *host;
   int port, g, w;
   nl_deadline d, fresh;
   char serv[16];
   struct addrinfo hints, *res = NULL;
   nl_offload *r;
+  if (nl_coop_closed(&s->co))  /* by another task, while we waited */
+    return nl_pushfail(L, NL_ABORTED, "connect %s", s->cn_where);
+  check_sess(L);
   if (s->co.resuming && s->cn_phase) {  /* after a yield */
     nl_coop_begin(L, &s->co, m_connect, 0, &d);
     return connect_step(L, s, &d);
   }
-  r = nl_resolve_resumed(L);  /* a yield while looking the name up */
+  /* a yield while looking the name up left the lookup on top */
+  r = s->co.resuming ? nl_offload_top(L) : NULL;
   host = check_clean(L, 2, "host");
   if (r == NULL) {
     check_idle(L, s);
@@ -1372,8 +1449,12 @@ static int m_connect(lua_State *L) {
     lua_settop(L, 4);
     s->busy = 1;  /* the lookup may yield: no other call may start */
     r = nl_resolve_start(L, host, serv, &hints, m_connect, s->timeout);
+    /* the lookup waits as the session's operation: close() wakes it */
+    nl_coop_begin(L, &s->co, m_connect, s->timeout, &fresh);
   }
-  w = nl_resolve_wait(r, &res, &g, &d);
+  s->rs_fd = nl_offload_fd(r);
+  w = nl_resolve_wait(r, &s->co, &res, &g, &d);
+  s->rs_fd = -1;
   if (w != NL_OK || g != 0) {
     s->busy = 0;
     if (w != NL_OK)
@@ -2092,7 +2173,7 @@ void nl_open_ftp(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, m_gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, m_gc);
+  lua_pushcfunction(L, m_close);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, m_tostring);
   lua_setfield(L, -2, "__tostring");

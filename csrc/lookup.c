@@ -391,7 +391,7 @@ static int l_getaddrinfo(lua_State *L) {
     lua_settop(L, 3);
     r = nl_resolve_start(L, host, serv, &hints, l_getaddrinfo, timeout);
   }
-  w = nl_resolve_wait(r, &res, &e, &d);  /* r keeps res, frees it */
+  w = nl_resolve_wait(r, NULL, &res, &e, &d);  /* r keeps res, frees it */
   if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
   if (e != 0) return gai_fail(L, e, what);
   lua_newtable(L);
@@ -457,7 +457,7 @@ static int l_getnameinfo(lua_State *L) {
     o = nl_offload_start(L, gni_run, g, free, (flags & NI_NUMERICHOST) != 0,
                          l_getnameinfo, timeout);
   }
-  w = nl_offload_wait(o, &d);
+  w = nl_offload_wait(o, NULL, &d);
   if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
   g = (gni_job *)nl_offload_arg(o);
   if (g->gerr != 0) {
@@ -600,7 +600,7 @@ static int hent_call(lua_State *L, lua_CFunction fn, const char *fname,
     h->byaddr = byaddr;
     o = nl_offload_start(L, hent_run, h, hent_release, HENT_HERE, fn, -1);
   }
-  w = nl_offload_wait(o, &d);
+  w = nl_offload_wait(o, NULL, &d);
   if (w != NL_OK) return nl_pushfail(L, w, "%s %s", fname, name);
   h = (hent_job *)nl_offload_arg(o);
   if (h->gerr != 0) {
@@ -650,7 +650,7 @@ static int l_gethostbyname(lua_State *L) {
     hints.ai_socktype = SOCK_STREAM;
     r = nl_resolve_start(L, name, NULL, &hints, l_gethostbyname, -1);
   }
-  w = nl_resolve_wait(r, &res, &e, &d);
+  w = nl_resolve_wait(r, NULL, &res, &e, &d);
   if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
   if (e != 0) return gai_fail(L, e, what);
   addr_text(res->ai_addr, res->ai_addrlen, ip, sizeof ip);

@@ -23,6 +23,7 @@
 #define NL_TIMEOUT  (-1)   /* deadline passed */
 #define NL_CLOSED   (-2)   /* peer closed: EOF */
 #define NL_LIMIT    (-3)   /* a buffer limit was reached */
+#define NL_ABORTED  (-4)   /* another task closed the object while we waited */
 /* any positive value is an errno */
 
 /* ---- deadlines (timeout.c) -------------------------------------------- */
@@ -54,6 +55,8 @@ typedef struct nl_coop {
   nl_deadline dl;          /* the operation's deadline, kept across yields */
   size_t progress;         /* work already done (bytes written) */
   int base;                /* stack slot where the operation's values end */
+  int closed;              /* the object is closed (nl_coop_closing) */
+  int parked;              /* yielded in nl_coop_wait, not resumed yet */
 } nl_coop;
 
 /* Starts (returns 0) or resumes (returns 1) an operation; *d gets the
@@ -66,6 +69,16 @@ void nl_coop_end(nl_coop *c);
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
 /* True when L is a coroutine driven by netlua.run that may yield here. */
 int nl_coop_active(lua_State *L);
+/* The object that owns c is about to close fd (call it before close()):
+ * tasks parked on fd run again and the poller forgets fd, so the number
+ * can be reused safely.  Not from __gc: a parked task keeps its object
+ * alive, so nothing can be parked on an object being collected. */
+void nl_coop_closing(lua_State *L, nl_coop *c, int fd);
+/* First thing a method that may restart after a wait does: true when it
+ * is resuming after another task closed its object; the method then
+ * returns its "closed" result (NL_ABORTED) instead of raising "attempt to
+ * use a closed ...", which stays the answer to a fresh call. */
+int nl_coop_closed(nl_coop *c);
 
 /* ---- blocking lookups with deadlines (resolve.c) ----------------------- */
 /* A call in progress: a userdata on the Lua stack. */
@@ -84,9 +97,16 @@ nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
                              lua_CFunction restart, double timeout);
 /* The run on top of the stack when the caller is being restarted. */
 nl_offload *nl_offload_resumed(lua_State *L);
+/* The run on top of the stack, if any (for callers waiting as `owner`). */
+nl_offload *nl_offload_top(lua_State *L);
 /* Waits for fn to have run (yielding in a task): NL_OK, NL_TIMEOUT or an
- * errno.  *d gets the run's deadline, for the work that follows. */
-int nl_offload_wait(nl_offload *o, nl_deadline *d);
+ * errno.  *d gets the run's deadline, for the work that follows.  With an
+ * owner, the wait parks on the owning object's nl_coop (whose restart is
+ * the caller), so closing that object wakes it; else on the run's own. */
+int nl_offload_wait(nl_offload *o, nl_coop *owner, nl_deadline *d);
+/* The descriptor a run's wait is on (-1 once done): what closing an
+ * owner must wake. */
+int nl_offload_fd(nl_offload *o);
 /* arg, to read fn's results after NL_OK (alive while the run is). */
 void *nl_offload_arg(nl_offload *o);
 
@@ -96,8 +116,8 @@ nl_offload *nl_resolve_start(lua_State *L, const char *host,
                              lua_CFunction restart, double timeout);
 /* NL_OK: *gerr is getaddrinfo's result and *res its list, still owned by
  * the run (freed with it); else NL_TIMEOUT or an errno. */
-int nl_resolve_wait(nl_offload *o, struct addrinfo **res, int *gerr,
-                    nl_deadline *d);
+int nl_resolve_wait(nl_offload *o, nl_coop *owner, struct addrinfo **res,
+                    int *gerr, nl_deadline *d);
 /* Takes the list out of a finished lookup: the caller frees it. */
 struct addrinfo *nl_resolve_take(nl_offload *o);
 #define nl_resolve_resumed nl_offload_resumed
@@ -187,6 +207,13 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
                      int type);
 /* Fetches an open socket of metatable tname; raises on a closed one. */
 nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname);
+/* Raises on a closed socket, else returns s. */
+nl_sock *nl_sock_open(lua_State *L, nl_sock *s);
+/* nl_sock_check for a method that may restart after a wait: NULL, with
+ * nil, "<who>: closed", "closed" pushed, when another task closed the
+ * socket while the method waited (nl_coop_closed). */
+nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
+                    const char *who);
 /* Fetches without checking that it is open. */
 nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname);
 int nl_sock_closefd(nl_sock *s);

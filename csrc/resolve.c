@@ -156,11 +156,20 @@ nl_offload *nl_offload_resumed(lua_State *L) {
   return o;
 }
 
-int nl_offload_wait(nl_offload *o, nl_deadline *d) {
+nl_offload *nl_offload_top(lua_State *L) {
+  return (nl_offload *)luaL_testudata(L, -1, OFFLOAD);
+}
+
+int nl_offload_fd(nl_offload *o) {
+  return o->done || o->j == NULL ? -1 : o->j->rfd;
+}
+
+int nl_offload_wait(nl_offload *o, nl_coop *owner, nl_deadline *d) {
+  nl_coop *c = owner ? owner : &o->co;
   *d = o->dl;
   while (!o->done) {
-    char c;
-    ssize_t n = read(o->j->rfd, &c, 1);
+    char byte;
+    ssize_t n = read(o->j->rfd, &byte, 1);
     int w;
     if (n == 1) {
       o->done = 1;
@@ -168,13 +177,13 @@ int nl_offload_wait(nl_offload *o, nl_deadline *d) {
     }
     if (n < 0 && errno == EINTR) continue;
     /* in a task this yields; the caller's restart comes back here */
-    w = nl_coop_wait(&o->co, o->j->rfd, NL_WAIT_READ, &o->dl);
+    w = nl_coop_wait(c, o->j->rfd, NL_WAIT_READ, &o->dl);
     if (w != NL_OK) {
-      nl_coop_end(&o->co);
+      nl_coop_end(c);
       return w;
     }
   }
-  nl_coop_end(&o->co);
+  nl_coop_end(c);
   return NL_OK;
 }
 
@@ -237,9 +246,9 @@ nl_offload *nl_resolve_start(lua_State *L, const char *host,
                           numeric_host(host, hints), restart, timeout);
 }
 
-int nl_resolve_wait(nl_offload *o, struct addrinfo **res, int *gerr,
-                    nl_deadline *d) {
-  int w = nl_offload_wait(o, d);
+int nl_resolve_wait(nl_offload *o, nl_coop *owner, struct addrinfo **res,
+                    int *gerr, nl_deadline *d) {
+  int w = nl_offload_wait(o, owner, d);
   gai_job *g;
   if (w != NL_OK) return w;
   g = (gai_job *)nl_offload_arg(o);

@@ -7,6 +7,9 @@
  * in nl_wait(); when the scheduler resumes it, the operation restarts from
  * the state it keeps in its object (nl_coop).  Outside netlua.run nothing
  * changes.  The scheduler itself (queues, timers) is Lua: netlua/sched.lua.
+ * Closing an object under a parked operation (nl_coop_closing) hands
+ * the descriptor to the scheduler's onclose hook, which wakes the task;
+ * the operation then finds nl_coop_closed() and returns "closed".
  * Also here: netlua.wait(), for scripts that bring their own loop.
  * Not here: any policy about which coroutine runs next.
  */
@@ -24,6 +27,7 @@
 
 static const char coop_key = 'c';    /* registry: set of driven threads */
 static const char wait_token = 'w';  /* first value of a WAIT yield */
+static const char close_key = 'x';   /* registry: the scheduler's onclose */
 
 int nl_coop_active(lua_State *L) {
   int on;
@@ -72,6 +76,7 @@ static int coop_continue(lua_State *L, int status, lua_KContext ctx) {
   nl_coop *c = (nl_coop *)ctx;
   int n;
   (void)status;
+  c->parked = 0;
   c->resuming = 1;
   n = c->restart(L);  /* does not come back if it yields again */
   c->resuming = 0;    /* an operation that needed no wait this time */
@@ -87,9 +92,37 @@ int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {
   lua_pushinteger(L, fd);
   lua_pushinteger(L, events);
   lua_pushnumber(L, d->at);
+  c->parked = 1;
   /* a C function that yields does not come back here: Lua unwinds to
    * the resume and, later, calls coop_continue in this frame's place */
   return lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
+}
+
+void nl_coop_closing(lua_State *L, nl_coop *c, int fd) {
+  c->closed = 1;
+  if (fd < 0) return;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &close_key) != LUA_TFUNCTION) {
+    lua_pop(L, 1);  /* the scheduler was never loaded: nobody waits */
+    return;
+  }
+  lua_pushinteger(L, fd);
+  /* it only moves tasks between tables: an error here is out of memory,
+   * and the close must go on regardless */
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+int nl_coop_closed(nl_coop *c) {
+  if (!c->closed || !c->resuming) return 0;
+  nl_coop_end(c);
+  return 1;
+}
+
+/* core.coop_onclose(fn): fn(fd) is called when an object closes fd. */
+static int l_coop_onclose(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &close_key);
+  return 0;
 }
 
 /* core.coop_register(co): netlua.run drives co from now on. */
@@ -321,6 +354,7 @@ void nl_open_sched(lua_State *L) {
     {"watch", m_watch}, {"wait", m_wait}, {"close", m_pclose}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"coop_register", l_coop_register}, {"coop_active", l_coop_active},
+    {"coop_onclose", l_coop_onclose},
     {"poller", l_poller}, {"wait", l_wait}, {NULL, NULL}};
   luaL_newmetatable(L, POLLER);
   lua_pushcfunction(L, m_pclose);

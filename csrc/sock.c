@@ -73,10 +73,23 @@ nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname) {
   return (nl_sock *)luaL_checkudata(L, arg, tname);
 }
 
-nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname) {
-  nl_sock *s = nl_sock_raw(L, arg, tname);
+nl_sock *nl_sock_open(lua_State *L, nl_sock *s) {
   if (s->fd < 0) luaL_error(L, "attempt to use a closed socket");
   return s;
+}
+
+nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname) {
+  return nl_sock_open(L, nl_sock_raw(L, arg, tname));
+}
+
+nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
+                    const char *who) {
+  nl_sock *s = nl_sock_raw(L, arg, tname);
+  if (nl_coop_closed(&s->co)) {
+    nl_pushfail(L, NL_ABORTED, "%s", who);
+    return NULL;
+  }
+  return nl_sock_open(L, s);
 }
 
 int nl_sock_closefd(nl_sock *s) {
@@ -116,13 +129,16 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
 
 #define TNAME(L) lua_tostring(L, lua_upvalueindex(1))
 
+/* close() and __close: a task waiting on the socket wakes first */
 static int m_close(lua_State *L) {
   nl_sock *s = nl_sock_raw(L, 1, TNAME(L));
+  if (s->fd >= 0) nl_coop_closing(L, &s->co, s->fd);
   nl_sock_closefd(s);
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* __gc: nothing can wait on a socket being collected */
 static int m_gc(lua_State *L) {
   nl_sock_closefd(nl_sock_raw(L, 1, TNAME(L)));
   return 0;
@@ -186,7 +202,7 @@ void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra) {
     {"getsockname", m_getsockname}, {"getpeername", m_getpeername},
     {"getfamily", m_getfamily}, {NULL, NULL}};
   static const luaL_Reg meta[] = {
-    {"__gc", m_gc}, {"__close", m_gc}, {"__tostring", m_tostring},
+    {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
     {NULL, NULL}};
   luaL_newmetatable(L, tname);
   lua_pushstring(L, tname);

@@ -195,7 +195,7 @@ static int tcp_connect(lua_State *L) {
     hints.ai_family = o.family;
     r = nl_resolve_start(L, host, serv, &hints, tcp_connect, o.timeout);
   }
-  w = nl_resolve_wait(r, &res, &gerr, &d);
+  w = nl_resolve_wait(r, NULL, &res, &gerr, &d);
   if (w != NL_OK)
     return nl_pushfail(L, w, "connect %s:%s: name lookup", host, serv);
   if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
@@ -262,8 +262,9 @@ static int tcp_listen(lua_State *L) {
 
 /* server:accept([timeout]) -> client socket */
 static int srv_accept(lua_State *L) {
-  nl_sock *srv = nl_sock_check(L, 1, SERVER);
+  nl_sock *srv = nl_sock_op(L, 1, SERVER, "accept");
   nl_deadline d;
+  if (srv == NULL) return 3;
   nl_coop_begin(L, &srv->co, srv_accept, nl_opttimeout(L, 2, srv->timeout),
                 &d);
   for (;;) {
@@ -294,9 +295,10 @@ static int srv_accept(lua_State *L) {
 /* sock:read(fmt...) io-style.  Results of formats read before a yield
  * stay on the stack above the formats (co.base) and count as done. */
 static int tcp_read(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TCP);
+  nl_sock *s = nl_sock_op(L, 1, TCP, "read");
   nl_deadline d;
   int n;
+  if (s == NULL) return 3;
   if (!nl_coop_begin(L, &s->co, tcp_read, s->timeout, &d)) {
     if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
     s->co.base = lua_gettop(L);
@@ -310,6 +312,7 @@ static int lines_iter(lua_State *L) {
   nl_sock *s = nl_sock_raw(L, lua_upvalueindex(1), TCP);
   int n = (int)lua_tointeger(L, lua_upvalueindex(2)), i, got;
   nl_deadline d;
+  if (nl_coop_closed(&s->co)) return 0;  /* closed by another task: done */
   if (s->fd < 0) return luaL_error(L, "socket is already closed");
   if (!nl_coop_begin(L, &s->co, lines_iter, s->timeout, &d)) {
     lua_settop(L, 0);
@@ -342,11 +345,18 @@ static int tcp_lines(lua_State *L) {
 
 /* LuaSocket: sock:receive([pattern [, prefix]]) -> data | nil, err, partial */
 static int tcp_receive(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TCP);
+  nl_sock *s = nl_sock_raw(L, 1, TCP);
   size_t plen = 0, n = 0, used = 0;
   const char *prefix = luaL_optlstring(L, 3, "", &plen);
   nl_deadline d;
   int r;
+  if (nl_coop_closed(&s->co)) {  /* by another task, while we waited */
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    lua_pushlstring(L, prefix, plen);
+    return 3;
+  }
+  nl_sock_open(L, s);
   nl_coop_begin(L, &s->co, tcp_receive, s->timeout, &d);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer want = luaL_checkinteger(L, 2);
@@ -386,7 +396,7 @@ static int tcp_receive(lua_State *L) {
 
 /* LuaSocket: sock:send(data [, i [, j]]) -> last index | nil, err, last */
 static int tcp_send(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TCP);
+  nl_sock *s = nl_sock_raw(L, 1, TCP);
   size_t len;
   const char *p = luaL_checklstring(L, 2, &len);
   lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, -1);
@@ -397,6 +407,13 @@ static int tcp_send(lua_State *L) {
   if (i < 1) i = 1;
   if (j < 0) j = (lua_Integer)len + j + 1;
   if (j > (lua_Integer)len) j = (lua_Integer)len;
+  if (nl_coop_closed(&s->co)) {  /* by another task, while we waited */
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    lua_pushinteger(L, i - 1 + (lua_Integer)s->co.progress);
+    return 3;
+  }
+  nl_sock_open(L, s);
   nl_coop_begin(L, &s->co, tcp_send, s->timeout, &d);
   if (i > j) {
     nl_coop_end(&s->co);
@@ -419,10 +436,11 @@ static int tcp_send(lua_State *L) {
 
 /* io-style: sock:write(...) -> sock | nil, msg, code */
 static int tcp_write(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TCP);
+  nl_sock *s = nl_sock_op(L, 1, TCP, "write");
   int top = lua_gettop(L), i;
   size_t skip;
   nl_deadline d;
+  if (s == NULL) return 3;
   nl_coop_begin(L, &s->co, tcp_write, s->timeout, &d);
   skip = s->co.progress;  /* bytes sent before a yield */
   for (i = 2; i <= top; i++) {

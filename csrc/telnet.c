@@ -151,18 +151,38 @@ static tsession *raw_session(lua_State *L, int arg) {
   return (tsession *)luaL_checkudata(L, arg, SESSION);
 }
 
-static tsession *check_session(lua_State *L, int arg) {
-  tsession *s = raw_session(L, arg);
+static tsession *open_session(lua_State *L, tsession *s) {
   if (s->fd < 0) luaL_error(L, "attempt to use a closed telnet session");
   s->L = L;
   return s;
 }
 
-static tsession *check_reader(lua_State *L, int arg, const char *who) {
-  tsession *s = check_session(L, arg);
+static tsession *check_session(lua_State *L, int arg) {
+  return open_session(L, raw_session(L, arg));
+}
+
+static tsession *open_reader(lua_State *L, tsession *s, const char *who) {
+  open_session(L, s);
   if (s->in_cb)
     luaL_error(L, "%s: cannot read from inside the negotiation callback", who);
   return s;
+}
+
+static tsession *check_reader(lua_State *L, int arg, const char *who) {
+  return open_reader(L, raw_session(L, arg), who);
+}
+
+/* The session (argument 1) for a method that may restart after a wait:
+ * NULL, with nil, "<who> <name>: closed", "closed" pushed, when another
+ * task closed it while the method waited.  Otherwise as check_reader
+ * (reading) or check_session. */
+static tsession *session_op(lua_State *L, const char *who, int reading) {
+  tsession *s = raw_session(L, 1);
+  if (nl_coop_closed(&s->co)) {
+    nl_pushfail(L, NL_ABORTED, "%s %s", who, s->name);
+    return NULL;
+  }
+  return reading ? open_reader(L, s, who) : open_session(L, s);
 }
 
 static size_t opt_size(lua_State *L, int opts, const char *field,
@@ -406,11 +426,14 @@ static int buffered(lua_State *L, tsession *s, const char *who) {
 
 /* s:read_until(expected [, timeout]) -> data | data, "timeout"|"closed" */
 static int t_read_until(lua_State *L) {
-  tsession *s = check_reader(L, 1, "read_until");
+  tsession *s = session_op(L, "read_until", 1);
   size_t m;
-  const char *want = luaL_checklstring(L, 2, &m);
-  size_t *scanned = &s->co.progress;  /* kept across a yield */
+  const char *want;
+  size_t *scanned;
   nl_deadline d;
+  if (s == NULL) return 3;
+  want = luaL_checklstring(L, 2, &m);
+  scanned = &s->co.progress;  /* kept across a yield */
   nl_coop_begin(L, &s->co, t_read_until, nl_opttimeout(L, 3, s->timeout), &d);
   for (;;) {
     const char *h = nl_buf_head(&s->in), *hit;
@@ -430,9 +453,10 @@ static int t_read_until(lua_State *L) {
 
 /* s:read_all() -> every byte up to EOF */
 static int t_read_all(lua_State *L) {
-  tsession *s = check_reader(L, 1, "read_all");
+  tsession *s = session_op(L, "read_all", 1);
   nl_deadline d;
   int r;
+  if (s == NULL) return 3;
   nl_coop_begin(L, &s->co, t_read_all, nl_opttimeout(L, 2, s->timeout), &d);
   for (;;) {
     if (over_limit(s)) return push_limit(L, s, "read_all");
@@ -448,8 +472,9 @@ static int t_read_all(lua_State *L) {
 
 /* s:read_some() -> at least one byte, unless EOF or timeout */
 static int t_read_some(lua_State *L) {
-  tsession *s = check_reader(L, 1, "read_some");
+  tsession *s = session_op(L, "read_some", 1);
   nl_deadline d;
+  if (s == NULL) return 3;
   nl_coop_begin(L, &s->co, t_read_some, nl_opttimeout(L, 2, s->timeout), &d);
   if (s->in.len == 0) {
     int r = fill_data(s, &d, 0);
@@ -461,9 +486,10 @@ static int t_read_some(lua_State *L) {
 
 /* s:read_very_eager() -> everything readable without blocking */
 static int t_read_very_eager(lua_State *L) {
-  tsession *s = check_reader(L, 1, "read_very_eager");
+  tsession *s = session_op(L, "read_very_eager", 1);
   nl_deadline d;
   int r = NL_OK;
+  if (s == NULL) return 3;
   nl_coop_begin(L, &s->co, t_read_very_eager, s->timeout, &d);
   while (!over_limit(s) && (r = fill(s, &d, 1)) == NL_OK) {}
   if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED && s->in.len == 0)
@@ -473,8 +499,9 @@ static int t_read_very_eager(lua_State *L) {
 
 /* s:read_eager() -> what is readily there; "" when nothing is */
 static int t_read_eager(lua_State *L) {
-  tsession *s = check_reader(L, 1, "read_eager");
+  tsession *s = session_op(L, "read_eager", 1);
   nl_deadline d;
+  if (s == NULL) return 3;
   nl_coop_begin(L, &s->co, t_read_eager, s->timeout, &d);
   if (s->in.len == 0) {
     int r = fill_data(s, &d, 1);
@@ -551,10 +578,11 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
 /* s:expect(patterns [, timeout]) -> index, text, captures... |
  *   nil, text, "timeout"|"closed" */
 static int t_expect(lua_State *L) {
-  tsession *s = check_reader(L, 1, "expect");
+  tsession *s = session_op(L, "expect", 1);
   int n, i, find, pats;
   size_t *done;
   nl_deadline d;
+  if (s == NULL) return 3;
   find = lua_upvalueindex(1);
   pats = 3;
   if (s->co.resuming) {  /* after a yield: patterns and progress are kept */
@@ -624,12 +652,14 @@ static void dbg_data(tsession *s, const char *what, const char *p, size_t n) {
 /* s:write(data [, secret]) -> true | nil, msg, code.  IAC is doubled and,
  * unless BINARY is on for us, a bare CR goes out as CR NUL. */
 static int t_write(lua_State *L) {
-  tsession *s = check_session(L, 1);
+  tsession *s = session_op(L, "write", 0);
   size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
+  const char *p;
   int secret = lua_toboolean(L, 3), r;
   char *room;
   nl_deadline d;
+  if (s == NULL) return 3;
+  p = luaL_checklstring(L, 2, &n);
   /* the escaped bytes join the engine's replies in s->out, in order; a
    * write resumed after a yield only has to flush what is left */
   if (!nl_coop_begin(L, &s->co, t_write, s->timeout, &d)) {
@@ -653,11 +683,13 @@ static int t_write(lua_State *L) {
 /* s:sendall(bytes) -> true: raw bytes, no escaping (what a negotiation
  * callback uses to answer, like telnetlib's sock.sendall). */
 static int t_sendall(lua_State *L) {
-  tsession *s = check_session(L, 1);
+  tsession *s = session_op(L, "sendall", 0);
   size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
+  const char *p;
   nl_deadline d;
   int r;
+  if (s == NULL) return 3;
+  p = luaL_checklstring(L, 2, &n);
   if (!nl_coop_begin(L, &s->co, t_sendall, s->timeout, &d) &&
       nl_buf_append(&s->out, p, n) != NL_OK)
     return nl_pushfail(L, ENOMEM, "sendall %s", s->name);
@@ -692,9 +724,11 @@ static int do_request(lua_State *L, tn_engine *e, int first) {
 /* s:request("will"|"wont"|"do"|"dont", opt) -> true if something was sent
  * or queued, false if the option already is (or goes) that way. */
 static int t_request(lua_State *L) {
-  tsession *s = check_session(L, 1);
+  tsession *s = session_op(L, "request", 0);
   nl_deadline d;
-  int sent = do_request(L, &s->eng, 2), r;
+  int sent, r;
+  if (s == NULL) return 3;
+  sent = do_request(L, &s->eng, 2);
   nl_coop_begin(L, &s->co, t_request, s->timeout, &d);
   r = flush_out(s, &d);
   if (r != NL_OK) return nl_pushfail(L, r, "request %s", s->name);
@@ -704,10 +738,13 @@ static int t_request(lua_State *L) {
 
 /* s:set_window(cols, rows): NAWS now if it is on, else when it goes on */
 static int t_set_window(lua_State *L) {
-  tsession *s = check_session(L, 1);
-  lua_Integer c = luaL_checkinteger(L, 2), r = luaL_checkinteger(L, 3);
+  tsession *s = session_op(L, "set_window", 0);
+  lua_Integer c, r;
   nl_deadline d;
   int e;
+  if (s == NULL) return 3;
+  c = luaL_checkinteger(L, 2);
+  r = luaL_checkinteger(L, 3);
   luaL_argcheck(L, c >= 1 && c <= 65535, 2, "columns 1..65535 expected");
   luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
   tn_accept(&s->eng, TN_US, TN_NAWS, 1);
@@ -794,14 +831,17 @@ static void free_session(tsession *s) {
   nl_buf_free(&s->evq);
 }
 
+/* close() and __close: a task waiting on the session wakes first */
 static int t_close(lua_State *L) {
   tsession *s = raw_session(L, 1);
   if (s->in_cb) return luaL_error(L, "close: not from inside the callback");
+  if (s->fd >= 0) nl_coop_closing(L, &s->co, s->fd);
   free_session(s);
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* __gc: nothing can wait on a session being collected */
 static int t_gc(lua_State *L) {
   free_session(raw_session(L, 1));
   return 0;

@@ -888,13 +888,17 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
 
 /* sock:sendto(data, ip, port) -> bytes sent | nil, msg, code */
 static int udp_sendto(lua_State *L) {
-  nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
+  nl_sock *s = nl_sock_op(L, 1, UDP, "sendto");
+  udp_ext *e;
   size_t len;
-  const char *p = luaL_checklstring(L, 2, &len);
-  const nl_addr *a = dest_addr(L, s, e, 3);
+  const char *p;
+  const nl_addr *a;
   nl_deadline d;
   int started = 0;
+  if (s == NULL) return 3;
+  e = get_ext(L, 1);
+  p = luaL_checklstring(L, 2, &len);
+  a = dest_addr(L, s, e, 3);
   if (a == NULL) return 3;
   for (;;) {
     ssize_t n = sendto(s->fd, p, len, MSG_NOSIGNAL,
@@ -997,12 +1001,19 @@ static int build_chunk(lua_State *L, const nl_addr *a, int gso,
 
 /* sock:sendmany(datas, ip, port) -> count | nil, msg, code, count */
 static int udp_sendmany(lua_State *L) {
-  nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
+  nl_sock *s = nl_sock_raw(L, 1, UDP);
+  udp_ext *e;
   const nl_addr *a;
   lua_Integer total, done = 0, i;
   nl_deadline d;
   int err = NL_OK;
+  if (nl_coop_closed(&s->co)) {  /* by another task, while we waited */
+    nl_pushfail(L, NL_ABORTED, "sendmany");
+    lua_pushinteger(L, (lua_Integer)s->co.progress);
+    return 4;
+  }
+  nl_sock_open(L, s);
+  e = get_ext(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   total = (lua_Integer)lua_rawlen(L, 2);
   for (i = 1; i <= total; i++) {  /* check all before sending any */
@@ -1182,8 +1193,8 @@ static size_t opt_max(lua_State *L, int arg) {
  * Without pktinfo a datagram longer than max fails with code "truncated";
  * with pktinfo it is returned cut, and info.truncated says so. */
 static int udp_receivefrom(lua_State *L) {
-  nl_sock *s = check_udp(L, 1);
-  size_t max = opt_max(L, 2);
+  nl_sock *s = nl_sock_op(L, 1, UDP, "receivefrom");
+  size_t max;
   udp_ext *e;
   struct sockaddr_storage from;
   union { struct cmsghdr align; char b[CTLSZ]; } ctl;
@@ -1193,6 +1204,8 @@ static int udp_receivefrom(lua_State *L) {
   int started = 0;
   ssize_t n;
   char *buf;
+  if (s == NULL) return 3;
+  max = opt_max(L, 2);
   lua_settop(L, 2);
   lua_getiuservalue(L, 1, 1);  /* the ext stays at index 3 */
   e = (udp_ext *)lua_touserdata(L, 3);
@@ -1394,7 +1407,10 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self) {
 }
 
 static int udp_receivemany(lua_State *L) {
-  int n = receive_batch(L, 0, udp_receivemany);
+  int n;
+  if (nl_coop_closed(&nl_sock_raw(L, 1, UDP)->co))
+    return nl_pushfail(L, NL_ABORTED, "receivemany");
+  n = receive_batch(L, 0, udp_receivemany);
   ext_trim((udp_ext *)lua_touserdata(L, 4));  /* the ext, set by the batch */
   return n;
 }
@@ -1404,7 +1420,10 @@ static int udp_receivemany(lua_State *L) {
  * (about 1.5x the datagrams/s); cut[i] is the full size of a datagram
  * longer than max.  No pktinfo here: use receivemany for that. */
 static int udp_receivedatas(lua_State *L) {
-  int n = receive_batch(L, 1, udp_receivedatas);
+  int n;
+  if (nl_coop_closed(&nl_sock_raw(L, 1, UDP)->co))
+    return nl_pushfail(L, NL_ABORTED, "receivedatas");
+  n = receive_batch(L, 1, udp_receivedatas);
   ext_trim((udp_ext *)lua_touserdata(L, 4));
   if (n != 1) return n;  /* a failure: nil, msg, code */
   return lua_gettop(L) - 4;

@@ -37,6 +37,12 @@ describe("ftp against a hostile scripted server", function()
     assert.equal("220-Welcome\n220-to the\n  indented text\n220 hostile server", s:getwelcome())
     assert.equal("200-first\n second\n200-third\n200 done", s:voidcmd("NOOP"))
     s:close()
+    -- and a multi-line login reply whose text lines look like anything
+    local t = ftp.new{timeout = 5}
+    assert(t:connect("127.0.0.1", port))
+    assert.equal("230-Welcome\n any text\n 230 lookalike\n230-more\n230 done",
+      t:login("u", "p"))
+    t:close()
   end)
 
   it("survives an over-long reply line", function()
@@ -70,16 +76,68 @@ describe("ftp against a hostile scripted server", function()
     s:close()
   end)
 
-  it("reports garbage replies as a protocol error", function()
+  -- Lines that are not FTP replies: libcurl would wait for a valid line
+  -- until the timeout; the session sees them and stops at once.
+  local TIMEOUT = 5
+  local function not_ftp(mode, call, quoted)
     local port
-    pid, port = start("garbage")
-    local s = assert(session(port, {timeout = 1}))
-    local dt, ok, msg, code = H.timed(s.sendcmd, s, "NOOP")
+    pid, port = start(mode)
+    local t0 = require("netlua").monotime()
+    local ok, msg, code = call(port)
+    local dt = require("netlua").monotime() - t0
     assert.is_nil(ok)
-    assert.is_string(msg)
-    assert.is_true(code == "protocol" or code == "timeout" or code == "closed", tostring(code))
-    assert.is_true(dt < 1 + 1, tostring(dt))
+    assert.equal("protocol", code, msg)
+    assert.is_true(dt < 1, tostring(dt))  -- the timeout is 5 s
+    assert.matches("not an FTP reply", msg)
+    assert.is_truthy(msg:find(quoted, 1, true), msg)
+    return msg
+  end
+
+  it("reports a garbage reply to a command as a protocol error, at once", function()
+    local s
+    not_ftp("garbage", function(port)
+      s = assert(session(port, {timeout = TIMEOUT}))
+      return s:sendcmd("NOOP")
+    end, '"this is not an ftp reply"')
+    -- the connection is dropped; the next call connects again and works
+    assert.equal("257 \"/\" is cwd", s:sendcmd("PWD"))
     s:close()
+  end)
+
+  it("reports a binary blob as a protocol error, quoted safely", function()
+    local msg = not_ftp("binary", function(port)
+      local s <close> = assert(session(port, {timeout = TIMEOUT}))
+      return s:voidcmd("NOOP")
+    end, '"\\x00\\x01\\x02\\xff\\xfePK')
+    assert.is_nil(msg:find("[%z\1-\31\127-\255]"), msg)  -- nothing raw in the message
+    assert.is_true(#msg < 200, msg)  -- the 300 bytes of the line are cut
+  end)
+
+  it("reports a reply code with a letter in it during login", function()
+    not_ftp("badcode", function(port)
+      return session(port, {timeout = TIMEOUT})
+    end, '"2o7 \\"/\\" is cwd"')
+  end)
+
+  it("reports a server answering USER with 'hello there'", function()
+    not_ftp("hello", function(port)
+      return session(port, {timeout = TIMEOUT})
+    end, '"hello there"')
+  end)
+
+  it("reports a greeting that is not FTP", function()
+    local port
+    pid, port = start("notftp")
+    for _, call in ipairs {
+      function() return session(port, {timeout = TIMEOUT}) end,
+      function() return ftp.get(("ftp://u:p@127.0.0.1:%d/f"):format(port), {timeout = TIMEOUT}) end,
+    } do
+      local dt, ok, msg, code = H.timed(call)
+      assert.is_nil(ok)
+      assert.equal("protocol", code, msg)
+      assert.matches('not an FTP reply: "hello there"', msg, 1, true)
+      assert.is_true(dt < 1, tostring(dt))
+    end
   end)
 
   it("a server closing mid-transfer gives an error and no local file", function()

@@ -37,6 +37,9 @@ describe("name lookups against a slow resolver", function()
     assert.are.equal("ok", r.getaddrinfo and r.getaddrinfo.v, out)
     assert.are.equal("ok", r.gethostbyname and r.gethostbyname.v, out)
     assert.are.equal("ok", r.ftp and r.ftp.v, out)
+    -- closed by another task while looking the name up: woken at once
+    assert.are.equal("closed", r.ftpclose and r.ftpclose.v, out)
+    assert.is_true(r.ftpclose.secs < 0.4, out)
     for _, key in ipairs {"getnameinfo", "gethostbyname_ex", "gethostbyaddr"} do
       assert.are.equal("ok", r[key] and r[key].v, out)
       assert.is_true(r[key].secs < 1.4, key .. ": " .. out)

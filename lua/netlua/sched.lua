@@ -15,6 +15,10 @@
 -- timeout intact; outside, the same calls block as before.  One poller
 -- (epoll on Linux, poll elsewhere) waits for all of them.
 --
+-- Closing an object while another task waits on it wakes that task: its
+-- call returns nil, "<op>: closed", "closed" (the C close routines call
+-- back here through core.coop_onclose before they close the descriptor).
+--
 -- Not here: threads, preemption.  A task that computes for a long time
 -- without calling netlua holds up the others; `netlua.sched.yield()` lets
 -- them run.
@@ -114,6 +118,18 @@ local function park(co, fd, ev, at)
   end
   if at >= 0 then heap_push({at = at, co = co, id = seq}) end
 end
+
+-- An object is about to close fd (called from C before close()): the
+-- tasks parked on it run again, and their calls return "closed"; taking
+-- them off fd also makes the poller forget it, so the number can be
+-- reused at once without waking anyone by mistake.
+core.coop_onclose(function(fd)
+  local f = fdwait[fd]
+  if not f then return end
+  local r, w = f.r, f.w
+  if r then unpark(r) push_ready(r) end
+  if w and w ~= r then unpark(w) push_ready(w) end
+end)
 
 local function report(co, err)
   local msg = debug.traceback(co, tostring(err))

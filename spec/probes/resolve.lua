@@ -64,6 +64,13 @@ if mode == "coop" then
     if welcome then return welcome:find("probe ready", 1, true) and true or nil, welcome, "wrong" end
     return welcome, msg, code
   end)
+  -- closing a session whose connect is still looking the name up
+  local victim = ftp.new{timeout = 5}
+  job("ftpclose", function() return victim:connect("slow7.netlua.test", fport) end)
+  netlua.spawn(function()
+    netlua.sleep(0.1)
+    victim:close()
+  end)
   job("getnameinfo", function()
     local host, msg, code = lookup.getnameinfo("127.0.0.2", 80)
     if host then return host == "slowhost.netlua.test" or nil, host, "wrong" end
@@ -80,7 +87,7 @@ if mode == "coop" then
     return name, msg, code
   end)
   netlua.spawn(function()
-    while done < 7 do
+    while done < 8 do
       ticks = ticks + 1
       netlua.sleep(0.02)
     end

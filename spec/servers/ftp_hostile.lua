@@ -5,7 +5,11 @@
 -- multiline (multi-line greeting and replies), longline (a 100 KB reply
 -- line), foreignpasv (PASV names 192.0.2.1, a TEST-NET address nobody may
 -- connect to; EPSV is refused so the client must use PASV), garbage
--- (replies without codes after login), dropmid (closes everything half way
+-- (replies without codes after login), binary (a binary blob answers
+-- NOOP after login), badcode (the PWD of the login is answered with a
+-- letter in its code), hello (USER is answered "hello there", as from a
+-- server of some other protocol), notftp (the greeting is "hello
+-- there"), dropmid (closes everything half way
 -- through a RETR), traversal (LIST names entries "../escape", "a/b",
 -- ".." and "ok": a mirror must fetch only "ok").  Serves one client at a time on 127.0.0.1:PORT; prints
 -- "ready" once listening.  Tests nothing itself.
@@ -34,6 +38,8 @@ local function serve(c)
   local data_srv
   if mode == "multiline" then
     send(c, "220-Welcome\r\n220-to the\r\n  indented text\r\n220 hostile server\r\n")
+  elseif mode == "notftp" then
+    send(c, "hello there\r\n")
   else
     send(c, "220 hostile server ready\r\n")
   end
@@ -46,8 +52,18 @@ local function serve(c)
     verb = (verb or ""):upper()
     if logged and mode == "garbage" and verb == "NOOP" then
       send(c, "this is not an ftp reply\r\n")
+    elseif logged and mode == "binary" and verb == "NOOP" then
+      send(c, "\0\1\2\255\254PK\3\4\0\27[2J" .. ("Z"):rep(300) .. "\n\200\201 binary\0\r\n")
+    elseif mode == "hello" and verb == "USER" then send(c, "hello there\r\n")
     elseif verb == "USER" then send(c, "331 password please\r\n")
-    elseif verb == "PASS" then logged = true; send(c, "230 in\r\n")
+    elseif verb == "PASS" then
+      logged = true
+      if mode == "multiline" then
+        send(c, "230-Welcome\r\n any text\r\n 230 lookalike\r\n230-more\r\n230 done\r\n")
+      else
+        send(c, "230 in\r\n")
+      end
+    elseif verb == "PWD" and mode == "badcode" then send(c, '2o7 "/" is cwd\r\n')
     elseif verb == "PWD" then send(c, '257 "/" is cwd\r\n')
     elseif verb == "CWD" then send(c, "250 ok\r\n")
     elseif verb == "TYPE" then send(c, "200 type set\r\n")
