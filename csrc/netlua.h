@@ -197,7 +197,9 @@ typedef struct nl_sock {
   int type;                /* SOCK_STREAM / SOCK_DGRAM */
   double timeout;          /* seconds; < 0 blocks */
   nl_stream st;            /* read side (stream sockets) */
-  nl_coop co;              /* the blocking operation in progress */
+  nl_coop co;              /* the read-side operation in progress */
+  nl_coop wco;             /* the write side: one reader and one writer
+                            * task can wait on a socket at once */
   struct addrinfo *ai_list, *ai_cur;  /* a connect in progress */
 } nl_sock;
 

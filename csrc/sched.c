@@ -58,6 +58,10 @@ int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
     *d = c->dl;
     return 1;
   }
+  if (c->parked && c->L != NULL && c->L != L)
+    /* its state is in c: taking c over would restart it as our call */
+    return luaL_error(L, "another task is already waiting on this object "
+                      "(one reading and one writing task at a time)");
   c->L = L;
   c->restart = restart;
   c->resuming = 0;

@@ -60,6 +60,7 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
   s->st.limit = 0;
   s->st.fill = sock_fill;
   memset(&s->co, 0, sizeof s->co);
+  memset(&s->wco, 0, sizeof s->wco);
   s->ai_list = s->ai_cur = NULL;
   luaL_setmetatable(L, tname);
   if (fd >= 0) {
@@ -85,7 +86,8 @@ nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname) {
 nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
                     const char *who) {
   nl_sock *s = nl_sock_raw(L, arg, tname);
-  if (nl_coop_closed(&s->co)) {
+  /* only the side being resumed can answer yes */
+  if (nl_coop_closed(&s->co) || nl_coop_closed(&s->wco)) {
     nl_pushfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
@@ -111,12 +113,12 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
     ssize_t k = send(s->fd, p + done, n - done, MSG_NOSIGNAL);
     if (k >= 0) {
       done += (size_t)k;
-      s->co.progress += (size_t)k;  /* survives a yield: no resends */
+      s->wco.progress += (size_t)k;  /* survives a yield: no resends */
       continue;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, d);
+      int r = nl_coop_wait(&s->wco, s->fd, NL_WAIT_WRITE, d);
       if (r != NL_OK) return r;
       continue;
     }
@@ -132,7 +134,10 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
 /* close() and __close: a task waiting on the socket wakes first */
 static int m_close(lua_State *L) {
   nl_sock *s = nl_sock_raw(L, 1, TNAME(L));
-  if (s->fd >= 0) nl_coop_closing(L, &s->co, s->fd);
+  if (s->fd >= 0) {
+    nl_coop_closing(L, &s->co, s->fd);  /* wakes readers and writers */
+    nl_coop_closing(L, &s->wco, -1);
+  }
   nl_sock_closefd(s);
   lua_pushboolean(L, 1);
   return 1;

@@ -343,6 +343,29 @@ static int tcp_lines(lua_State *L) {
   return 1;
 }
 
+/* Python's recv: sock:recv([max]) -> whatever has arrived, up to max
+ * bytes (default 65536), waiting only until there is something | nil, msg,
+ * code ("closed" at end of stream).  What read(n) is not: that one waits
+ * for all n bytes, as io does. */
+static int tcp_recv(lua_State *L) {
+  nl_sock *s = nl_sock_op(L, 1, TCP, "recv");
+  lua_Integer max;
+  nl_deadline d;
+  size_t n;
+  int r = NL_OK;
+  if (s == NULL) return 3;
+  max = luaL_optinteger(L, 2, 65536);
+  luaL_argcheck(L, max >= 1, 2, "size must be at least 1");
+  nl_coop_begin(L, &s->co, tcp_recv, s->timeout, &d);
+  if (s->st.in.len == 0) r = s->st.fill(&s->st, &d);
+  nl_coop_end(&s->co);
+  if (r != NL_OK) return nl_pushfail(L, r, "recv");
+  n = s->st.in.len < (size_t)max ? s->st.in.len : (size_t)max;
+  lua_pushlstring(L, nl_buf_head(&s->st.in), n);
+  nl_buf_consume(&s->st.in, n);
+  return 1;
+}
+
 /* LuaSocket: sock:receive([pattern [, prefix]]) -> data | nil, err, partial */
 static int tcp_receive(lua_State *L) {
   nl_sock *s = nl_sock_raw(L, 1, TCP);
@@ -407,23 +430,23 @@ static int tcp_send(lua_State *L) {
   if (i < 1) i = 1;
   if (j < 0) j = (lua_Integer)len + j + 1;
   if (j > (lua_Integer)len) j = (lua_Integer)len;
-  if (nl_coop_closed(&s->co)) {  /* by another task, while we waited */
+  if (nl_coop_closed(&s->wco)) {  /* by another task, while we waited */
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
-    lua_pushinteger(L, i - 1 + (lua_Integer)s->co.progress);
+    lua_pushinteger(L, i - 1 + (lua_Integer)s->wco.progress);
     return 3;
   }
   nl_sock_open(L, s);
-  nl_coop_begin(L, &s->co, tcp_send, s->timeout, &d);
+  nl_coop_begin(L, &s->wco, tcp_send, s->timeout, &d);
   if (i > j) {
-    nl_coop_end(&s->co);
+    nl_coop_end(&s->wco);
     lua_pushinteger(L, i - 1);
     return 1;
   }
-  done = s->co.progress;  /* bytes sent before a yield */
+  done = s->wco.progress;  /* bytes sent before a yield */
   r = nl_sock_send_all(s, p + i - 1 + done, (size_t)(j - i + 1) - done, &d);
-  done = s->co.progress;
-  nl_coop_end(&s->co);
+  done = s->wco.progress;
+  nl_coop_end(&s->wco);
   if (r == NL_OK) {
     lua_pushinteger(L, j);
     return 1;
@@ -441,8 +464,8 @@ static int tcp_write(lua_State *L) {
   size_t skip;
   nl_deadline d;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, tcp_write, s->timeout, &d);
-  skip = s->co.progress;  /* bytes sent before a yield */
+  nl_coop_begin(L, &s->wco, tcp_write, s->timeout, &d);
+  skip = s->wco.progress;  /* bytes sent before a yield */
   for (i = 2; i <= top; i++) {
     size_t len;
     const char *p;
@@ -459,11 +482,11 @@ static int tcp_write(lua_State *L) {
     r = nl_sock_send_all(s, p + skip, len - skip, &d);
     skip = 0;
     if (r != NL_OK) {
-      nl_coop_end(&s->co);
+      nl_coop_end(&s->wco);
       return nl_pushfail(L, r, "write");
     }
   }
-  nl_coop_end(&s->co);
+  nl_coop_end(&s->wco);
   lua_settop(L, 1);
   return 1;
 }
@@ -543,6 +566,7 @@ static int srv_getoption(lua_State *L) { return opt_get(L, SERVER); }
 void nl_open_tcp(lua_State *L) {
   static const luaL_Reg client[] = {
     {"read", tcp_read}, {"lines", tcp_lines}, {"receive", tcp_receive},
+    {"recv", tcp_recv},
     {"send", tcp_send}, {"write", tcp_write}, {"shutdown", tcp_shutdown},
     {"dirty", tcp_dirty}, {"setlimit", tcp_setlimit},
     {"setoption", tcp_setoption}, {"getoption", tcp_getoption},

@@ -48,7 +48,9 @@ typedef struct tsession {
   nl_buf sbq;          /* last subnegotiation (option byte first) */
   nl_buf evq;          /* (cmd, opt) pairs for the callback */
   lua_State *L;        /* the state of the running method (callbacks) */
-  nl_coop co;          /* the blocking method in progress (netlua.run) */
+  nl_coop co;          /* the blocking read in progress (netlua.run) */
+  nl_coop wco;         /* the blocking write: one reader and one writer
+                        * task may wait on a session at once */
   char name[80];       /* "host:port" for messages */
   tn_engine eng;
 } tsession;
@@ -178,7 +180,8 @@ static tsession *check_reader(lua_State *L, int arg, const char *who) {
  * (reading) or check_session. */
 static tsession *session_op(lua_State *L, const char *who, int reading) {
   tsession *s = raw_session(L, 1);
-  if (nl_coop_closed(&s->co)) {
+  /* only the side being resumed can answer yes */
+  if (nl_coop_closed(&s->co) || nl_coop_closed(&s->wco)) {
     nl_pushfail(L, NL_ABORTED, "%s %s", who, s->name);
     return NULL;
   }
@@ -302,8 +305,9 @@ static int check_opt_number(lua_State *L, int arg) {
 
 /* ---- I/O ------------------------------------------------------------- */
 
-/* Sends what the engine queued; waits at most until d. */
-static int flush_out(tsession *s, const nl_deadline *d) {
+/* Sends what the engine queued; waits at most until d, as the read (co)
+ * or the write (wco) in progress. */
+static int flush_out(tsession *s, nl_coop *c, const nl_deadline *d) {
   while (s->out.len > 0) {
     ssize_t k = send(s->fd, nl_buf_head(&s->out), s->out.len, MSG_NOSIGNAL);
     if (k >= 0) {
@@ -312,7 +316,7 @@ static int flush_out(tsession *s, const nl_deadline *d) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, d);
+      int r = nl_coop_wait(c, s->fd, NL_WAIT_WRITE, d);
       if (r != NL_OK) return r;
       continue;
     }
@@ -362,7 +366,7 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
     n = recv(s->fd, p, CHUNK, 0);
     if (n > 0) {
       nl_buf_commit(&s->in, tn_recv(&s->eng, (unsigned char *)p, (size_t)n));
-      r = flush_out(s, d);
+      r = flush_out(s, &s->co, d);
       if (r != NL_OK && r != NL_TIMEOUT) return r;
       run_callbacks(s);
       return NL_OK;
@@ -662,7 +666,7 @@ static int t_write(lua_State *L) {
   p = luaL_checklstring(L, 2, &n);
   /* the escaped bytes join the engine's replies in s->out, in order; a
    * write resumed after a yield only has to flush what is left */
-  if (!nl_coop_begin(L, &s->co, t_write, s->timeout, &d)) {
+  if (!nl_coop_begin(L, &s->wco, t_write, s->timeout, &d)) {
     if (s->debug) {
       if (secret) dbg_line(s->name, "send '****'");
       else dbg_data(s, "send", p, n);
@@ -672,7 +676,7 @@ static int t_write(lua_State *L) {
     nl_buf_commit(&s->out, tn_escape(&s->eng, (const unsigned char *)p, n,
                                      (unsigned char *)room));
   }
-  r = flush_out(s, &d);
+  r = flush_out(s, &s->wco, &d);
   if (s->out.cap > 4 * CHUNK && s->out.len == 0) nl_buf_free(&s->out);
   s->wrote = 1;
   if (r != NL_OK) return nl_pushfail(L, r, "write %s", s->name);
@@ -690,10 +694,10 @@ static int t_sendall(lua_State *L) {
   int r;
   if (s == NULL) return 3;
   p = luaL_checklstring(L, 2, &n);
-  if (!nl_coop_begin(L, &s->co, t_sendall, s->timeout, &d) &&
+  if (!nl_coop_begin(L, &s->wco, t_sendall, s->timeout, &d) &&
       nl_buf_append(&s->out, p, n) != NL_OK)
     return nl_pushfail(L, ENOMEM, "sendall %s", s->name);
-  r = flush_out(s, &d);
+  r = flush_out(s, &s->wco, &d);
   if (r != NL_OK) return nl_pushfail(L, r, "sendall %s", s->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -729,8 +733,8 @@ static int t_request(lua_State *L) {
   int sent, r;
   if (s == NULL) return 3;
   sent = do_request(L, &s->eng, 2);
-  nl_coop_begin(L, &s->co, t_request, s->timeout, &d);
-  r = flush_out(s, &d);
+  nl_coop_begin(L, &s->wco, t_request, s->timeout, &d);
+  r = flush_out(s, &s->wco, &d);
   if (r != NL_OK) return nl_pushfail(L, r, "request %s", s->name);
   lua_pushboolean(L, sent);
   return 1;
@@ -749,8 +753,8 @@ static int t_set_window(lua_State *L) {
   luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
   tn_accept(&s->eng, TN_US, TN_NAWS, 1);
   tn_set_window(&s->eng, (int)c, (int)r);
-  nl_coop_begin(L, &s->co, t_set_window, s->timeout, &d);
-  e = flush_out(s, &d);
+  nl_coop_begin(L, &s->wco, t_set_window, s->timeout, &d);
+  e = flush_out(s, &s->wco, &d);
   if (e != NL_OK) return nl_pushfail(L, e, "set_window %s", s->name);
   lua_pushboolean(L, tn_state(&s->eng, TN_US, TN_NAWS) == TN_YES);
   return 1;
@@ -835,7 +839,10 @@ static void free_session(tsession *s) {
 static int t_close(lua_State *L) {
   tsession *s = raw_session(L, 1);
   if (s->in_cb) return luaL_error(L, "close: not from inside the callback");
-  if (s->fd >= 0) nl_coop_closing(L, &s->co, s->fd);
+  if (s->fd >= 0) {
+    nl_coop_closing(L, &s->co, s->fd);  /* wakes readers and writers */
+    nl_coop_closing(L, &s->wco, -1);
+  }
   free_session(s);
   lua_pushboolean(L, 1);
   return 1;

@@ -911,10 +911,10 @@ static int udp_sendto(lua_State *L) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) break;
     if (!started) {  /* the clock is read only when we must wait */
-      nl_coop_begin(L, &s->co, udp_sendto, s->timeout, &d);
+      nl_coop_begin(L, &s->wco, udp_sendto, s->timeout, &d);
       started = 1;
     }
-    r = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, &d);
+    r = nl_coop_wait(&s->wco, s->fd, NL_WAIT_WRITE, &d);
     if (r != NL_OK) {
       errno = r;
       break;
@@ -1007,9 +1007,9 @@ static int udp_sendmany(lua_State *L) {
   lua_Integer total, done = 0, i;
   nl_deadline d;
   int err = NL_OK;
-  if (nl_coop_closed(&s->co)) {  /* by another task, while we waited */
+  if (nl_coop_closed(&s->wco)) {  /* by another task, while we waited */
     nl_pushfail(L, NL_ABORTED, "sendmany");
-    lua_pushinteger(L, (lua_Integer)s->co.progress);
+    lua_pushinteger(L, (lua_Integer)s->wco.progress);
     return 4;
   }
   nl_sock_open(L, s);
@@ -1024,8 +1024,8 @@ static int udp_sendmany(lua_State *L) {
   }
   a = dest_addr(L, s, e, 3);
   if (a == NULL) return 3;
-  if (nl_coop_begin(L, &s->co, udp_sendmany, s->timeout, &d))
-    done = (lua_Integer)s->co.progress;  /* sent before a yield */
+  if (nl_coop_begin(L, &s->wco, udp_sendmany, s->timeout, &d))
+    done = (lua_Integer)s->wco.progress;  /* sent before a yield */
   while (done < total && err == NL_OK) {
 #ifdef HAVE_MMSG
     struct mmsghdr mm[CHUNK];
@@ -1054,8 +1054,8 @@ static int udp_sendmany(lua_State *L) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
     else {
-      s->co.progress = (size_t)done;
-      err = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, &d);
+      s->wco.progress = (size_t)done;
+      err = nl_coop_wait(&s->wco, s->fd, NL_WAIT_WRITE, &d);
     }
   }
   if (err != NL_OK) {

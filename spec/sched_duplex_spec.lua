@@ -1,0 +1,126 @@
+-- One task reading and another writing the same object at once (inside
+-- netlua.run), as a terminal bridge or a full-duplex pipe does: each side
+-- waits on its own, neither restarts as the other's call.  A second task
+-- waiting on the same side is refused with a clear error.
+local netlua = require "netlua"
+local tcp = require "netlua.tcp"
+local telnet = require "netlua.telnet"
+local H = require "helper"
+
+-- An echo server task on a fresh loopback port: each connection gets back
+-- every byte it sends, one read/write at a time (so it only keeps up as
+-- fast as its client reads).  Returns the port and a stop function.
+local function echo_server()
+  local srv = assert(tcp.listen("127.0.0.1", 0))
+  local _, port = srv:getsockname()
+  local stop = false
+  netlua.spawn(function()
+    while not stop do
+      local c = srv:accept(0.2)
+      if c then
+        netlua.spawn(function()
+          c:settimeout(10)
+          while true do
+            local d = c:recv(65536)  -- whatever has arrived, up to 64 KiB
+            if not d then break end
+            assert(c:write(d))
+          end
+          c:close()
+        end)
+      end
+    end
+    srv:close()
+  end)
+  return port, function() stop = true end
+end
+
+describe("a reading task and a writing task on one object", function()
+  it("tcp: a line read waits while another task writes it", function()
+    local got, wrote
+    netlua.run(function()
+      local port, stop = echo_server()
+      local s = assert(tcp.connect("127.0.0.1", port, {timeout = 5}))
+      netlua.spawn(function() got = {s:read("l")} end)
+      netlua.spawn(function()
+        netlua.sleep(0.05)  -- the reader waits first
+        wrote = {s:write("hello\n")}
+      end)
+      while not got do netlua.sleep(0.01) end
+      s:close()
+      stop()
+    end)
+    assert.are.equal("hello", got[1])
+    assert.are.equal("netlua.tcp", tostring(wrote[1]):match("^netlua%.tcp"))
+  end)
+
+  it("tcp: 8 MiB full duplex, the writer waiting for room as the reader drains", function()
+    local N = 8 * 1024 * 1024
+    local chunk = ("0123456789abcdef"):rep(4096)  -- 64 KiB
+    local sent, received = 0, 0
+    local ok = netlua.run(function()
+      local port, stop = echo_server()
+      local s = assert(tcp.connect("127.0.0.1", port, {timeout = 10}))
+      local done = 0
+      netlua.spawn(function()
+        while sent < N do
+          assert(s:write(chunk))
+          sent = sent + #chunk
+        end
+        done = done + 1
+      end)
+      netlua.spawn(function()
+        while received < N do
+          local d = assert(s:read(math.min(65536, N - received)))
+          received = received + #d
+        end
+        done = done + 1
+      end)
+      while done < 2 do netlua.sleep(0.01) end
+      s:close()
+      stop()
+    end)
+    assert.is_true(ok)
+    assert.are.equal(N, sent)
+    assert.are.equal(N, received)
+  end)
+
+  it("telnet: read_until in one task, write in another", function()
+    local got, wrote
+    netlua.run(function()
+      local port, stop = echo_server()
+      local t = assert(telnet.open("127.0.0.1", port, {timeout = 5}))
+      netlua.spawn(function() got = {t:read_until("END\r\n")} end)
+      netlua.spawn(function()
+        netlua.sleep(0.05)
+        wrote = {t:write("one\r\n")}
+        netlua.sleep(0.05)
+        t:write("two END\r\n")
+      end)
+      while not got do netlua.sleep(0.01) end
+      t:close()
+      stop()
+    end)
+    assert.are.same({true}, wrote)
+    assert.are.equal("one\r\ntwo END\r\n", got[1])
+  end)
+
+  it("refuses a second task waiting on the same side, and the first still works", function()
+    local first, second
+    netlua.run(function()
+      local port, stop = echo_server()
+      local s = assert(tcp.connect("127.0.0.1", port, {timeout = 5}))
+      netlua.spawn(function() first = {s:read("l")} end)
+      netlua.spawn(function()
+        netlua.sleep(0.05)
+        second = {pcall(s.read, s, "l")}
+        assert(s:write("line\n"))
+      end)
+      while not first do netlua.sleep(0.01) end
+      s:close()
+      stop()
+    end)
+    assert.is_false(second[1])
+    assert.matches("another task is already waiting on this object", second[2])
+    assert.are.equal("line", first[1])
+  end)
+end)
