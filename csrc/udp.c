@@ -64,7 +64,8 @@ typedef struct udp_ext {
   int nogso;               /* sendmany: UDP_SEGMENT failed here once */
   unsigned ifindex;        /* multicast interface last set through us */
   /* sendto destination cache: a loop sending to one address parses once */
-  char lastip[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  char lastip[256];        /* any DNS name fits: a resumed send never
+                            * has to look its name up again */
   int lastport;
   nl_addr lastaddr;
   /* if_indextoname cache for pktinfo (it costs a socket + ioctl) */
@@ -852,7 +853,7 @@ static int udp_getoption(lua_State *L) {
  * send loop parses the address once).  Returns NULL, or pushes a failure
  * (3 values) and returns a message. */
 static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
-                                int arg) {
+                                int arg, lua_CFunction self) {
   size_t iplen;
   const char *ip = luaL_checklstring(L, arg, &iplen);
   int port = nl_checkport(L, arg + 1);
@@ -866,8 +867,22 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
   hints.ai_family = s->family;
   hints.ai_socktype = SOCK_DGRAM;
   hints.ai_flags = s->family == AF_INET6 ? AI_V4MAPPED : 0;
-  if (parse_ip(ip, &e->lastaddr.ss, &e->lastaddr.len) != s->family) {  /* a name, or IPv4 text on an IPv6 socket */
-    gerr = getaddrinfo(ip, NULL, &hints, &res);
+  if (parse_ip(ip, &e->lastaddr.ss, &e->lastaddr.len) != s->family) {
+    /* a name, or IPv4 text on an IPv6 socket: looked up as the socket's
+     * write (in a task it yields, and close() wakes it) */
+    nl_offload *r = s->wco.resuming ? nl_offload_top(L) : NULL;
+    nl_deadline dl;
+    int w;
+    if (r == NULL) {
+      lua_settop(L, arg + 1);
+      r = nl_resolve_start(L, ip, NULL, &hints, self, s->timeout);
+      nl_coop_begin(L, &s->wco, self, s->timeout, &dl);
+    }
+    w = nl_resolve_wait(r, &s->wco, &res, &gerr, &dl);
+    if (w != NL_OK) {
+      nl_pushfail(L, w, "sendto %s: name lookup", ip);
+      return NULL;
+    }
     if (gerr != 0) {
       nl_pushfailcode(L, "resolve", "sendto %s: %s", ip,
                       gerr == EAI_SYSTEM ? strerror(errno)
@@ -876,7 +891,6 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
     }
     memcpy(&e->lastaddr.ss, res->ai_addr, res->ai_addrlen);
     e->lastaddr.len = res->ai_addrlen;
-    freeaddrinfo(res);
   }
   set_port(&e->lastaddr.ss, port);
   if (iplen < sizeof e->lastip) {
@@ -898,7 +912,7 @@ static int udp_sendto(lua_State *L) {
   if (s == NULL) return 3;
   e = get_ext(L, 1);
   p = luaL_checklstring(L, 2, &len);
-  a = dest_addr(L, s, e, 3);
+  a = dest_addr(L, s, e, 3, udp_sendto);
   if (a == NULL) return 3;
   for (;;) {
     ssize_t n = sendto(s->fd, p, len, MSG_NOSIGNAL,
@@ -1022,7 +1036,7 @@ static int udp_sendmany(lua_State *L) {
                                           (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  a = dest_addr(L, s, e, 3);
+  a = dest_addr(L, s, e, 3, udp_sendmany);
   if (a == NULL) return 3;
   if (nl_coop_begin(L, &s->wco, udp_sendmany, s->timeout, &d))
     done = (lua_Integer)s->wco.progress;  /* sent before a yield */

@@ -71,6 +71,17 @@ if mode == "coop" then
     netlua.sleep(0.1)
     victim:close()
   end)
+  job("sendto", function()
+    local u = assert(netlua.udp.socket())
+    local sink = assert(netlua.udp.socket())
+    assert(sink:bind("127.0.0.1", 0))
+    local _, sport = sink:getsockname()
+    local n, msg, code = u:sendto("ping", "slow8.netlua.test", sport)
+    local got = n and sink:receivefrom()
+    u:close() sink:close()
+    if n then return got == "ping" or nil, got, "wrong" end
+    return n, msg, code
+  end)
   job("getnameinfo", function()
     local host, msg, code = lookup.getnameinfo("127.0.0.2", 80)
     if host then return host == "slowhost.netlua.test" or nil, host, "wrong" end
@@ -87,7 +98,7 @@ if mode == "coop" then
     return name, msg, code
   end)
   netlua.spawn(function()
-    while done < 8 do
+    while done < 9 do
       ticks = ticks + 1
       netlua.sleep(0.02)
     end
@@ -104,6 +115,13 @@ elseif mode == "timeout" then
   timed("connect", function() return netlua.tcp.connect("dead.netlua.test", 80, {timeout = 0.3}) end)
   timed("getaddrinfo", function() return lookup.getaddrinfo("dead.netlua.test", 80, {timeout = 0.3}) end)
   timed("getnameinfo", function() return lookup.getnameinfo("127.0.0.2", 80, {timeout = 0.3}) end)
+  timed("sendto", function()
+    local u = assert(netlua.udp.socket())
+    u:settimeout(0.3)
+    local n, msg, code = u:sendto("x", "dead.netlua.test", 9)
+    u:close()
+    return n, msg, code
+  end)
   timed("telnet", function() return telnet.open("dead.netlua.test", 23, {timeout = 0.3}) end)
   timed("ftp", function() return ftp.new{timeout = 0.3}:connect("dead.netlua.test") end)
   -- and inside a task, where the timeout is the same bound
