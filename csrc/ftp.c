@@ -1195,11 +1195,9 @@ static void set_debug(lua_State *L, ftp_sess *s, int idx) {
 }
 
 /* core.ftp_session(opts) -> an unconnected session with the options set */
-static int l_session(lua_State *L) {
-  ftp_sess *s;
-  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
-  else { lua_settop(L, 0); lua_newtable(L); }
-  s = lua_newuserdatauv(L, sizeof *s, 0);
+/* Pushes a new session with its handles and no options set. */
+static ftp_sess *sess_alloc(lua_State *L) {
+  ftp_sess *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
   s->pre_fd = -1;
   s->ctl_fd = CURL_SOCKET_BAD;
@@ -1219,15 +1217,23 @@ static int l_session(lua_State *L) {
   s->epfd = -1;
   s->easy = curl_easy_init();
   s->multi = curl_multi_init();
-  if (!s->easy || !s->multi) return luaL_error(L, "ftp: libcurl init failed");
+  if (!s->easy || !s->multi) luaL_error(L, "ftp: libcurl init failed");
 #ifdef __linux__
   s->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (s->epfd < 0) return luaL_error(L, "ftp: epoll_create1: %s", strerror(errno));
+  if (s->epfd < 0) luaL_error(L, "ftp: epoll_create1: %s", strerror(errno));
 #endif
   curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1L);
   curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
   s->closed = 0;
+  return s;
+}
+
+static int l_session(lua_State *L) {
+  ftp_sess *s;
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  else { lua_settop(L, 0); lua_newtable(L); }
+  s = sess_alloc(L);
   s->passive = opt_bool(L, 1, "passive", 1);
   s->verify = opt_bool(L, 1, "verify", 1);
   opt_str(L, 1, "cafile", &s->cafile);
@@ -2016,6 +2022,29 @@ static int finish_quit(lua_State *L, ftp_sess *s, CURLcode rc) {
 
 /* s:_info() -> table with reconnects, logins, entry, tls, passive
  * (internal, for helpers and specs). */
+/* s:_clone() -> a session with the same server, login and settings, as
+ * if its connection had dropped: its first call connects and logs in
+ * (mirror's workers inside netlua.run, one connection each).  No debug
+ * output: that goes to the original's callback only. */
+static int m_clone(lua_State *L) {
+  ftp_sess *s = check_sess(L), *c;
+  check_logged(L, s);
+  c = sess_alloc(L);
+  c->host = dupstr(s->host); c->port = s->port;
+  c->user = dupstr(s->user); c->pass = dupstr(s->pass);
+  c->acct = dupstr(s->acct); c->cafile = dupstr(s->cafile);
+  c->timeout = s->timeout; c->passive = s->passive;
+  c->tls = s->tls; c->verify = s->verify;
+  c->welcome = dupstr(s->welcome); c->entry = dupstr(s->entry);
+  c->cwd = dupstr(s->cwd); c->server_cwd = dupstr(s->entry);
+  if ((s->host && !c->host) || (s->user && !c->user) || (s->pass && !c->pass) ||
+      (s->acct && !c->acct) || (s->cafile && !c->cafile) ||
+      (s->entry && (!c->entry || !c->server_cwd)) || (s->cwd && !c->cwd))
+    return luaL_error(L, "not enough memory");
+  c->connected = c->logged = 1;
+  return 1;
+}
+
 static int m_info(lua_State *L) {
   ftp_sess *s = check_sess(L);
   lua_createtable(L, 0, 8);
@@ -2162,7 +2191,7 @@ static const luaL_Reg methods[] = {
   {"cwd", m_cwd}, {"pwd", m_pwd}, {"size", m_size}, {"abort", m_abort},
   {"quit", m_quit}, {"close", m_close},
   {"_cmds", m_cmds}, {"_abspath", m_abspath}, {"_info", m_info},
-  {"_fetch", m_fetch},
+  {"_fetch", m_fetch}, {"_clone", m_clone},
   {NULL, NULL}
 };
 

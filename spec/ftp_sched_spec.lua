@@ -252,7 +252,7 @@ describe("ftp inside netlua.run", function()
     assert.equal(5, ticks)
   end)
 
-  it("mirror inside a task copies the tree while other tasks run", function()
+  it("mirror inside a task copies the tree in parallel while other tasks run", function()
     local s = assert(ftp.new(slow.opts{timeout = 20}))
     assert(s:makedirs("mtree/sub"))
     local want = {}
@@ -263,8 +263,9 @@ describe("ftp inside netlua.run", function()
     end
     local dir = H.tmpdir()
     local n, ticks, done = nil, 0, false
+    local fds, before = fd_count(), slow.connections()
     netlua.spawn(function()
-      n = s:mirror("mtree", dir .. "/copy")
+      n = s:mirror("mtree", dir .. "/copy", {parallel = 3})
       done = true
     end)
     netlua.spawn(function()
@@ -272,6 +273,10 @@ describe("ftp inside netlua.run", function()
       while not done and netlua.monotime() < stop do netlua.sleep(0.01) ticks = ticks + 1 end
     end)
     assert(netlua.run())
+    -- two more sessions of the same login fetched beside this one, and
+    -- they are gone again
+    assert.equal(2, slow.connections() - before)
+    assert.equal(fds, fd_count())
     s:close()
     assert.equal(8, n)
     for p, data in pairs(want) do

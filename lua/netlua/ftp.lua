@@ -19,7 +19,7 @@
 --
 -- Inside a task of `netlua.run` every method that talks to the server
 -- yields while it waits, so other tasks run meanwhile; mirror then fetches
--- its files one at a time on the session instead of in parallel.
+-- in parallel through worker tasks, each with a session of its own.
 --
 -- Failures return `nil, message, code`: the reply text and the reply code
 -- (a number) for a 4xx/5xx reply, or a string code for transport trouble
@@ -452,6 +452,41 @@ function S:put(src, remote, opts)
   return ok, msg, code
 end
 
+-- Downloads jobs[i] = {remote, local} into results[i] (true or {msg,
+-- code}) on `parallel` sessions: this one plus clones, each driven by a
+-- task of netlua.run, taking the next job when it is done with one.
+local function fetch_in_tasks(self, jobs, parallel)
+  local sched = require "netlua.sched"
+  local results, nextjob = {}, 1
+  local function work(sess)
+    while nextjob <= #jobs do
+      local i = nextjob
+      nextjob = i + 1
+      local f, ferr = io.open(jobs[i][2], "wb")
+      if not f then
+        results[i] = {ferr, "io"}
+      else
+        local ok, r, m, c = pcall(sess.retrbinary, sess, "RETR " .. jobs[i][1], f)
+        f:close()
+        if not ok then r, m, c = nil, r, "error" end
+        results[i] = r and true or {m, c}
+      end
+    end
+  end
+  local helpers = math.min(parallel, #jobs) - 1
+  for _ = 1, helpers do
+    local clone = self:_clone()
+    sched.spawn(function()
+      work(clone)
+      clone:close()
+      helpers = helpers - 1
+    end)
+  end
+  work(self)
+  while helpers > 0 do sched.sleep(0.005) end
+  return results
+end
+
 --- Copies the tree under `remote_dir` into `local_dir` (made if missing),
 -- fetching files over `opts.parallel` connections at once (default 4).
 -- Files are written as name.part and renamed when complete.
@@ -491,19 +526,8 @@ function S:mirror(remote_dir, local_dir, opts)
   if not ok then return nil, msg, code end
   local results
   if core.coop_active() then
-    -- inside netlua.run: one file after the other on this session, each
-    -- download yielding (the parallel fetcher would block every task)
-    results = {}
-    for i, job in ipairs(jobs) do
-      local f, ferr = io.open(job[2], "wb")
-      if not f then
-        results[i] = {ferr, "io"}
-      else
-        local r, m, c = self:retrbinary("RETR " .. job[1], f)
-        f:close()
-        results[i] = r and true or {m, c}
-      end
-    end
+    -- inside netlua.run: worker tasks (the C fetcher would block them all)
+    results = fetch_in_tasks(self, jobs, parallel)
   else
     results = self:_fetch(jobs, parallel)
   end
