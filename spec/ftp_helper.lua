@@ -157,6 +157,28 @@ function F.pyftpd()
   return srv
 end
 
+--- An FTP server of this process, as netlua tasks on a free loopback port
+-- (call it inside netlua.run or before it): it greets (unless greet is
+-- false), logs each of `clients` clients (default 1) in, and then, by
+-- mode, never answers another command ("mute"), waits 5 s and drops the
+-- connection ("stall") or drops it at once ("die").  Returns the port.
+function F.task_server(mode, clients, greet)
+  return (H.serve(clients or 1, function(c)
+    c:settimeout(10)
+    if greet ~= false then c:write("220 task server\r\n") end
+    while true do
+      local line = c:read("l")
+      if not line then break end
+      local verb = line:match("^(%u+)")
+      if verb == "USER" then c:write("331 password\r\n")
+      elseif verb == "PASS" then c:write("230 in\r\n")
+      elseif verb == "PWD" then c:write('257 "/"\r\n')
+      elseif mode == "stall" then netlua.sleep(5) break
+      elseif mode == "die" then break end
+    end
+  end))
+end
+
 --- Random bytes of length n (all 256 values appear).
 function F.random_bytes(n)
   local t, seed = {}, n

@@ -19,37 +19,6 @@ end
 
 local fd_count = H.fd_count
 
--- An in-process FTP server task on a free port that logs one client in
--- and then, by mode, never answers again ("stall") or drops the
--- connection at the next command ("die").  Returns the port.
-local function bad_server(mode, clients)
-  local srv = assert(tcp.listen("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  netlua.spawn(function()
-    for _ = 1, clients do
-      local c = srv:accept(10)
-      if not c then break end
-      netlua.spawn(function()
-        c:settimeout(10)
-        c:write("220 bad server\r\n")
-        while true do
-          local line = c:read("l")
-          if not line then break end
-          local verb = line:match("^(%u+)")
-          if verb == "USER" then c:write("331 password\r\n")
-          elseif verb == "PASS" then c:write("230 in\r\n")
-          elseif verb == "PWD" then c:write('257 "/"\r\n')
-          elseif mode == "stall" then netlua.sleep(5) break
-          else break end
-        end
-        c:close()
-      end)
-    end
-    srv:close()
-  end)
-  return port
-end
-
 describe("ftp inside netlua.run", function()
   local srv, slow
   local pids = {}
@@ -202,7 +171,7 @@ describe("ftp inside netlua.run", function()
     -- the stalling server takes a second client: a timed-out operation on
     -- a reused connection is retried once when time is left, and a real
     -- stalled server would accept (and stall) that retry too
-    local stall, die = bad_server("stall", 2), bad_server("die", 2)
+    local stall, die = F.task_server("stall", 2), F.task_server("die", 2)
     local res = {}
     local function bad(key, port)
       netlua.spawn(function()

@@ -172,12 +172,47 @@ function H.scripted_server(name)
   return srv
 end
 
+--- A TCP server of this process on a free loopback port, as netlua
+-- tasks (call it inside netlua.run or before it): it accepts up to
+-- `clients` connections (nil: until stop() is called) and runs handler(c)
+-- for each in a task of its own, closing c afterwards.  Returns the port
+-- and stop().
+function H.serve(clients, handler)
+  local srv = assert(netlua.tcp.listen("127.0.0.1", 0))
+  local _, port = srv:getsockname()
+  local stopped = false
+  netlua.spawn(function()
+    local n = 0
+    while not stopped and (clients == nil or n < clients) do
+      local c = srv:accept(clients and 10 or 0.2)
+      if c then
+        n = n + 1
+        netlua.spawn(function()
+          handler(c)
+          c:close()
+        end)
+      elseif clients then
+        break
+      end
+    end
+    srv:close()
+  end)
+  return port, function() stopped = true end
+end
+
 --- Open descriptors of this (busted) process, after a full collection so
 -- objects nobody closed count only while they are alive.
+-- The listing goes to a file through os.execute: with io.popen this
+-- process would hold the pipe's ends while `ls` looks, and how many of
+-- them it still held then was a race.
 function H.fd_count()
   collectgarbage() collectgarbage()
+  local pid = H.read_file("/proc/self/stat"):match("^(%d+)")
+  local list = os.tmpname()
+  os.execute("ls /proc/" .. pid .. "/fd > " .. list)
   local n = 0
-  for _ in io.popen("ls /proc/" .. H.sh("echo $PPID"):match("%d+") .. "/fd"):lines() do n = n + 1 end
+  for _ in io.lines(list) do n = n + 1 end
+  os.remove(list)
   return n
 end
 

@@ -8,6 +8,7 @@ local udp = require "netlua.udp"
 local telnet = require "netlua.telnet"
 local ftp = require "netlua.ftp"
 local H = require "helper"
+local F = require "ftp_helper"
 
 local fd_count = H.fd_count
 
@@ -62,6 +63,28 @@ local function udp_on(fd)
 end
 
 -- make(): a TCP client connected to a silent listener
+-- Inside a task: a UDP socket made on descriptor number fd (udp_on)
+-- must hear `word`, sent to it 0.05 s later, at once, i.e. nothing
+-- registered for the old object on that number gets in the way.
+-- Returns what it received and how long that took.
+local function hears(fd, word)
+  local u = udp_on(fd)
+  assert(u:bind("127.0.0.1", 0))
+  local _, uport = u:getsockname()
+  u:settimeout(WAIT)
+  netlua.spawn(function()
+    netlua.sleep(0.05)
+    local s = assert(udp.socket())
+    assert(s:sendto(word, "127.0.0.1", uport))
+    s:close()
+  end)
+  local t0 = netlua.monotime()
+  local got = u:receivefrom()
+  local took = netlua.monotime() - t0
+  u:close()
+  return got, took
+end
+
 local function tcp_client(timeout)
   local port = silent_port()
   return function()
@@ -208,20 +231,7 @@ describe("closing an object another task waits on", function()
       function(c)
         local fd = c:fileno()
         c:close()
-        local u = udp_on(fd)
-        assert(u:bind("127.0.0.1", 0))
-        local _, uport = u:getsockname()
-        u:settimeout(WAIT)
-        netlua.spawn(function()
-          netlua.sleep(0.05)
-          local s = assert(udp.socket())
-          assert(s:sendto("hello", "127.0.0.1", uport))
-          s:close()
-        end)
-        local t0 = netlua.monotime()
-        b.data = u:receivefrom()
-        b.took = netlua.monotime() - t0
-        u:close()
+        b.data, b.took = hears(fd, "hello")
       end)
     assert.is_true(took < PROMPT, tostring(took))
     assert.same({n = 3, nil, "read: closed", "closed"}, r)
@@ -240,22 +250,7 @@ describe("closing an object another task waits on", function()
     end))
     collectgarbage() collectgarbage()
     local got, took
-    local u = udp_on(fd)
-    netlua.spawn(function()
-      assert(u:bind("127.0.0.1", 0))
-      local _, uport = u:getsockname()
-      u:settimeout(WAIT)
-      netlua.spawn(function()
-        netlua.sleep(0.05)
-        local s = assert(udp.socket())
-        assert(s:sendto("again", "127.0.0.1", uport))
-        s:close()
-      end)
-      local t0 = netlua.monotime()
-      got = u:receivefrom()
-      took = netlua.monotime() - t0
-      u:close()
-    end)
+    netlua.spawn(function() got, took = hears(fd, "again") end)
     assert(netlua.run())
     assert.equal("again", got)
     assert.is_true(took < PROMPT, tostring(took))
@@ -277,29 +272,6 @@ describe("closing an FTP session another task waits on", function()
   -- an in-process FTP server task: with greet, logs one client in and
   -- then answers nothing until the client goes away; without, says
   -- nothing at all
-  local function mute_ftp(greet)
-    local srv = assert(tcp.listen("127.0.0.1", 0))
-    local _, port = srv:getsockname()
-    netlua.spawn(function()
-      local c = srv:accept(5)
-      srv:close()
-      if not c then return end
-      c:settimeout(10)
-      if greet then c:write("220 mute server\r\n") end
-      while true do
-        local line = c:read("l")
-        if not line then break end
-        local verb = line:match("^(%u+)")
-        if verb == "USER" then c:write("331 password\r\n")
-        elseif verb == "PASS" then c:write("230 in\r\n")
-        elseif verb == "PWD" then c:write('257 "/"\r\n')
-        end
-      end
-      c:close()
-    end)
-    return port
-  end
-
   before_each(function()
     assert(netlua.run(function() end))
     before = fd_count()
@@ -310,7 +282,7 @@ describe("closing an FTP session another task waits on", function()
   end)
 
   it("wakes a sendcmd with nil, 'sendcmd: closed', 'closed'", function()
-    local port = mute_ftp(true)
+    local port = F.task_server("mute")
     local took, r, s = close_under(function()
       return assert(ftp.new{host = "127.0.0.1", port = port, user = "u", password = "p",
         timeout = WAIT})
@@ -321,7 +293,7 @@ describe("closing an FTP session another task waits on", function()
   end)
 
   it("wakes a connect waiting for the greeting", function()
-    local port = mute_ftp(false)
+    local port = F.task_server("mute", 1, false)
     local took, r = close_under(function() return ftp.new{timeout = WAIT} end,
       function(x) return x:connect("127.0.0.1", port) end)
     assert.is_true(took < PROMPT, tostring(took))

@@ -8,30 +8,17 @@ local telnet = require "netlua.telnet"
 local H = require "helper"
 
 -- An echo server task on a fresh loopback port: each connection gets back
--- every byte it sends, one read/write at a time (so it only keeps up as
+-- every byte it sends, one recv/write at a time (so it only keeps up as
 -- fast as its client reads).  Returns the port and a stop function.
 local function echo_server()
-  local srv = assert(tcp.listen("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  local stop = false
-  netlua.spawn(function()
-    while not stop do
-      local c = srv:accept(0.2)
-      if c then
-        netlua.spawn(function()
-          c:settimeout(10)
-          while true do
-            local d = c:recv(65536)  -- whatever has arrived, up to 64 KiB
-            if not d then break end
-            assert(c:write(d))
-          end
-          c:close()
-        end)
-      end
+  return H.serve(nil, function(c)
+    c:settimeout(10)
+    while true do
+      local d = c:recv(65536)
+      if not d then break end
+      assert(c:write(d))
     end
-    srv:close()
   end)
-  return port, function() stop = true end
 end
 
 describe("a reading task and a writing task on one object", function()

@@ -8,24 +8,15 @@ local MARGIN = 0.5
 
 local fd_count = H.fd_count
 
--- an echo-upper server task on a free port; returns the port
+-- an echo-upper server task on a free port for n clients, answering each
+-- line after `delay`; returns the port
 local function upper_server(n, delay)
-  local srv = assert(tcp.listen("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  netlua.spawn(function()
-    for _ = 1, n do
-      local c = assert(srv:accept(5))
-      netlua.spawn(function()
-        for line in c:lines() do
-          if delay then netlua.sleep(delay) end
-          c:write(line:upper(), "\n")
-        end
-        c:close()
-      end)
+  return (H.serve(n, function(c)
+    for line in c:lines() do
+      if delay then netlua.sleep(delay) end
+      c:write(line:upper(), "\n")
     end
-    srv:close()
-  end)
-  return port
+  end))
 end
 
 describe("netlua.run", function()
