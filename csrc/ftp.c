@@ -113,6 +113,7 @@ typedef struct ftp_sess {
   int cur_code, cur_multi, cur_lines;
   reply last;              /* last complete reply */
   int not_ftp;             /* a line that cannot start a reply arrived */
+  int paused;              /* a callback paused curl to let tasks run */
   char bad_line[100];      /* that line, quoted and cut for messages */
   /* the current operation */
   const char *quote[NQUOTE]; int nquote;
@@ -485,6 +486,12 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
   xfer *x = ud;
   size_t n = sz * nm;
   if (x->s->aborting || x->failed) return 0;  /* != n: curl stops */
+  if (nl_coop_due(&x->s->co)) {
+    /* curl reads on while data is there: pause it (it keeps this chunk)
+     * so that drive() can let the other tasks run */
+    x->s->paused = 1;
+    return CURL_WRITEFUNC_PAUSE;
+  }
   x->moved += (curl_off_t)n;
   if (x->fp) {
     if (fwrite(p, 1, n, x->fp) != n) {
@@ -577,6 +584,10 @@ static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
   xfer *x = ud;
   size_t room = sz * nm, n;
   if (x->s->aborting || x->failed) return CURL_READFUNC_ABORT;
+  if (nl_coop_due(&x->s->co)) {  /* as in on_write */
+    x->s->paused = 1;
+    return CURL_READFUNC_PAUSE;
+  }
   if (room > x->blocksize && x->cbref != LUA_NOREF) room = x->blocksize;
   n = x->text ? src_text(x, buf, room) : src_raw(x, buf, room);
   if (x->failed) return CURL_READFUNC_ABORT;
@@ -829,6 +840,11 @@ static CURLcode drive(ftp_sess *s) {
   for (;;) {
     nl_deadline w;
     double t;
+    nl_coop_share(&s->co);  /* a transfer that never waits takes turns */
+    if (s->paused) {  /* by a callback, for that turn: go on */
+      s->paused = 0;
+      curl_easy_pause(s->easy, CURLPAUSE_CONT);
+    }
     sock_ready(s);
     if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;  /* see reply_line */
     if (xfer_done(s, &rc)) return rc;
@@ -865,6 +881,7 @@ static void op_reset(ftp_sess *s) {
   s->op_login = 0;
   s->aborting = 0;
   s->not_ftp = 0;
+  s->paused = 0;
   for (i = 0; i < NQUOTE; i++) { s->qr[i].code = -1; s->qr[i].text.len = 0; s->qr[i].text.start = 0; }
   s->cur.len = 0; s->cur.start = 0; s->cur_lines = 0; s->cur_multi = 0;
   s->last.code = -1; s->last.text.len = 0; s->last.text.start = 0;

@@ -69,6 +69,14 @@ void nl_coop_end(nl_coop *c);
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
 /* True when L is a coroutine driven by netlua.run that may yield here. */
 int nl_coop_active(lua_State *L);
+/* Where an operation may restart (as after nl_coop_wait): inside
+ * netlua.run, once it has run for a time slice without waiting (its data
+ * always there), it yields so that the other tasks get a turn, and comes
+ * back through its restart.  Otherwise returns at once. */
+void nl_coop_share(nl_coop *c);
+/* Whether nl_coop_share would yield now (for code that must first get
+ * out of a library's callback, e.g. pause a libcurl transfer). */
+int nl_coop_due(const nl_coop *c);
 /* The object that owns c is about to close fd (call it before close()):
  * tasks parked on fd run again and the poller forgets fd, so the number
  * can be reused safely.  Not from __gc: a parked task keeps its object

@@ -102,6 +102,43 @@ int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {
   return lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
 }
 
+/* How long a task whose data is always there (so it never waits) runs
+ * before it lets the other tasks have a turn. */
+#define NL_SLICE 0.01
+
+/* The task netlua.run resumed last and when (core.coop_slice): a slice
+ * spans every call the task makes until it yields. */
+static const lua_State *slice_L = NULL;
+static double slice_start = 0;
+
+static int l_coop_slice(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  slice_L = lua_tothread(L, 1);
+  slice_start = nl_monotime();
+  return 0;
+}
+
+int nl_coop_due(const nl_coop *c) {
+  lua_State *L = c->L;
+  return L != NULL && L == slice_L && nl_monotime() - slice_start >= NL_SLICE &&
+         nl_coop_active(L);
+}
+
+void nl_coop_share(nl_coop *c) {
+  lua_State *L = c->L;
+  double now;
+  if (!nl_coop_due(c)) return;
+  now = nl_monotime();
+  /* a wait on nothing that is already due: the scheduler runs whatever
+   * else is ready, then restarts this operation like after any wait */
+  lua_pushlightuserdata(L, (void *)&wait_token);
+  lua_pushinteger(L, -1);
+  lua_pushinteger(L, 0);
+  lua_pushnumber(L, now);
+  c->parked = 1;
+  lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
+}
+
 void nl_coop_closing(lua_State *L, nl_coop *c, int fd) {
   c->closed = 1;
   if (fd < 0) return;
@@ -358,7 +395,7 @@ void nl_open_sched(lua_State *L) {
     {"watch", m_watch}, {"wait", m_wait}, {"close", m_pclose}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"coop_register", l_coop_register}, {"coop_active", l_coop_active},
-    {"coop_onclose", l_coop_onclose},
+    {"coop_onclose", l_coop_onclose}, {"coop_slice", l_coop_slice},
     {"poller", l_poller}, {"wait", l_wait}, {NULL, NULL}};
   luaL_newmetatable(L, POLLER);
   lua_pushcfunction(L, m_pclose);

@@ -39,6 +39,7 @@ static int sock_fill(nl_stream *st, const nl_deadline *d) {
     n = recv(s->fd, p, room, 0);
     if (n > 0) {
       nl_buf_commit(&st->in, (size_t)n);
+      nl_coop_share(&s->co);  /* a long read of ready data takes turns */
       return NL_OK;
     }
     if (n == 0) return NL_CLOSED;

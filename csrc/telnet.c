@@ -369,6 +369,7 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
       r = flush_out(s, &s->co, d);
       if (r != NL_OK && r != NL_TIMEOUT) return r;
       run_callbacks(s);
+      nl_coop_share(&s->co);  /* a long read of ready data takes turns */
       return NL_OK;
     }
     if (n == 0 || errno == ECONNRESET) {
@@ -901,6 +902,9 @@ static int t_interact(lua_State *L) {
   nl_deadline_start(&none, -1);
   luaL_argcheck(L, in >= 0, 2, "descriptor expected");
   luaL_argcheck(L, out >= 0, 3, "descriptor expected");
+  /* a bridge that blocks: no earlier method may be restarted from here */
+  nl_coop_end(&s->co);
+  nl_coop_end(&s->wco);
   for (;;) {
     int ready, r;
     if (s->in.len > 0) {

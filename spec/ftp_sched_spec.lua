@@ -255,6 +255,64 @@ describe("ftp inside netlua.run", function()
     H.rm_rf(dir)
   end)
 
+  it("a transfer whose data is always there still lets other tasks run", function()
+    -- the callback works ~1 ms per block, so curl always has data ready
+    -- and the transfer itself never waits: it must yield after a slice
+    H.write_file(srv.path("steady.bin"), bytes("steady", 24 << 20))
+    local s = assert(ftp.new(srv.opts{timeout = 30}))
+    local n, gap, done = 0, 0, false
+    netlua.spawn(function()
+      assert(s:retrbinary("RETR steady.bin", function(b)
+        n = n + #b
+        local stop = netlua.monotime() + 0.001
+        while netlua.monotime() < stop do end
+      end, 65536))
+      done = true
+    end)
+    netlua.spawn(function()
+      local last = netlua.monotime()
+      while not done do
+        netlua.sleep(0.001)
+        local now = netlua.monotime()
+        gap = math.max(gap, now - last)
+        last = now
+      end
+    end)
+    assert(netlua.run())
+    s:close()
+    assert.equal(24 << 20, n)
+    assert.is_true(gap < 0.1, ("the ticker waited %.3f s"):format(gap))
+  end)
+
+  it("an upload whose source is always ready still lets other tasks run", function()
+    local s = assert(ftp.new(srv.opts{timeout = 30}))
+    local chunk, left = bytes("up", 65536), 384  -- 24 MiB
+    local gap, done = 0, false
+    netlua.spawn(function()
+      assert(s:storbinary("STOR steady-up.bin", function()
+        if left == 0 then return nil end
+        left = left - 1
+        local stop = netlua.monotime() + 0.001
+        while netlua.monotime() < stop do end
+        return chunk
+      end))
+      done = true
+    end)
+    netlua.spawn(function()
+      local last = netlua.monotime()
+      while not done do
+        netlua.sleep(0.001)
+        local now = netlua.monotime()
+        gap = math.max(gap, now - last)
+        last = now
+      end
+    end)
+    assert(netlua.run())
+    s:close()
+    assert.equal(384 * 65536, #H.read_file(srv.path("steady-up.bin")))
+    assert.is_true(gap < 0.1, ("the ticker waited %.3f s"):format(gap))
+  end)
+
   it("the session is busy for other tasks while one waits in it", function()
     -- 8 MiB at the server's 20 MB/s: the transfer is still running when
     -- the second task, which waits for its first block, steps in

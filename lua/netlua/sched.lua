@@ -137,8 +137,11 @@ local function report(co, err)
   if M.onerror then M.onerror(msg) end
 end
 
+local coop_slice = core.coop_slice
+
 local function step(item)
   local co = item[1]
+  coop_slice(co)  -- its turn starts: a long run of ready data yields after a slice
   local r = table.pack(resume(co, table.unpack(item, 2, item.n)))
   if not r[1] then
     tasks = tasks - 1
