@@ -20,6 +20,18 @@ local PY = "/usr/bin/python3"
 local SERVER, CLIENT = "build/bench/telnet_server", "build/bench/telnet_client"
 
 assert(H.exists(SERVER) and H.exists(CLIENT), "run `make bench` first")
+
+-- One CPU for everything (this process, the server, the clients, which
+-- inherit it): a round trip on loopback costs a few microseconds when
+-- both ends share a CPU and 5-10x more when each wake-up must reach
+-- another one (an IPI, a VM exit on this machine).  Which of the two the
+-- kernel picks differs from run to run and from program to program, so
+-- unpinned round-trip figures compare placements, not clients.
+local PIN = H.sh("command -v taskset"):match("%S") ~= nil
+if PIN then
+  local me = H.read_file("/proc/self/stat"):match("^(%d+)")
+  H.sh("taskset -pc 0 " .. me)
+end
 local port = H.free_port()
 local log = os.tmpname()
 local pid = H.spawn(SERVER .. " " .. port, {log = log})
@@ -157,4 +169,5 @@ print("telnetlib reads 1 MB only (bulk rows): it is quadratic, 100 MB would take
 print("read_all/read_until return one 100 MB Lua string, which must be filled in fresh")
 print("memory: 'vs C+copy' compares with the C client doing that copy too.  The")
 print("read_some loop row streams the same bytes without it (C column: its read-to-EOF).")
+print(PIN and "every process ran on CPU 0 (taskset)" or "taskset missing: processes were not pinned")
 print("targets: bulk >= 0.80x raw C, round trips >= 0.90x raw C")
