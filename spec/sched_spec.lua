@@ -353,3 +353,79 @@ describe("Telnet and UDP under netlua.run", function()
     r:close()
   end)
 end)
+
+describe("netlua.event and netlua.join", function()
+  it("wakes the waiting tasks when set, at once when already set", function()
+    local ev = netlua.event()
+    local got, t = {}, {}
+    for i = 1, 3 do
+      netlua.spawn(function()
+        local t0 = netlua.monotime()
+        got[i] = ev:wait(5)
+        t[i] = netlua.monotime() - t0
+      end)
+    end
+    netlua.spawn(function() netlua.sleep(0.05) ev:set() end)
+    assert(netlua.run())
+    for i = 1, 3 do
+      assert.is_true(got[i])
+      assert.is_true(t[i] >= 0.04 and t[i] < 0.05 + MARGIN, tostring(t[i]))
+    end
+    assert.is_true(ev:is_set())
+    assert.is_true(ev:wait())  -- set: no wait, even outside a task
+    ev:clear()
+    assert.is_false(ev:is_set())
+  end)
+
+  it("times out a wait within its bound and forgets the waiter", function()
+    local ev = netlua.event()
+    local r, took
+    netlua.run(function()
+      local t0 = netlua.monotime()
+      r = table.pack(ev:wait(0.1))
+      took = netlua.monotime() - t0
+    end)
+    assert.same({n = 3, nil, "wait: timeout", "timeout"}, r)
+    assert.is_true(took >= 0.09 and took < 0.1 + MARGIN, tostring(took))
+    assert.same({}, ev.waiters)
+  end)
+
+  it("refuses to block outside a task, and a wait nobody can end is a deadlock", function()
+    local ev = netlua.event()
+    assert.same({nil, "wait: timeout", "timeout"}, {ev:wait(0)})
+    assert.has_error(function() ev:wait() end,
+      "event:wait blocks only inside a task of netlua.run (nothing else could set it)")
+    assert.has_error(function() ev:wait("soon") end)
+    local ok, err = pcall(netlua.run, function() ev:wait() end)
+    assert.is_false(ok)
+    assert.matches("deadlock", err)
+    -- the stuck task is still there: set the event and let it finish
+    ev:set()
+    assert(netlua.run())
+  end)
+
+  it("join returns what the task returned, its error, or a timeout", function()
+    local results = {}
+    local sched = require "netlua.sched"
+    local onerror = sched.onerror
+    sched.onerror = function() end  -- the failing task is on purpose
+    netlua.run(function()
+      local a = netlua.spawn(function(x) netlua.sleep(0.05) return x, "two" end, "one")
+      local b = netlua.spawn(function() netlua.sleep(0.02) error("boom", 0) end)
+      local c = netlua.spawn(function() netlua.sleep(0.5) end)
+      results.a = table.pack(netlua.join(a))
+      results.b = table.pack(netlua.join(b, 5))
+      results.c = table.pack(netlua.join(c, 0.05))
+      results.c2 = table.pack(netlua.join(c))
+      results.again = table.pack(netlua.join(a))  -- ended: answers at once
+    end)
+    sched.onerror = onerror
+    assert.same({n = 3, true, "one", "two"}, results.a)
+    assert.same({n = 3, nil, "boom", "task"}, results.b)
+    assert.same({n = 3, nil, "join: timeout", "timeout"}, results.c)
+    assert.same({n = 1, true}, results.c2)
+    assert.same({n = 3, true, "one", "two"}, results.again)
+    assert.has_error(function() netlua.join(coroutine.create(print)) end,
+      "bad argument #1 to 'join' (a task from netlua.spawn expected)")
+  end)
+end)

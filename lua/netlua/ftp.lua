@@ -473,17 +473,16 @@ local function fetch_in_tasks(self, jobs, parallel)
       end
     end
   end
-  local helpers = math.min(parallel, #jobs) - 1
-  for _ = 1, helpers do
+  local helpers = {}
+  for i = 1, math.min(parallel, #jobs) - 1 do
     local clone = self:_clone()
-    sched.spawn(function()
+    helpers[i] = sched.spawn(function()
       work(clone)
       clone:close()
-      helpers = helpers - 1
     end)
   end
   work(self)
-  while helpers > 0 do sched.sleep(0.005) end
+  for _, co in ipairs(helpers) do sched.join(co) end
   return results
 end
 

@@ -24,6 +24,10 @@ local M = {
 function M.spawn(...) return require("netlua.sched").spawn(...) end
 --- Drives all tasks until done: `netlua.run([fn, ...])`.
 function M.run(...) return require("netlua.sched").run(...) end
+--- Waits in a task for another task's end: `netlua.join(co [, timeout])`.
+function M.join(...) return require("netlua.sched").join(...) end
+--- An event tasks wait for: `netlua.event()` (wait, set, clear, is_set).
+function M.event(...) return require("netlua.sched").event(...) end
 
 local parts = {
   lookup = true, tcp = true, udp = true, multicast = true,

@@ -19,6 +19,9 @@
 -- call returns nil, "<op>: closed", "closed" (the C close routines call
 -- back here through core.coop_onclose before they close the descriptor).
 --
+-- Tasks coordinate with `join` (wait for a task's end and take its
+-- results) and events (`event()`: wait/set/clear), so nothing has to poll.
+--
 -- Not here: threads, preemption.  A task that computes for a long time
 -- without calling netlua holds up the others; `netlua.sched.yield()` lets
 -- them run.
@@ -38,6 +41,9 @@ local fdwait = {}          -- fd -> {r = co|nil, w = co|nil}
 local waiting = {}         -- co -> {fd=, ev=, at=, id=} while parked
 local heap, heapn = {}, 0  -- timers: {at=, co=, id=}
 local seq = 0
+local known = setmetatable({}, {__mode = "k"})     -- co -> true: spawned here
+local finished = setmetatable({}, {__mode = "k"})  -- co -> results or {err=}
+local joiners = setmetatable({}, {__mode = "k"})   -- co -> event set at its end
 local poller
 local running = false
 local errors = {}
@@ -139,15 +145,26 @@ end
 
 local coop_slice = core.coop_slice
 
+-- A task ended: keep what it returned (or its error) for join.
+local function ended(co, rec)
+  tasks = tasks - 1
+  finished[co] = rec
+  local ev = joiners[co]
+  if ev then
+    joiners[co] = nil
+    ev:set()
+  end
+end
+
 local function step(item)
   local co = item[1]
   coop_slice(co)  -- its turn starts: a long run of ready data yields after a slice
   local r = table.pack(resume(co, table.unpack(item, 2, item.n)))
   if not r[1] then
-    tasks = tasks - 1
     report(co, r[2])
+    ended(co, {err = r[2]})
   elseif status(co) == "dead" then
-    tasks = tasks - 1
+    ended(co, table.pack(table.unpack(r, 2, r.n)))
   elseif r[2] == WAIT then
     park(co, r[3], r[4], r[5])
   else
@@ -163,9 +180,79 @@ function M.spawn(fn, ...)
   end
   local co = create(fn)
   core.coop_register(co)
+  known[co] = true
   tasks = tasks + 1
   push_ready(co, ...)
   return co
+end
+
+-- ---- events and join -------------------------------------------------
+
+local Event = {}
+Event.__index = Event
+
+--- An event tasks can wait for: `ev:wait([timeout])` returns true once
+-- `ev:set()` has been called (at once if it already was), or
+-- nil, "wait: timeout", "timeout".  `ev:clear()` unsets it, `ev:is_set()`
+-- tells.  Waiting is for tasks; outside one, wait only reports the state.
+-- @treturn table the event
+function M.event()
+  return setmetatable({flag = false, waiters = {}}, Event)
+end
+
+function Event:set()
+  self.flag = true
+  local w = self.waiters
+  self.waiters = {}
+  for _, co in ipairs(w) do
+    if waiting[co] then
+      unpark(co)
+      push_ready(co, self)  -- wait() tells a set from its timer by this
+    end
+  end
+end
+
+function Event:clear() self.flag = false end
+function Event:is_set() return self.flag end
+
+function Event:wait(timeout)
+  if self.flag then return true end
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #1 to 'wait' (number expected, got " .. type(timeout) .. ")", 2)
+  end
+  if not core.coop_active() then
+    if timeout == 0 then return nil, "wait: timeout", "timeout" end
+    error("event:wait blocks only inside a task of netlua.run (nothing else could set it)", 2)
+  end
+  local co = coroutine.running()
+  self.waiters[#self.waiters + 1] = co
+  local at = (timeout and timeout >= 0) and monotime() + timeout or -1
+  local by = coroutine.yield(WAIT, -1, 0, at)
+  if by == self or self.flag then return true end
+  for i, w in ipairs(self.waiters) do  -- the timer came first
+    if w == co then table.remove(self.waiters, i) break end
+  end
+  return nil, "wait: timeout", "timeout"
+end
+
+--- Waits until task `co` (from spawn) has ended: true and whatever its
+-- function returned; nil, its error, "task" if it failed; or nil,
+-- "join: timeout", "timeout".  A task that has ended answers at once,
+-- from anywhere.
+function M.join(co, timeout)
+  if type(co) ~= "thread" or not known[co] then
+    error("bad argument #1 to 'join' (a task from netlua.spawn expected)", 2)
+  end
+  local rec = finished[co]
+  if not rec then
+    local ev = joiners[co] or M.event()
+    joiners[co] = ev
+    local ok = ev:wait(timeout)
+    if not ok then return nil, "join: timeout", "timeout" end
+    rec = finished[co]
+  end
+  if rec.err ~= nil then return nil, tostring(rec.err), "task" end
+  return true, table.unpack(rec, 1, rec.n)
 end
 
 --- Lets the other tasks run, then continues (outside a task: does nothing).
