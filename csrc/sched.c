@@ -107,9 +107,15 @@ int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {
 #define NL_SLICE 0.01
 
 /* The task netlua.run resumed last and when (core.coop_slice): a slice
- * spans every call the task makes until it yields. */
-static const lua_State *slice_L = NULL;
-static double slice_start = 0;
+ * spans every call the task makes until it yields.  Per OS thread, for
+ * programs that run a Lua state in each of several threads. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NL_THREAD_LOCAL __thread
+#else
+#define NL_THREAD_LOCAL
+#endif
+static NL_THREAD_LOCAL const lua_State *slice_L = NULL;
+static NL_THREAD_LOCAL double slice_start = 0;
 
 static int l_coop_slice(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
