@@ -91,6 +91,45 @@ describe("a reading task and a writing task on one object", function()
     assert.are.equal("one\r\ntwo END\r\n", got[1])
   end)
 
+  it("telnet: a read that must flush replies and a blocked writer both wake", function()
+    -- the writer fills every buffer on the way (the server does not read
+    -- yet); then the server asks DO SGA, so the reader has a reply to
+    -- send and waits for room too; when the server drains, both must run
+    local N = 32 << 20
+    local IAC, DO, SGA = "\255", "\253", "\3"
+    local wrote, took, got
+    netlua.run(function()
+      local port = H.serve(1, function(c)
+        c:settimeout(10)
+        netlua.sleep(0.3)
+        c:write(IAC .. DO .. SGA)
+        netlua.sleep(0.3)
+        local n = 0
+        while n < N do
+          local d = c:recv(1 << 20)
+          if not d then break end
+          n = n + #d
+        end
+        c:write("END\r\n")
+        netlua.sleep(0.2)
+      end)
+      local t = assert(telnet.open("127.0.0.1", port, {timeout = 8}))
+      local done = netlua.event()
+      netlua.spawn(function()
+        got = {t:read_until("END\r\n")}
+        done:set()
+      end)
+      local t0 = netlua.monotime()
+      wrote = {t:write(("x"):rep(N))}
+      took = netlua.monotime() - t0
+      done:wait()
+      t:close()
+    end)
+    assert.same({true}, wrote)
+    assert.is_true(took < 4, ("the write took %.2f s"):format(took))
+    assert.are.equal("END\r\n", got[1])
+  end)
+
   it("refuses a second task waiting on the same side, and the first still works", function()
     local first, second
     netlua.run(function()

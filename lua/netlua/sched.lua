@@ -37,7 +37,7 @@ local M = {}
 -- run queue: a ring of {co, args...}
 local queue, qhead, qtail = {}, 1, 0
 local tasks = 0            -- live tasks
-local fdwait = {}          -- fd -> {r = co|nil, w = co|nil}
+local fdwait = {}          -- fd -> {[co] = events}: every task parked on fd
 local waiting = {}         -- co -> {fd=, ev=, at=, id=} while parked
 local heap, heapn = {}, 0  -- timers: {at=, co=, id=}
 local seq = 0
@@ -85,12 +85,14 @@ end
 
 local READ, WRITE = 1, 2
 
+-- Watches fd for what its parked tasks want together.  Several tasks may
+-- wait on one descriptor (a reader and a writer; a read that must also
+-- flush, as Telnet's does): none of them replaces another.
 local function rearm(fd)
-  local w = fdwait[fd]
+  local f = fdwait[fd]
   local ev = 0
-  if w then
-    if w.r then ev = ev | READ end
-    if w.w then ev = ev | WRITE end
+  if f then
+    for _, e in pairs(f) do ev = ev | e end
   end
   if ev == 0 then fdwait[fd] = nil end
   poller:watch(fd, ev)
@@ -104,8 +106,7 @@ local function unpark(co)
   if w.fd >= 0 then
     local f = fdwait[w.fd]
     if f then
-      if f.r == co then f.r = nil end
-      if f.w == co then f.w = nil end
+      f[co] = nil
       rearm(w.fd)
     end
   end
@@ -118,24 +119,29 @@ local function park(co, fd, ev, at)
   if fd >= 0 then
     local f = fdwait[fd] or {}
     fdwait[fd] = f
-    if ev & READ ~= 0 then f.r = co end
-    if ev & WRITE ~= 0 then f.w = co end
+    f[co] = ev
     rearm(fd)
   end
   if at >= 0 then heap_push({at = at, co = co, id = seq}) end
+end
+
+-- Every task parked on fd runs again (each retries its own operation).
+local function wake_fd(fd)
+  local f = fdwait[fd]
+  if not f then return end
+  local cos = {}
+  for co in pairs(f) do cos[#cos + 1] = co end
+  for _, co in ipairs(cos) do
+    unpark(co)
+    push_ready(co)
+  end
 end
 
 -- An object is about to close fd (called from C before close()): the
 -- tasks parked on it run again, and their calls return "closed"; taking
 -- them off fd also makes the poller forget it, so the number can be
 -- reused at once without waking anyone by mistake.
-core.coop_onclose(function(fd)
-  local f = fdwait[fd]
-  if not f then return end
-  local r, w = f.r, f.w
-  if r then unpark(r) push_ready(r) end
-  if w and w ~= r then unpark(w) push_ready(w) end
-end)
+core.coop_onclose(wake_fd)
 
 local function report(co, err)
   local msg = debug.traceback(co, tostring(err))
@@ -287,15 +293,7 @@ function M.run(fn, ...)
         error("netlua.run: every task waits, but on nothing (deadlock)")
       end
       local ready = assert(poller:wait(timeout))
-      for i = 1, #ready do
-        local fd = ready[i]
-        local f = fdwait[fd]
-        if f then
-          local r, w = f.r, f.w
-          if r then unpark(r) push_ready(r) end
-          if w and w ~= r then unpark(w) push_ready(w) end
-        end
-      end
+      for i = 1, #ready do wake_fd(ready[i]) end
       local now = monotime()
       while heapn > 0 and heap[1].at <= now do
         local t = heap_pop()
