@@ -113,7 +113,7 @@ typedef struct ftp_sess {
   int cur_code, cur_multi, cur_lines;
   reply last;              /* last complete reply */
   int not_ftp;             /* a line that cannot start a reply arrived */
-  int paused;              /* a callback paused curl to let tasks run */
+  int paused;              /* on_write paused curl to let tasks run */
   char bad_line[100];      /* that line, quoted and cut for messages */
   /* the current operation */
   const char *quote[NQUOTE]; int nquote;
@@ -584,10 +584,6 @@ static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
   xfer *x = ud;
   size_t room = sz * nm, n;
   if (x->s->aborting || x->failed) return CURL_READFUNC_ABORT;
-  if (nl_coop_due(&x->s->co)) {  /* as in on_write */
-    x->s->paused = 1;
-    return CURL_READFUNC_PAUSE;
-  }
   if (room > x->blocksize && x->cbref != LUA_NOREF) room = x->blocksize;
   n = x->text ? src_text(x, buf, room) : src_raw(x, buf, room);
   if (x->failed) return CURL_READFUNC_ABORT;
@@ -841,7 +837,7 @@ static CURLcode drive(ftp_sess *s) {
     nl_deadline w;
     double t;
     nl_coop_share(&s->co);  /* a transfer that never waits takes turns */
-    if (s->paused) {  /* by a callback, for that turn: go on */
+    if (s->paused) {  /* by on_write, for that turn: go on */
       s->paused = 0;
       curl_easy_pause(s->easy, CURLPAUSE_CONT);
     }

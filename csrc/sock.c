@@ -115,6 +115,7 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
     if (k >= 0) {
       done += (size_t)k;
       s->wco.progress += (size_t)k;  /* survives a yield: no resends */
+      nl_coop_share(&s->wco);  /* a long write that never waits takes turns */
       continue;
     }
     if (errno == EINTR) continue;

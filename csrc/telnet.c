@@ -312,6 +312,7 @@ static int flush_out(tsession *s, nl_coop *c, const nl_deadline *d) {
     ssize_t k = send(s->fd, nl_buf_head(&s->out), s->out.len, MSG_NOSIGNAL);
     if (k >= 0) {
       nl_buf_consume(&s->out, (size_t)k);
+      nl_coop_share(c);  /* a long write that never waits takes turns */
       continue;
     }
     if (errno == EINTR) continue;

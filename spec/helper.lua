@@ -200,6 +200,23 @@ function H.serve(clients, handler)
   return port, function() stopped = true end
 end
 
+--- A task that wakes every millisecond until done() is true.  Returns a
+-- function giving the longest it had to wait for a turn, counted from
+-- this call: a ticker that never got to run at all reports the whole
+-- time.  Call it before the task it watches gets to run.
+function H.ticker(done)
+  local last, gap = netlua.monotime(), 0
+  netlua.spawn(function()
+    repeat
+      netlua.sleep(0.001)
+      local now = netlua.monotime()
+      gap = math.max(gap, now - last)
+      last = now
+    until done()
+  end)
+  return function() return gap end
+end
+
 --- Open descriptors of this (busted) process, after a full collection so
 -- objects nobody closed count only while they are alive.
 -- The listing goes to a file through os.execute: with io.popen this

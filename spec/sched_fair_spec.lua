@@ -22,24 +22,16 @@ end
 local function with_ticker(reader)
   local port = H.free_port()
   local pid = H.lua_server("blast", port, MIB)
-  local n, gap, done = 0, 0, false
+  local n, done, gap = 0, false, nil
   assert(netlua.run(function()
+    gap = H.ticker(function() return done end)
     netlua.spawn(function()
       n = reader(port)
       done = true
     end)
-    netlua.spawn(function()
-      local last = netlua.monotime()
-      while not done do
-        netlua.sleep(0.001)
-        local now = netlua.monotime()
-        gap = math.max(gap, now - last)
-        last = now
-      end
-    end)
   end))
   H.kill(pid)
-  return n, gap
+  return n, gap()
 end
 
 describe("tasks take turns", function()
@@ -59,6 +51,53 @@ describe("tasks take turns", function()
     assert.are.equal(MIB << 20, n)
     -- one slice plus one chunk's work, with room for a busy machine
     assert.is_true(gap < 0.1, ("the ticker waited %.3f s"):format(gap))
+  end)
+
+  it("a TCP writer whose peer always keeps up", function()
+    -- small writes that always fit in the socket buffer: none waits
+    local total, chunk = 2 << 20, ("w"):rep(8 * 1024)
+    local port = H.free_port()
+    local pid = H.lua_server("drain", port)
+    local n, done, gap = 0, false, nil
+    assert(netlua.run(function()
+      gap = H.ticker(function() return done end)
+      netlua.spawn(function()
+        local s = assert(netlua.tcp.connect("127.0.0.1", port, {timeout = 30}))
+        while n < total do
+          assert(s:write(chunk))
+          n = n + #chunk
+          work()
+        end
+        s:close()
+        done = true
+      end)
+    end))
+    H.kill(pid)
+    assert.are.equal(total, n)
+    assert.is_true(gap() < 0.1, ("the ticker waited %.3f s"):format(gap()))
+  end)
+
+  it("a Telnet writer whose peer always keeps up", function()
+    local total, chunk = 2 << 20, ("w"):rep(8 * 1024)
+    local port = H.free_port()
+    local pid = H.lua_server("drain", port)
+    local n, done, gap = 0, false, nil
+    assert(netlua.run(function()
+      gap = H.ticker(function() return done end)
+      netlua.spawn(function()
+        local t = assert(telnet.open("127.0.0.1", port, {timeout = 30}))
+        while n < total do
+          assert(t:write(chunk))
+          n = n + #chunk
+          work()
+        end
+        t:close()
+        done = true
+      end)
+    end))
+    H.kill(pid)
+    assert.are.equal(total, n)
+    assert.is_true(gap() < 0.1, ("the ticker waited %.3f s"):format(gap()))
   end)
 
   it("a Telnet reader that is never kept waiting", function()
