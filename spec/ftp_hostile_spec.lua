@@ -161,8 +161,9 @@ describe("ftp against a hostile scripted server", function()
     local s = assert(session(port))
     local top = H.tmpdir()
     local dir = top .. "/copy"
-    -- inside a task mirror fetches over this one session (the scripted
-    -- server serves one client at a time); the name check is shared
+    -- inside a task, with one file to fetch, mirror uses this one session
+    -- and no worker clones (the scripted server serves one client at a
+    -- time); the name check is shared by both fetchers
     for _ = 1, 2 do
       local n, err
       assert(require("netlua").run(function() n, err = s:mirror("/", dir) end))
