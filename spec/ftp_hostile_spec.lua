@@ -155,6 +155,27 @@ describe("ftp against a hostile scripted server", function()
     s:close()
   end)
 
+  it("a parallel mirror against a server dying mid-RETR leaves nothing that looks complete", function()
+    local port
+    pid, port = start("dropmany")
+    local dir = H.tmpdir()
+    for _, in_task in ipairs {false, true} do
+      local s = assert(session(port))
+      local r
+      local function go() r = table.pack(s:mirror("/", dir .. "/copy", {parallel = 3})) end
+      if in_task then assert(require("netlua").run(go)) else go() end
+      s:close()
+      assert.is_nil(r[1])
+      assert.matches("^mirror: 4 of 4 files failed", r[2])
+      assert.equal(4, #r[4])
+      for i = 1, 4 do
+        assert.is_false(H.exists(dir .. "/copy/f" .. i), "f" .. i)
+        assert.is_false(H.exists(dir .. "/copy/f" .. i .. ".part"), "f" .. i .. ".part")
+      end
+    end
+    H.rm_rf(dir)
+  end)
+
   it("mirror never writes outside its folder whatever names the server lists", function()
     local port
     pid, port = start("traversal")

@@ -11,8 +11,10 @@
 -- server of some other protocol), notftp (the greeting is "hello
 -- there"), dropmid (closes everything half way
 -- through a RETR), traversal (LIST names entries "../escape", "a/b",
--- ".." and "ok": a mirror must fetch only "ok").  Serves one client at a time on 127.0.0.1:PORT; prints
--- "ready" once listening.  Tests nothing itself.
+-- ".." and "ok": a mirror must fetch only "ok"), dropmany (LIST names
+-- f1..f4 and every RETR dies half way, as in dropmid).  Serves each
+-- client in a task of its own on 127.0.0.1:PORT, so parallel connections
+-- work; prints "ready" once listening.  Tests nothing itself.
 local tcp = require "netlua.tcp"
 local netlua = require "netlua"
 
@@ -85,9 +87,13 @@ local function serve(c)
           for _, name in ipairs {"../escape", "a/b", "..", "ok"} do
             d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 " .. name .. "\r\n")
           end
+        elseif verb ~= "RETR" and mode == "dropmany" then
+          for i = 1, 4 do
+            d:write(("-rw-r--r-- 1 a b %d Jan  1  2020 f%d\r\n"):format(#FILE, i))
+          end
         elseif verb ~= "RETR" then
           d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 x\r\n")
-        elseif mode == "dropmid" then
+        elseif mode == "dropmid" or mode == "dropmany" then
           d:write(FILE:sub(1, #FILE // 2))
           netlua.sleep(0.05)
           d:close(); c:close()
@@ -112,10 +118,14 @@ local function serve(c)
   end
 end
 
-while true do
-  local c = srv:accept()
-  if c then
-    pcall(serve, c)
-    c:close()
+netlua.run(function()
+  while true do
+    local c = srv:accept()
+    if c then
+      netlua.spawn(function()
+        pcall(serve, c)
+        c:close()
+      end)
+    end
   end
-end
+end)
