@@ -2082,7 +2082,49 @@ typedef struct job {
   FILE *fp;
   int idx;   /* 1-based job index, 0 = idle */
   char err[CURL_ERROR_SIZE];
+  int multi;           /* code of an open "NNN-" reply, or 0 */
+  int not_ftp;         /* a line that cannot start a reply arrived */
+  char bad[100];       /* that line, quoted for the message */
 } job;
+
+/* The fetcher's handles run on their own connections, without the
+ * session's reply reassembly: this only watches for a line that cannot be
+ * FTP (curl would wait on it until the timeout), as reply_line does. */
+static int on_fetch_debug(CURL *h, curl_infotype type, char *p, size_t n,
+                          void *ud) {
+  job *j = ud;
+  (void)h;
+  if (type != CURLINFO_HEADER_IN || j->not_ftp) return 0;
+  while (n > 0) {
+    char *e = memchr(p, '\n', n);
+    size_t len = e ? (size_t)(e - p) : n, used = e ? len + 1 : n, l = len;
+    if (l > 0 && p[l - 1] == '\r') l--;
+    if (j->multi) {
+      if (l >= 4 && p[3] == ' ' && is_code(p, l) && atoi(p) == j->multi)
+        j->multi = 0;
+    } else if (!starts_reply(p, l)) {
+      j->not_ftp = 1;
+      quote_line(j->bad, sizeof j->bad, p, l);
+      return 0;
+    } else if (p[3] == '-') {
+      j->multi = atoi(p);
+    }
+    p += used; n -= used;
+  }
+  return 0;
+}
+
+/* Records result i of the fetch: a {message, code} pair in the results
+ * table at index res. */
+static void fetch_fail(lua_State *L, int res, int i, const char *code,
+                       const char *fmt, const char *arg) {
+  lua_createtable(L, 2, 0);
+  lua_pushfstring(L, fmt, arg);
+  lua_rawseti(L, -2, 1);
+  lua_pushstring(L, code);
+  lua_rawseti(L, -2, 2);
+  lua_rawseti(L, res, i);
+}
 
 /* s:_fetch(jobs, parallel) -> results.  jobs: array of {abs remote path,
  * local file path}; each downloads on one of `parallel` easy handles
@@ -2091,7 +2133,7 @@ typedef struct job {
 static int m_fetch(lua_State *L) {
   ftp_sess *s = check_sess(L);
   lua_Integer par = luaL_optinteger(L, 3, 4);
-  int njobs, next = 1, active = 0, i, left;
+  int njobs, next = 1, active = 0, i, left, res;
   job *slots;
   CURLM *m;
   nl_deadline none;
@@ -2107,6 +2149,7 @@ static int m_fetch(lua_State *L) {
     lua_pop(L, 3);
   }
   lua_createtable(L, njobs, 0);
+  res = lua_gettop(L);
   slots = lua_newuserdatauv(L, sizeof(job) * (size_t)par, 0);
   memset(slots, 0, sizeof(job) * (size_t)par);
   m = curl_multi_init();
@@ -2148,7 +2191,11 @@ static int m_fetch(lua_State *L) {
       curl_easy_setopt(j->h, CURLOPT_WRITEDATA, j->fp);
       curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, fwrite);
       curl_easy_setopt(j->h, CURLOPT_ERRORBUFFER, j->err);
+      curl_easy_setopt(j->h, CURLOPT_VERBOSE, 1L);
+      curl_easy_setopt(j->h, CURLOPT_DEBUGFUNCTION, on_fetch_debug);
+      curl_easy_setopt(j->h, CURLOPT_DEBUGDATA, j);
       j->err[0] = '\0';
+      j->multi = j->not_ftp = 0;
       j->idx = next++;
       curl_multi_add_handle(m, j->h);
       active++;
@@ -2177,6 +2224,15 @@ static int m_fetch(lua_State *L) {
         lua_settop(L, top + 1);
       }
       lua_rawseti(L, -3, j->idx);
+      j->idx = 0;
+      active--;
+    }
+    for (i = 0; i < par; i++) {  /* not FTP: curl would wait it out */
+      job *j = &slots[i];
+      if (!j->idx || !j->not_ftp) continue;
+      curl_multi_remove_handle(m, j->h);
+      fclose(j->fp); j->fp = NULL;
+      fetch_fail(L, res, j->idx, "protocol", "get: not an FTP reply: %s", j->bad);
       j->idx = 0;
       active--;
     }

@@ -176,6 +176,30 @@ describe("ftp against a hostile scripted server", function()
     H.rm_rf(dir)
   end)
 
+  it("a parallel mirror stops at once on RETR replies that are not FTP", function()
+    local port
+    pid, port = start("notretr")
+    local dir = H.tmpdir()
+    for _, in_task in ipairs {false, true} do
+      local s = assert(session(port))
+      local r
+      local function go() r = table.pack(s:mirror("/", dir .. "/copy", {parallel = 3})) end
+      local t0 = require("netlua").monotime()
+      if in_task then assert(require("netlua").run(go)) else go() end
+      local took = require("netlua").monotime() - t0
+      s:close()
+      assert.is_nil(r[1])
+      assert.matches("^mirror: 4 of 4 files failed", r[2])
+      assert.equal("protocol", r[3])
+      assert.matches('not an FTP reply: "this is not an ftp reply"', r[4][1].message, 1, true)
+      assert.is_true(took < 2, ("took %.2f s against a 5 s timeout"):format(took))
+      for i = 1, 4 do
+        assert.is_false(H.exists(dir .. "/copy/f" .. i .. ".part"), "f" .. i .. ".part")
+      end
+    end
+    H.rm_rf(dir)
+  end)
+
   it("mirror never writes outside its folder whatever names the server lists", function()
     local port
     pid, port = start("traversal")

@@ -12,7 +12,8 @@
 -- there"), dropmid (closes everything half way
 -- through a RETR), traversal (LIST names entries "../escape", "a/b",
 -- ".." and "ok": a mirror must fetch only "ok"), dropmany (LIST names
--- f1..f4 and every RETR dies half way, as in dropmid).  Serves each
+-- f1..f4 and every RETR dies half way, as in dropmid), notretr (LIST as
+-- in dropmany, every RETR answered with a line that is not FTP).  Serves each
 -- client in a task of its own on 127.0.0.1:PORT, so parallel connections
 -- work; prints "ready" once listening.  Tests nothing itself.
 local tcp = require "netlua.tcp"
@@ -78,6 +79,8 @@ local function serve(c)
       send(c, ("227 Entering Passive Mode (%s,%d,%d)\r\n"):format(addr, p // 256, p % 256))
     elseif verb == "SIZE" then send(c, ("213 %d\r\n"):format(#FILE))
     elseif verb == "REST" then send(c, "350 ok\r\n")
+    elseif verb == "RETR" and mode == "notretr" then
+      send(c, "this is not an ftp reply\r\n")
     elseif verb == "RETR" or verb == "LIST" or verb == "NLST" then
       local d = data_srv and data_srv:accept(5)
       if not d then send(c, "425 no data connection\r\n")
@@ -87,7 +90,7 @@ local function serve(c)
           for _, name in ipairs {"../escape", "a/b", "..", "ok"} do
             d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 " .. name .. "\r\n")
           end
-        elseif verb ~= "RETR" and mode == "dropmany" then
+        elseif verb ~= "RETR" and (mode == "dropmany" or mode == "notretr") then
           for i = 1, 4 do
             d:write(("-rw-r--r-- 1 a b %d Jan  1  2020 f%d\r\n"):format(#FILE, i))
           end
