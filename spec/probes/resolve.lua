@@ -9,6 +9,9 @@ local lookup = require "netlua.lookup"
 local telnet = require "netlua.telnet"
 local ftp = require "netlua.ftp"
 local mode = arg[1]
+-- it sends (UDP to 127.0.0.1, DNS to the scripted server): only inside
+-- the private namespace
+assert(os.getenv("NETLUA_NETNS") == "1", "run me through scripts/netns.sh (make test)")
 
 local function report(key, ...)
   local t = table.pack(...)

@@ -7,6 +7,9 @@
 local netlua = require "netlua"
 local udp = require "netlua.udp"
 
+-- port 53 and the datagrams it sends belong to the private namespace only
+assert(os.getenv("NETLUA_NETNS") == "1", "run me through scripts/netns.sh (make test)")
+
 local delay = arg[1] == "never" and math.huge or assert(tonumber(arg[1]), "DELAY")
 local s = assert(udp.socket())
 assert(s:bind("127.0.0.1", 53))
