@@ -120,14 +120,19 @@ local function rounds(port, drain)
   return got / total
 end
 
-local function recv_netlua(port)
-  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
-  local rate = rounds(port, function(n)
+-- drain(n) for a socket with LuaSocket's receivefrom: one call a datagram
+local function receivefrom_loop(r)
+  return function(n)
     for i = 1, n do
       if not r:receivefrom(2048) then return i - 1 end
     end
     return n
-  end)
+  end
+end
+
+local function recv_netlua(port)
+  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
+  local rate = rounds(port, receivefrom_loop(r))
   r:close()
   return rate
 end
@@ -154,12 +159,7 @@ local function recv_luasocket(port)
   assert(r:setsockname("*", port))
   assert(r:setoption("ip-add-membership", {multiaddr = RGROUP, interface = "*"}))
   r:settimeout(1)
-  local rate = rounds(port, function(n)
-    for i = 1, n do
-      if not r:receivefrom(2048) then return i - 1 end
-    end
-    return n
-  end)
+  local rate = rounds(port, receivefrom_loop(r))
   r:close()
   return rate
 end

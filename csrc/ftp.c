@@ -2114,12 +2114,11 @@ static int on_fetch_debug(CURL *h, curl_infotype type, char *p, size_t n,
   return 0;
 }
 
-/* Records result i of the fetch: a {message, code} pair in the results
- * table at index res. */
-static void fetch_fail(lua_State *L, int res, int i, const char *code,
-                       const char *fmt, const char *arg) {
+/* Records result i of the fetch: {message on top of the stack (popped),
+ * code} in the results table at index res. */
+static void fetch_fail(lua_State *L, int res, int i, const char *code) {
   lua_createtable(L, 2, 0);
-  lua_pushfstring(L, fmt, arg);
+  lua_insert(L, -2);
   lua_rawseti(L, -2, 1);
   lua_pushstring(L, code);
   lua_rawseti(L, -2, 2);
@@ -2172,12 +2171,8 @@ static int m_fetch(lua_State *L) {
       lua_geti(L, -2, 2); lp = lua_tostring(L, -1);
       j->fp = fopen(lp, "wb");
       if (!j->fp) {
-        lua_createtable(L, 2, 0);
         lua_pushfstring(L, "%s: %s", lp, strerror(errno));
-        lua_rawseti(L, -2, 1);
-        lua_pushliteral(L, "io");
-        lua_rawseti(L, -2, 2);
-        lua_rawseti(L, -6, next);
+        fetch_fail(L, res, next, "io");
         lua_pop(L, 3);
         next++; i--;
         continue;
@@ -2232,7 +2227,8 @@ static int m_fetch(lua_State *L) {
       if (!j->idx || !j->not_ftp) continue;
       curl_multi_remove_handle(m, j->h);
       fclose(j->fp); j->fp = NULL;
-      fetch_fail(L, res, j->idx, "protocol", "get: not an FTP reply: %s", j->bad);
+      lua_pushfstring(L, "get: not an FTP reply: %s", j->bad);
+      fetch_fail(L, res, j->idx, "protocol");
       j->idx = 0;
       active--;
     }
