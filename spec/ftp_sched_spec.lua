@@ -120,9 +120,12 @@ describe("ftp inside netlua.run", function()
       while not done and reply == nil do netlua.sleep(0.05) end
     end)
     local other
-    netlua.spawn(function()
+    netlua.spawn(function()  -- other work: a command on a session of its own
       local s <close> = assert(ftp.new(srv.opts{timeout = 20}))
       other = s:sendcmd("NOOP")
+    end)
+    netlua.spawn(function()  -- a ticker from the start (a slow machine may
+      -- finish the upload before that session is even logged in)
       local stop = netlua.monotime() + 30
       while not done and netlua.monotime() < stop do netlua.sleep(0.01) ticks = ticks + 1 end
     end)
