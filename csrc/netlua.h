@@ -44,6 +44,13 @@ double nl_opttimeout(lua_State *L, int arg, double dflt);
 /* The single place netlua waits for a descriptor: NL_OK, NL_TIMEOUT or an
  * errno.  A scheduler can later replace what happens here. */
 int nl_wait(int fd, int events, const nl_deadline *d);
+/* Prepares one blocking recv() on a blocking socket to return by the
+ * deadline (SO_RCVTIMEO), instead of a poll() before every recv().
+ * *armed caches the value set (0: none, the socket's default); a client
+ * that keeps one timeout pays no setsockopt() per call.  NL_OK: recv()
+ * may block, and EAGAIN from it means "look at the deadline again";
+ * NL_TIMEOUT: the deadline has passed; else an errno. */
+int nl_rcvtimeo(int fd, double *armed, const nl_deadline *d);
 
 /* ---- cooperative waiting (sched.c) ------------------------------------ */
 /* State of one blocking operation on an object, kept in the object so the
@@ -69,6 +76,9 @@ void nl_coop_end(nl_coop *c);
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
 /* True when L is a coroutine driven by netlua.run that may yield here. */
 int nl_coop_active(lua_State *L);
+/* Whether nl_coop_wait on c would yield to the scheduler (else it
+ * blocks the thread in nl_wait). */
+int nl_coop_yields(const nl_coop *c);
 /* Where an operation may restart (as after nl_coop_wait): inside
  * netlua.run, once it has run for a time slice without waiting (its data
  * always there), it yields so that the other tasks get a turn, and comes
@@ -209,12 +219,27 @@ typedef struct nl_sock {
   nl_coop wco;             /* the write side: one reader and one writer
                             * task can wait on a socket at once */
   struct addrinfo *ai_list, *ai_cur;  /* a connect in progress */
+  int blocking;            /* fd is blocking (connected streams) */
+  double rcvtimeo;         /* SO_RCVTIMEO set on it (nl_rcvtimeo) */
 } nl_sock;
 
 /* Makes a new socket userdata with metatable tname; fd must be valid or
  * -1.  The descriptor is made non-blocking and close-on-exec. */
 nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
                      int type);
+/* Makes a connected stream's descriptor blocking, so that a read outside
+ * a task waits in recv() itself (nl_recv_wait); its other calls pass
+ * MSG_DONTWAIT. */
+void nl_sock_blocking(nl_sock *s);
+/* One recv() of up to cap bytes into p for a read that may wait until d.
+ * With armed (the descriptor is blocking), outside a task the recv()
+ * blocks under SO_RCVTIMEO, no poll() first: one system call less per
+ * request/response round trip.  Without armed, or inside a task, the wait
+ * is nl_coop_wait's; fresh says data cannot be there yet (we just wrote),
+ * so a task waits before it looks.  NL_OK with *got > 0, NL_CLOSED at
+ * EOF, NL_TIMEOUT, NL_ABORTED or an errno. */
+int nl_recv_wait(int fd, nl_coop *c, double *armed, const nl_deadline *d,
+                 int fresh, char *p, size_t cap, size_t *got);
 /* Fetches an open socket of metatable tname; raises on a closed one. */
 nl_sock *nl_sock_check(lua_State *L, int arg, const char *tname);
 /* Raises on a closed socket, else returns s. */

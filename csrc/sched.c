@@ -87,10 +87,14 @@ static int coop_continue(lua_State *L, int status, lua_KContext ctx) {
   return n;
 }
 
+int nl_coop_yields(const nl_coop *c) {
+  return c->L != NULL && nl_coop_active(c->L);
+}
+
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {
   lua_State *L = c->L;
   if (nl_deadline_passed(d)) return NL_TIMEOUT;
-  if (L == NULL || !nl_coop_active(L)) return nl_wait(fd, events, d);
+  if (!nl_coop_yields(c)) return nl_wait(fd, events, d);
   c->dl = *d;
   lua_pushlightuserdata(L, (void *)&wait_token);
   lua_pushinteger(L, fd);

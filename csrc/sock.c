@@ -4,7 +4,9 @@
  * Modelled on liolib.c's file handles: one checker that raises "attempt
  * to use a closed socket", __gc and __close bound to the same idempotent
  * close, __tostring showing "(closed)".  Descriptors are always
- * non-blocking; waiting happens in nl_wait() against the call's deadline.
+ * non-blocking, but for a connected stream's: outside a task its reads
+ * wait in a blocking recv() under SO_RCVTIMEO (nl_recv_wait), every other
+ * call on it passes MSG_DONTWAIT.  All waiting keeps the call's deadline.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,31 +25,60 @@ int nl_set_nonblock(int fd) {
   return NL_OK;
 }
 
-static int sock_fill(nl_stream *st, const nl_deadline *d) {
-  nl_sock *s = (nl_sock *)((char *)st - offsetof(nl_sock, st));
+int nl_recv_wait(int fd, nl_coop *c, double *armed, const nl_deadline *d,
+                 int fresh, char *p, size_t cap, size_t *got) {
   for (;;) {
-    /* use the free tail when it is big; else ask for 16 KiB, so idle
-     * sockets stay small while bulk reads still get large recv()s */
-    size_t room = st->in.cap - st->in.start - st->in.len;
-    char *p;
+    int r, flags = MSG_DONTWAIT, tasked = nl_coop_yields(c);
     ssize_t n;
-    int r;
-    if (s->fd < 0) return EBADF;
-    if (room < 4096) room = 16384;
-    p = nl_buf_reserve(&st->in, room);
-    if (p == NULL) return ENOMEM;
-    n = recv(s->fd, p, room, 0);
+    if (armed != NULL && !tasked) {
+      r = nl_rcvtimeo(fd, armed, d);
+      if (r == NL_OK) flags = 0;
+      else if (r != NL_TIMEOUT) return r;  /* passed: one look, no wait */
+    } else if (fresh) {
+      fresh = 0;
+      r = nl_coop_wait(c, fd, NL_WAIT_READ, d);
+      if (r != NL_OK) return r;
+    }
+    n = recv(fd, p, cap, flags);
     if (n > 0) {
-      nl_buf_commit(&st->in, (size_t)n);
-      nl_coop_share(&s->co);  /* a long read of ready data takes turns */
+      *got = (size_t)n;
       return NL_OK;
     }
     if (n == 0) return NL_CLOSED;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
-    r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, d);
+    if (flags == 0) {  /* SO_RCVTIMEO ran out, maybe a hair early */
+      if (nl_deadline_passed(d)) return NL_TIMEOUT;
+      continue;
+    }
+    r = nl_coop_wait(c, fd, NL_WAIT_READ, d);
     if (r != NL_OK) return r;
   }
+}
+
+static int sock_fill(nl_stream *st, const nl_deadline *d) {
+  nl_sock *s = (nl_sock *)((char *)st - offsetof(nl_sock, st));
+  /* use the free tail when it is big; else ask for 16 KiB, so idle
+   * sockets stay small while bulk reads still get large recv()s */
+  size_t room = st->in.cap - st->in.start - st->in.len, got = 0;
+  char *p;
+  int r;
+  if (s->fd < 0) return EBADF;
+  if (room < 4096) room = 16384;
+  p = nl_buf_reserve(&st->in, room);
+  if (p == NULL) return ENOMEM;
+  r = nl_recv_wait(s->fd, &s->co, s->blocking ? &s->rcvtimeo : NULL, d, 0,
+                   p, room, &got);
+  if (r != NL_OK) return r;
+  nl_buf_commit(&st->in, got);
+  nl_coop_share(&s->co);  /* a long read of ready data takes turns */
+  return NL_OK;
+}
+
+void nl_sock_blocking(nl_sock *s) {
+  int fl = fcntl(s->fd, F_GETFL);
+  if (fl >= 0 && fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) == 0)
+    s->blocking = 1;
 }
 
 nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
@@ -63,6 +94,8 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
   memset(&s->co, 0, sizeof s->co);
   memset(&s->wco, 0, sizeof s->wco);
   s->ai_list = s->ai_cur = NULL;
+  s->blocking = 0;
+  s->rcvtimeo = 0;
   luaL_setmetatable(L, tname);
   if (fd >= 0) {
     s->fd = fd;  /* owned from here on, so __gc closes it on error */
@@ -111,7 +144,7 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
                      const nl_deadline *d) {
   size_t done = 0;
   while (done < n) {
-    ssize_t k = send(s->fd, p + done, n - done, MSG_NOSIGNAL);
+    ssize_t k = send(s->fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k >= 0) {
       done += (size_t)k;
       s->wco.progress += (size_t)k;  /* survives a yield: no resends */

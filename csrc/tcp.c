@@ -161,6 +161,7 @@ static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
   s->ai_list = s->ai_cur = NULL;
   if (s->fd < 0) return nl_pushfail(L, err, "connect %s", where);
   s->timeout = o->timeout;  /* as Python's create_connection: it stays */
+  nl_sock_blocking(s);
   {
     int one = 1;  /* request/response protocols want small writes out now */
     setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -278,6 +279,7 @@ static int srv_accept(lua_State *L) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       c->timeout = srv->timeout;
+      nl_sock_blocking(c);
       nl_coop_end(&srv->co);
       return 1;
     }

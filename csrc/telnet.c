@@ -41,6 +41,7 @@ typedef struct tsession {
   int in_cb;           /* it is running now: no reads from inside it */
   int secret;          /* mask the next debug "send" line */
   int wrote;           /* we just wrote: the answer cannot be there yet */
+  double rcvtimeo;     /* SO_RCVTIMEO now set (nl_rcvtimeo), 0 = none */
   double timeout;      /* seconds, < 0 blocks */
   size_t max_buffer, max_match;
   nl_buf in;           /* decoded data not yet read */
@@ -309,7 +310,8 @@ static int check_opt_number(lua_State *L, int arg) {
  * or the write (wco) in progress. */
 static int flush_out(tsession *s, nl_coop *c, const nl_deadline *d) {
   while (s->out.len > 0) {
-    ssize_t k = send(s->fd, nl_buf_head(&s->out), s->out.len, MSG_NOSIGNAL);
+    ssize_t k = send(s->fd, nl_buf_head(&s->out), s->out.len,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k >= 0) {
       nl_buf_consume(&s->out, (size_t)k);
       nl_coop_share(c);  /* a long write that never waits takes turns */
@@ -352,37 +354,30 @@ static void run_callbacks(tsession *s) {
  * NL_OK means bytes arrived (possibly only commands).  With nowait, no
  * waiting: NL_TIMEOUT when nothing is there. */
 static int fill(tsession *s, const nl_deadline *d, int nowait) {
-  for (;;) {
-    char *p;
-    ssize_t n;
-    int r;
-    if (s->eof) return NL_CLOSED;
-    p = nl_buf_reserve(&s->in, CHUNK);
-    if (p == NULL) return ENOMEM;
-    if (s->wrote && !nowait) {  /* request/response: skip a futile recv */
-      s->wrote = 0;
-      r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, d);
-      if (r != NL_OK) return r;
-    }
-    n = recv(s->fd, p, CHUNK, 0);
-    if (n > 0) {
-      nl_buf_commit(&s->in, tn_recv(&s->eng, (unsigned char *)p, (size_t)n));
-      r = flush_out(s, &s->co, d);
-      if (r != NL_OK && r != NL_TIMEOUT) return r;
-      run_callbacks(s);
-      nl_coop_share(&s->co);  /* a long read of ready data takes turns */
-      return NL_OK;
-    }
-    if (n == 0 || errno == ECONNRESET) {
-      s->eof = 1;
-      return NL_CLOSED;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
-    if (nowait) return NL_TIMEOUT;
-    r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, d);
-    if (r != NL_OK) return r;
+  static const nl_deadline now = {0};  /* passed: one look */
+  char *p;
+  size_t n = 0;
+  int r, fresh;
+  if (s->eof) return NL_CLOSED;
+  p = nl_buf_reserve(&s->in, CHUNK);
+  if (p == NULL) return ENOMEM;
+  /* after a write a task waits first: the answer cannot be there yet;
+   * cleared before the wait, which may yield and restart the read */
+  fresh = s->wrote && !nowait;
+  if (!nowait) s->wrote = 0;
+  r = nl_recv_wait(s->fd, &s->co, &s->rcvtimeo, nowait ? &now : d, fresh, p,
+                   CHUNK, &n);
+  if (r == NL_CLOSED || r == ECONNRESET) {
+    s->eof = 1;
+    return NL_CLOSED;
   }
+  if (r != NL_OK) return r;
+  nl_buf_commit(&s->in, tn_recv(&s->eng, (unsigned char *)p, n));
+  r = flush_out(s, &s->co, d);
+  if (r != NL_OK && r != NL_TIMEOUT) return r;
+  run_callbacks(s);
+  nl_coop_share(&s->co);  /* a long read of ready data takes turns */
+  return NL_OK;
 }
 
 /* Fills until new data bytes arrive (commands alone do not count). */
@@ -984,6 +979,10 @@ static int t_wrap(lua_State *L) {
     nl_addr_format((struct sockaddr *)&a.ss, s->name, sizeof s->name);
   else
     snprintf(s->name, sizeof s->name, "?");
+  /* blocking, as tcp.connect leaves it: see nl_recv_wait; every other
+   * send and recv here says MSG_DONTWAIT */
+  if (!sock->blocking) nl_sock_blocking(sock);
+  s->rcvtimeo = sock->rcvtimeo;
   s->fd = sock->fd;  /* the session owns it now */
   sock->fd = -1;
   if (sock->st.in.len > 0)  /* bytes the TCP object read already */

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "netlua.h"
@@ -65,6 +67,35 @@ int nl_wait(int fd, int events, const nl_deadline *d) {
     if (errno != EINTR) return errno;
     if (nl_deadline_passed(d)) return NL_TIMEOUT;
   }
+}
+
+/* How far SO_RCVTIMEO may run past the deadline before it is set again:
+ * the kernel counts it in scheduler ticks (4 ms at HZ=250) anyway. */
+#define RCVTIMEO_SLACK 0.005
+
+int nl_rcvtimeo(int fd, double *armed, const nl_deadline *d) {
+  double left = nl_deadline_left(d), want;
+  struct timeval tv;
+  if (left == 0) return NL_TIMEOUT;
+  if (left < 0) {
+    if (*armed == 0) return NL_OK;
+    want = 0;  /* no deadline: block until data comes */
+  } else {
+    /* keep a value that ends near enough to the deadline: a client with
+     * one timeout for every call then never sets it again; one that ends
+     * early only makes the caller loop */
+    if (*armed > 0 && *armed <= left + RCVTIMEO_SLACK && *armed >= left / 2)
+      return NL_OK;
+    want = left > 1e6 ? 1e6 : left;
+  }
+  tv.tv_sec = (time_t)want;
+  tv.tv_usec = (suseconds_t)((want - (double)tv.tv_sec) * 1e6);
+  if (want > 0 && tv.tv_sec == 0 && tv.tv_usec == 0)
+    tv.tv_usec = 1;  /* zero would mean no timeout at all */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+    return errno;
+  *armed = want;
+  return NL_OK;
 }
 
 static int l_monotime(lua_State *L) {

@@ -193,6 +193,21 @@ describe("netlua.tcp", function()
       assert.is_true(t >= 0.29 and t < 0.3 + MARGIN, tostring(t))
     end)
 
+    -- outside a task a read waits in recv() under SO_RCVTIMEO, kept from
+    -- call to call: a shorter or longer timeout must still hold exactly
+    it("gives each call its own timeout, shorter or longer than the last", function()
+      a:settimeout(2)
+      assert(c:write("x"))
+      assert.equal("x", a:read(1))
+      for _, limit in ipairs {0.05, 0.4, 0.02} do
+        a:settimeout(limit)
+        local t, data, _, code = H.timed(a.read, a, 1)
+        assert.is_nil(data)
+        assert.equal("timeout", code)
+        assert.is_true(t >= limit * 0.95 and t < limit + MARGIN, limit .. ": " .. t)
+      end
+    end)
+
     it("recv gives whatever has arrived, up to max, as Python's recv does", function()
       c:write("hello")
       a:settimeout(1)

@@ -105,6 +105,24 @@ describe("telnet session methods", function()
       s:close()
     end)
 
+    -- outside a task a read waits in recv() under SO_RCVTIMEO, which is
+    -- kept from call to call: each call must still get its own timeout
+    it("holds each call's own timeout, shorter or longer, and nil waits", function()
+      local s = open("bursts", {timeout = 5})
+      assert.equal("one\r\n", s:read_until("\n"))
+      local dt, data, code = H.timed(s.read_until, s, "never", 0.05)
+      assert.same({"", "timeout"}, {data, code})
+      assert.is_true(dt >= 0.045 and dt < 0.05 + MARGIN, tostring(dt))
+      s:settimeout(nil)  -- blocks: "two" comes about 0.3 s after "one"
+      dt, data = H.timed(s.read_until, s, "\n")
+      assert.equal("two\r\n", data)
+      assert.is_true(dt > 0.1, tostring(dt))
+      dt, data, code = H.timed(s.read_until, s, "never", 0.02)
+      assert.same({"", "timeout"}, {data, code})
+      assert.is_true(dt >= 0.018 and dt < 0.02 + MARGIN, tostring(dt))
+      s:close()
+    end)
+
     it("rejects bad arguments", function()
       local s = open("echo")
       assert.has_error(function() s:read_until() end)
