@@ -137,15 +137,17 @@ local function recv_netlua(port)
   return rate
 end
 
--- a batch receive method ("receivemany" or "receivedatas"), MANY a call
+-- a batch receive method ("receivemany", "receivedatas" or
+-- "receivepacked"), MANY a call
 local function recv_netlua_batch(port, method)
   local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
+  local packed = method == "receivepacked"
   local rate = rounds(port, function(n)
     local got = 0
     while got < n do
-      local t = r[method](r, MANY, 2048)
+      local t, sizes = r[method](r, MANY, 2048)
       if not t then return got end
-      got = got + #t
+      got = got + (packed and #sizes or #t)
     end
     return got
   end)
@@ -203,6 +205,8 @@ row(("receive: netlua receivemany (%d/call)"):format(MANY), rref,
   function() return recv_netlua_batch(free_port(), "receivemany") end)
 row(("receive: netlua receivedatas (%d/call)"):format(MANY), rref,
   function() return recv_netlua_batch(free_port(), "receivedatas") end)
+row(("receive: netlua receivepacked (%d/call)"):format(MANY), rref,
+  function() return recv_netlua_batch(free_port(), "receivepacked") end)
 if socket then
   row("receive: LuaSocket receivefrom loop", rref, function() return recv_luasocket(free_port()) end)
 end

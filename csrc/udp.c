@@ -1297,19 +1297,33 @@ static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
 static int udp_receivemany(lua_State *L);
 static int udp_receivedatas(lua_State *L);
 
+/* What receive_batch returns: a table per datagram (receivemany),
+ * parallel arrays (receivedatas), or one string holding the whole batch
+ * with an array of sizes (receivepacked). */
+enum { BATCH_TABLES, BATCH_ARRAYS, BATCH_PACKED };
+
 /* Stores entry idx of a batch: a table {data=, ip=, port=, ...} into the
- * array at 5, or (flat) data, ip and port into the arrays at 5, 6 and 7,
- * with the full size of a cut datagram in a table at 8. */
+ * array at 5, or the data (packed: its size, the bytes going to the end
+ * of the pack), ip and port into the arrays at 5, 6 and 7, with the full
+ * size of a cut datagram in a table at 8. */
 static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
                         const char *data, size_t n, size_t max, int idx,
-                        int flat) {
+                        int flat, char *pack, size_t *packed) {
   const struct sockaddr *sa = (const struct sockaddr *)m->msg_name;
-  if (!flat) {
+  size_t keep = n < max ? n : max;
+  if (flat == BATCH_TABLES) {
     push_entry(L, e, m, data, n, max);
     lua_rawseti(L, 5, idx);
     return;
   }
-  lua_pushlstring(L, data, n < max ? n : max);
+  if (flat == BATCH_PACKED) {
+    /* slid down over the slots already taken: the pack never passes the
+     * slot it reads from */
+    if (pack + *packed != data) memmove(pack + *packed, data, keep);
+    *packed += keep;
+    lua_pushinteger(L, (lua_Integer)keep);
+  } else
+    lua_pushlstring(L, data, keep);
   lua_rawseti(L, 5, idx);
   push_ip(L, e, 4, sa);
   lua_rawseti(L, 6, idx);
@@ -1325,10 +1339,11 @@ static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
 /* sock:receivemany([n [, max]]) -> array of entries | nil, msg, code
  * Waits (up to the timeout) for the first datagram, then takes whatever
  * else is already queued, up to n. */
-static int receive_batch(lua_State *L, int flat, lua_CFunction self) {
+static int receive_batch(lua_State *L, int flat, lua_CFunction self,
+                         const char *who) {
   nl_sock *s = check_udp(L, 1);
   lua_Integer want = luaL_optinteger(L, 2, 64);
-  size_t max = opt_max(L, 3), per = max, need;
+  size_t max = opt_max(L, 3), per = max, need, packed = 0;
   udp_ext *e;
   int got = 0, started = 0;
   nl_deadline d;
@@ -1343,12 +1358,12 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self) {
   per = (max + 15) & ~(size_t)15;
   need = (size_t)want * (sizeof(struct sockaddr_storage) + CTLSZ + per);
   base = ext_buf(e, need);
-  if (base == NULL) return nl_pushfail(L, ENOMEM, "receivemany");
+  if (base == NULL) return nl_pushfail(L, ENOMEM, "%s", who);
   names = (struct sockaddr_storage *)base;
   ctls = base + (size_t)want * sizeof(struct sockaddr_storage);
   data = ctls + (size_t)want * CTLSZ;
   lua_createtable(L, (int)want, 0);
-  if (flat) {
+  if (flat != BATCH_TABLES) {
     lua_createtable(L, (int)want, 0);
     lua_createtable(L, (int)want, 0);
   }
@@ -1374,7 +1389,7 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self) {
     if (n > 0) {
       for (i = 0; i < n; i++) {
         store_entry(L, e, &mm[i].msg_hdr, (const char *)iov[i].iov_base,
-                    mm[i].msg_len, max, got + i + 1, flat);
+                    mm[i].msg_len, max, got + i + 1, flat, data, &packed);
       }
       got += n;
       if (n < k) break;  /* queue drained */
@@ -1398,14 +1413,14 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self) {
     n = recvmsg(s->fd, &m, RECV_FLAGS);
     if (n >= 0) {
       store_entry(L, e, &m, (const char *)iov.iov_base, (size_t)n, max,
-                  ++got, flat);
+                  ++got, flat, data, &packed);
       continue;
     }
 #endif
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       if (got > 0) break;  /* hand over what arrived; the error recurs */
-      return nl_pushfail(L, errno, "receivemany");
+      return nl_pushfail(L, errno, "%s", who);
     }
     if (got > 0) break;
     if (!started) {
@@ -1414,8 +1429,12 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self) {
     }
     {
       int r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, &d);
-      if (r != NL_OK) return nl_pushfail(L, r, "receivemany");
+      if (r != NL_OK) return nl_pushfail(L, r, "%s", who);
     }
+  }
+  if (flat == BATCH_PACKED) {
+    lua_pushlstring(L, data, packed);
+    lua_insert(L, 5);
   }
   return 1;
 }
@@ -1424,9 +1443,21 @@ static int udp_receivemany(lua_State *L) {
   int n;
   if (nl_coop_closed(&nl_sock_raw(L, 1, UDP)->co))
     return nl_pushfail(L, NL_ABORTED, "receivemany");
-  n = receive_batch(L, 0, udp_receivemany);
+  n = receive_batch(L, BATCH_TABLES, udp_receivemany, "receivemany");
   ext_trim((udp_ext *)lua_touserdata(L, 4));  /* the ext, set by the batch */
   return n;
+}
+
+/* The array-returning batches: both end like this. */
+static int receive_arrays(lua_State *L, int flat, lua_CFunction self,
+                          const char *who) {
+  int n;
+  if (nl_coop_closed(&nl_sock_raw(L, 1, UDP)->co))
+    return nl_pushfail(L, NL_ABORTED, "%s", who);
+  n = receive_batch(L, flat, self, who);
+  ext_trim((udp_ext *)lua_touserdata(L, 4));
+  if (n != 1) return n;  /* a failure: nil, msg, code */
+  return lua_gettop(L) - 4;
 }
 
 /* sock:receivedatas([n [, max]]) -> datas, ips, ports [, cut]: the same
@@ -1434,13 +1465,16 @@ static int udp_receivemany(lua_State *L) {
  * (about 1.5x the datagrams/s); cut[i] is the full size of a datagram
  * longer than max.  No pktinfo here: use receivemany for that. */
 static int udp_receivedatas(lua_State *L) {
-  int n;
-  if (nl_coop_closed(&nl_sock_raw(L, 1, UDP)->co))
-    return nl_pushfail(L, NL_ABORTED, "receivedatas");
-  n = receive_batch(L, 1, udp_receivedatas);
-  ext_trim((udp_ext *)lua_touserdata(L, 4));
-  if (n != 1) return n;  /* a failure: nil, msg, code */
-  return lua_gettop(L) - 4;
+  return receive_arrays(L, BATCH_ARRAYS, udp_receivedatas, "receivedatas");
+}
+
+/* sock:receivepacked([n [, max]]) -> data, sizes, ips, ports [, cut]: the
+ * batch's datagrams back to back in ONE string, datagram i being the
+ * sizes[i] bytes after the ones before it.  No string per datagram: the
+ * receive for feeds too fast for that, read with string.unpack or
+ * string.byte at offsets (or sub when a datagram is wanted as a string). */
+static int udp_receivepacked(lua_State *L) {
+  return receive_arrays(L, BATCH_PACKED, udp_receivepacked, "receivepacked");
 }
 
 void nl_open_udp(lua_State *L) {
@@ -1467,6 +1501,8 @@ void nl_open_udp(lua_State *L) {
   lua_setfield(L, -2, "receivemany");
   lua_pushcfunction(L, udp_receivedatas);
   lua_setfield(L, -2, "receivedatas");
+  lua_pushcfunction(L, udp_receivepacked);
+  lua_setfield(L, -2, "receivepacked");
   lua_pop(L, 2);
   luaL_newmetatable(L, UDPEXT);
   lua_pushcfunction(L, ext_gc);

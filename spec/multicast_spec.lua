@@ -377,6 +377,58 @@ describe("IPv4 multicast", function()
     assert.has_error(function() r:receivedatas(0) end)
   end)
 
+  it("receivepacked gives the batch in one string with sizes, and flags cuts", function()
+    local r, port = receiver{group = "239.9.9.5"}
+    local s = sender{bind = "127.0.0.2"}
+    local big = ("z"):rep(300)
+    local sent = {"a", "bb", big, "", string.pack(">I4", 0xdeadbeef)}
+    assert.equal(5, s:sendmany(sent, "239.9.9.5", port))
+    local got, ips, ports, cut = {}, {}, {}, {}
+    while #got < 5 do
+      local data, sizes, i, p, c = r:receivepacked(8, 100)
+      assert(data, sizes)
+      local pos = 1
+      for k = 1, #sizes do
+        got[#got + 1] = data:sub(pos, pos + sizes[k] - 1)
+        ips[#ips + 1], ports[#ports + 1] = i[k], p[k]
+        if c and c[k] then cut[#got] = c[k] end
+        pos = pos + sizes[k]
+      end
+      assert.equal(#data + 1, pos)  -- nothing else in the string
+    end
+    local _, sport = s:getsockname()
+    assert.same({"a", "bb", big:sub(1, 100), "", sent[5]}, got)
+    assert.equal(0xdeadbeef, string.unpack(">I4", got[5]))
+    assert.same({"127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.2"}, ips)
+    assert.same({sport, sport, sport, sport, sport}, ports)
+    assert.same({[3] = 300}, cut) -- never cut silently
+    r:settimeout(0.1)
+    local none, msg, code = r:receivepacked()
+    assert.is_nil(none)
+    assert.equal("timeout", code)
+    assert.equal("receivepacked: timeout", msg)
+    assert.has_error(function() r:receivepacked(0) end)
+    assert.has_error(function() r:receivepacked(8, 0) end)
+  end)
+
+  it("receivepacked packs a full batch of many datagrams in order", function()
+    local r, port = receiver{group = "239.9.9.4", rcvbuf = 1 << 20}
+    local s = sender()
+    local batch = {}
+    for i = 1, 300 do batch[i] = string.pack(">I4", i) .. ("p"):rep(i % 37) end
+    assert.equal(300, s:sendmany(batch, "239.9.9.4", port))
+    local n = 0
+    while n < 300 do
+      local data, sizes = assert(r:receivepacked(1024, 64))
+      local pos = 1
+      for k = 1, #sizes do
+        n = n + 1
+        assert.equal(batch[n], data:sub(pos, pos + sizes[k] - 1))
+        pos = pos + sizes[k]
+      end
+    end
+  end)
+
   it("sendmany of an empty array sends nothing", function()
     assert.equal(0, sender():sendmany({}, "239.9.9.9", 9))
   end)

@@ -186,11 +186,12 @@ describe("closing an object another task waits on", function()
     assert.same({n = 3, nil, "accept: closed", "closed"}, r)
   end)
 
-  it("wakes a UDP receivefrom, receivemany and receivedatas", function()
+  it("wakes a UDP receivefrom, receivemany, receivedatas and receivepacked", function()
     for _, call in ipairs {
       {"receivefrom", function(u) return u:receivefrom() end},
       {"receivemany", function(u) return u:receivemany(8) end},
       {"receivedatas", function(u) return u:receivedatas(8) end},
+      {"receivepacked", function(u) return u:receivepacked(8) end},
     } do
       local took, r = close_under(function()
         local u = assert(udp.socket())

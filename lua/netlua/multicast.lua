@@ -10,8 +10,9 @@
 -- socket object (C, csrc/udp.c), whose methods do the work: `join`,
 -- `leave`, `block`, `unblock`, `setttl`/`getttl`, `setloop`/`getloop`,
 -- `setinterface`/`getinterface`, `setoption`/`getoption` (LuaSocket's
--- names), `sendto`, `receivefrom`, `sendmany`, `receivemany`, `bind`,
--- `getsockname`, `settimeout`, `fileno`, `close`.  See doc/multicast.md.
+-- names), `sendto`, `receivefrom`, `sendmany`, `receivemany`,
+-- `receivedatas`, `receivepacked`, `bind`, `getsockname`, `settimeout`,
+-- `fileno`, `close`.  See doc/multicast.md.
 --
 -- Misuse (a group that is not multicast, an unknown interface, a TTL
 -- outside 0..255, a port outside 0..65535, a source of the other family)
