@@ -889,6 +889,32 @@ static int write_fd(int fd, const char *p, size_t n) {
   return NL_OK;
 }
 
+/* core.fd_read(fd, max) -> bytes ("" at EOF) | nil, msg, code and
+ * core.fd_write(fd, bytes) -> true | nil, msg, code: interact's plain
+ * descriptor I/O, for its version that runs in a task (telnet.lua). */
+static int l_fd_read(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_Buffer b;
+  ssize_t n;
+  luaL_argcheck(L, max >= 1 && max <= 65536, 2, "size out of range 1..65536");
+  do n = read(fd, luaL_buffinitsize(L, &b, (size_t)max), (size_t)max);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return nl_pushfail(L, errno, "read fd %d", fd);
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+static int l_fd_write(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1), r;
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  r = write_fd(fd, p, n);
+  if (r != NL_OK) return nl_pushfail(L, r, "write fd %d", fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* s:interact([in_fd [, out_fd]]) -> true when either side reached EOF */
 static int t_interact(lua_State *L) {
   tsession *s = check_reader(L, 1, "interact");
@@ -1186,7 +1212,8 @@ void nl_open_telnet(lua_State *L) {
     {"feed", e_feed}, {"escape", e_escape}, {"request", e_request},
     {"set_window", e_set_window}, {"option", e_option}, {NULL, NULL}};
   static const luaL_Reg f[] = {
-    {"telnet_wrap", t_wrap}, {"telnet_engine", e_new}, {NULL, NULL}};
+    {"telnet_wrap", t_wrap}, {"telnet_engine", e_new},
+    {"fd_read", l_fd_read}, {"fd_write", l_fd_write}, {NULL, NULL}};
   luaL_newmetatable(L, SESSION);
   luaL_newlib(L, methods);
   /* expect calls string.find, captured now (a script may replace the

@@ -214,6 +214,34 @@ describe("netlua.wait", function()
     assert.has_error(function() netlua.wait(5) end)
     a:close() c:close() srv:close()
   end)
+
+  it("inside a task waits as a task, on several descriptors at once", function()
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local c = assert(tcp.connect("127.0.0.1", port, {timeout = 2}))
+    local a = assert(srv:accept(2))
+    local c2 = assert(tcp.connect("127.0.0.1", port, {timeout = 2}))
+    local a2 = assert(srv:accept(2))
+    local ticks, got, timed = 0, nil, nil
+    assert(netlua.run(function()
+      netlua.spawn(function()  -- runs only if the waits below yield
+        for _ = 1, 5 do netlua.sleep(0.02) ticks = ticks + 1 end
+        c2:write("x")  -- the second of the two wakes the waiter
+      end)
+      local t0 = netlua.monotime()
+      local r = assert(netlua.wait({a, a2:fileno()}, 5))
+      got = {#r, r[1], netlua.monotime() - t0}
+      local t, none, msg, code = H.timed(netlua.wait, {a}, 0.1)
+      timed = {none, msg, code, t}
+      assert.has_error(function() netlua.wait({a}, 1, "x") end)
+    end))
+    assert.equal(5, ticks)
+    assert.same({1, a2:fileno()}, {got[1], got[2]})
+    assert.is_true(got[3] >= 0.09 and got[3] < 5, tostring(got[3]))
+    assert.same({nil, "wait: timeout", "timeout"}, {timed[1], timed[2], timed[3]})
+    assert.is_true(timed[4] >= 0.09 and timed[4] < 0.1 + MARGIN, tostring(timed[4]))
+    a:close() c:close() a2:close() c2:close() srv:close()
+  end)
 end)
 
 describe("Telnet and UDP under netlua.run", function()

@@ -387,6 +387,44 @@ describe("telnet session methods", function()
       local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s </dev/null"):format(H.build, f))
       assert.matches("returned", out)
     end)
+
+    it("inside a task waits as a task: the others keep running", function()
+      local script = ([[
+        local netlua = require "netlua"
+        local telnet = require "netlua.telnet"
+        local ticks, done = 0, false
+        netlua.spawn(function()
+          while not done do netlua.sleep(0.05) ticks = ticks + 1 end
+        end)
+        assert(netlua.run(function()
+          local s = assert(telnet.open("127.0.0.1", %d, {timeout = 5}))
+          s:write("echo\n")
+          assert(s:interact())
+          done = true
+          s:close()
+        end))
+        io.write("ticks ", ticks, "\n")
+      ]]):format(srv.port)
+      local f = srv.dir .. "/interact3.lua"
+      H.write_file(f, script)
+      -- the input comes in two parts a second apart; "quit" ends the echo
+      local out = H.sh(("(printf 'hello\\n'; sleep 1; printf 'quit\\n'; sleep 1) | LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
+      assert.matches("hello\n", out)
+      assert.matches("Connection closed by remote host", out)
+      local ticks = tonumber(out:match("ticks (%d+)"))
+      assert.is_true(ticks and ticks >= 10, out)  -- about 20 in 1 s+
+    end)
+
+    it("checks its descriptors inside a task too", function()
+      netlua.run(function()
+        local s = open("echo")
+        assert.has_error(function() s:interact(-1) end,
+          "bad argument #1 to 'interact' (descriptor expected)")
+        assert.has_error(function() s:interact(0, "x") end,
+          "bad argument #2 to 'interact' (descriptor expected)")
+        s:close()
+      end)
+    end)
   end)
 end)
 

@@ -16,9 +16,11 @@ local M = {
   --- Sleeps `s` seconds (fractional); inside netlua.run only the calling
   -- task waits.
   sleep = core.sleep,
-  --- Waits for any of several objects to be ready (see netlua.sched.wait).
-  wait = core.wait,
 }
+
+--- Waits for any of several objects to be ready (see netlua.sched.wait);
+-- inside a task only that task waits.
+function M.wait(...) return require("netlua.sched").wait(...) end
 
 --- Starts a task (see netlua.sched): `netlua.spawn(fn, ...)`.
 function M.spawn(...) return require("netlua.sched").spawn(...) end

@@ -10,7 +10,8 @@
 --     netlua.run()
 --
 -- Inside a coroutine started with `spawn`, every blocking netlua call that
--- supports it (TCP connect, accept, reads and writes, `netlua.sleep`)
+-- supports it (TCP connect, accept, reads and writes, `netlua.sleep`,
+-- `netlua.wait`)
 -- yields to the scheduler instead of blocking the process, with its
 -- timeout intact; outside, the same calls block as before.  One poller
 -- (epoll on Linux, poll elsewhere) waits for all of them.
@@ -98,30 +99,39 @@ local function rearm(fd)
   poller:watch(fd, ev)
 end
 
+-- w.fd is one descriptor (-1: none) or, for netlua.wait, an array of them
+local function each_fd(w, fn)
+  if type(w.fd) == "table" then
+    for _, fd in ipairs(w.fd) do fn(fd) end
+  elseif w.fd >= 0 then
+    fn(w.fd)
+  end
+end
+
 -- take co off whatever it waits for
 local function unpark(co)
   local w = waiting[co]
   if not w then return end
   waiting[co] = nil
-  if w.fd >= 0 then
-    local f = fdwait[w.fd]
-    if f then
+  each_fd(w, function(fd)
+    local f = fdwait[fd]
+    if f and f[co] then
       f[co] = nil
-      rearm(w.fd)
+      rearm(fd)
     end
-  end
+  end)
 end
 
 local function park(co, fd, ev, at)
   seq = seq + 1
   local w = {fd = fd, ev = ev, at = at, id = seq}
   waiting[co] = w
-  if fd >= 0 then
-    local f = fdwait[fd] or {}
-    fdwait[fd] = f
+  each_fd(w, function(d)
+    local f = fdwait[d] or {}
+    fdwait[d] = f
     f[co] = ev
-    rearm(fd)
-  end
+    rearm(d)
+  end)
   if at >= 0 then heap_push({at = at, co = co, id = seq}) end
 end
 
@@ -313,11 +323,34 @@ M.onerror = function(msg) io.stderr:write("netlua task failed: ", msg, "\n") end
 --- Sleeps `s` seconds; inside a task only that task waits.
 M.sleep = core.sleep
 
+local function fd_of(o)
+  if math.type(o) == "integer" then return o end
+  return o:fileno()
+end
+
 --- Waits until one of `objects` (sockets, or anything with `fileno()`,
 -- or descriptors) is ready; mode "r" (default), "w" or "rw".  For
--- scripts with a loop of their own.
+-- scripts with a loop of their own, and for tasks waiting on descriptors
+-- netlua does not own (a pipe, a terminal): inside a task only that task
+-- waits.
 -- @return array of the ready objects, or nil, "wait: timeout", "timeout"
-M.wait = core.wait
+function M.wait(objects, timeout, mode)
+  if not core.coop_active() then return core.wait(objects, timeout, mode) end
+  -- a look that waits for nothing also checks the arguments
+  local ready, msg, code = core.wait(objects, 0, mode)
+  if ready or timeout == 0 then return ready, msg, code end
+  local at = (timeout and timeout >= 0) and monotime() + timeout or -1
+  local fds = {}
+  for i, o in ipairs(objects) do fds[i] = fd_of(o) end
+  local ev = ((mode or "r"):find("r", 1, true) and READ or 0)
+    | ((mode or "r"):find("w", 1, true) and WRITE or 0)
+  while true do
+    -- woken by any of them, by their close, or by the timer: look again
+    coroutine.yield(WAIT, fds, ev, at)
+    ready, msg, code = core.wait(objects, 0, mode)
+    if ready or (at >= 0 and monotime() >= at) then return ready, msg, code end
+  end
+end
 
 --- True inside a task that netlua.run drives.
 M.active = core.coop_active

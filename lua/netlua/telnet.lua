@@ -201,4 +201,48 @@ function methods:cmd(line, opts)
   return text
 end
 
+local c_interact = methods.interact
+local BYE = "*** Connection closed by remote host ***\n"
+
+local function check_fd(v, dflt, n)
+  if v == nil then return dflt end
+  if math.type(v) ~= "integer" or v < 0 then
+    error(("bad argument #%d to 'interact' (descriptor expected)"):format(n), 3)
+  end
+  return v
+end
+
+--- telnetlib's interact: copies what arrives on `in_fd` (default 0,
+-- stdin) to the session and the session's data to `out_fd` (default 1)
+-- until either side reaches EOF.  Inside a task of netlua.run only that
+-- task waits (through netlua.wait); elsewhere it blocks in C.
+-- @return true at EOF, or nil, msg, code
+function methods:interact(in_fd, out_fd)
+  if not core.coop_active() then return c_interact(self, in_fd, out_fd) end
+  in_fd, out_fd = check_fd(in_fd, 0, 1), check_fd(out_fd, 1, 2)
+  local wait = require("netlua.sched").wait
+  while true do
+    local data, msg, code = self:read_very_eager()
+    if data and #data > 0 then
+      local ok, m, c = core.fd_write(out_fd, data)
+      if not ok then return nil, "interact: output: " .. m, c end
+    end
+    if not data then
+      if code ~= "closed" then return nil, msg, code end
+      core.fd_write(out_fd, BYE)
+      return true
+    end
+    local ready, wm, wc = wait({self, in_fd})
+    if not ready then return nil, wm, wc end
+    for _, o in ipairs(ready) do
+      if o == in_fd then
+        local chunk = core.fd_read(in_fd, 4096)
+        if not chunk or chunk == "" then return true end  -- our side ended
+        local ok, m, c = self:write(chunk)
+        if not ok then return nil, m, c end
+      end
+    end
+  end
+end
+
 return M
