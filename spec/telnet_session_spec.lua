@@ -17,6 +17,15 @@ describe("telnet session methods", function()
     return s
   end
 
+  -- runs `script` (a format with the server's port as its %d) in a lua5.4
+  -- of its own, its stdin from the shell command `input`; its output
+  local function run_script(name, script, input)
+    local f = srv.dir .. "/" .. name .. ".lua"
+    H.write_file(f, script:format(srv.port))
+    return H.sh(("%s | LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s 2>&1")
+      :format(input or "true", H.build, f))
+  end
+
   describe("open", function()
     it("returns nil, msg, 'refused' when nothing listens", function()
       local p = H.free_port()
@@ -335,7 +344,7 @@ describe("telnet session methods", function()
     end)
 
     it("prints negotiation and masks a secret write", function()
-      local script = ([[
+      local script = [[
         local telnet = require "netlua.telnet"
         local s = assert(telnet.open("127.0.0.1", %d, {timeout = 5, debug = 1}))
         s:write("echo\n")
@@ -345,10 +354,8 @@ describe("telnet session methods", function()
         s:write("quit\n")
         s:read_all()
         s:close()
-      ]]):format(srv.port)
-      local f = srv.dir .. "/dbg.lua"
-      H.write_file(f, script)
-      local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
+      ]]
+      local out = run_script("dbg", script)
       assert.matches("Telnet%(127.0.0.1:%d+%): send 'echo\\x0a'", out)
       assert.matches("send '%*%*%*%*'", out)
       assert.matches("hello there", out)
@@ -358,22 +365,19 @@ describe("telnet session methods", function()
 
   describe("interact", function()
     it("bridges stdin and the session until EOF", function()
-      local script = ([[
+      local out = run_script("interact", [[
         local telnet = require "netlua.telnet"
         local s = assert(telnet.open("127.0.0.1", %d, {timeout = 5}))
         s:write("echo\n")
         assert(s:interact())
         s:close()
-      ]]):format(srv.port)
-      local f = srv.dir .. "/interact.lua"
-      H.write_file(f, script)
-      local out = H.sh(("(printf 'hello\\nquit\\n'; sleep 1) | LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
+      ]], "(printf 'hello\\nquit\\n'; sleep 1)")
       assert.matches("hello\n", out)
       assert.matches("Connection closed by remote host", out)
     end)
 
     it("ends at EOF on stdin", function()
-      local script = ([[
+      local out = run_script("interact2", [[
         local telnet = require "netlua.telnet"
         local s = assert(telnet.open("127.0.0.1", %d, {timeout = 5}))
         s:write("echo\n")
@@ -381,15 +385,13 @@ describe("telnet session methods", function()
         io.write("returned\n")
         s:write("quit\n")
         s:close()
-      ]]):format(srv.port)
-      local f = srv.dir .. "/interact2.lua"
-      H.write_file(f, script)
-      local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s </dev/null"):format(H.build, f))
+      ]], "cat /dev/null")
       assert.matches("returned", out)
     end)
 
     it("inside a task waits as a task: the others keep running", function()
-      local script = ([[
+      -- the input comes in two parts a second apart; "quit" ends the echo
+      local out = run_script("interact3", [[
         local netlua = require "netlua"
         local telnet = require "netlua.telnet"
         local ticks, done = 0, false
@@ -404,11 +406,7 @@ describe("telnet session methods", function()
           s:close()
         end))
         io.write("ticks ", ticks, "\n")
-      ]]):format(srv.port)
-      local f = srv.dir .. "/interact3.lua"
-      H.write_file(f, script)
-      -- the input comes in two parts a second apart; "quit" ends the echo
-      local out = H.sh(("(printf 'hello\\n'; sleep 1; printf 'quit\\n'; sleep 1) | LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
+      ]], "(printf 'hello\\n'; sleep 1; printf 'quit\\n'; sleep 1)")
       assert.matches("hello\n", out)
       assert.matches("Connection closed by remote host", out)
       local ticks = tonumber(out:match("ticks (%d+)"))
