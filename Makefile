@@ -17,7 +17,7 @@ CC         ?= cc
 CFLAGS     ?= -O2 -g
 LIBFLAG    ?= -shared
 WARN       = -Wall -Wextra
-ALL_CFLAGS = $(CFLAGS) -pthread -fPIC -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR)
+ALL_CFLAGS = $(CFLAGS) -pthread -fPIC -fvisibility=hidden -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR)
 LIBS       = -L$(CURL_LIBDIR) -lcurl -pthread -ldl
 
 PREFIX     ?= /usr/local
@@ -51,7 +51,7 @@ build/netlua/core.so: $(OBJ)
 
 build-asan/obj/%.o: csrc/%.c $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_FLAGS) -pthread -fPIC -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -c -o $@ $<
+	$(CC) $(SAN_FLAGS) -pthread -fPIC -fvisibility=hidden -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -c -o $@ $<
 
 build-asan/netlua/core.so: $(AOBJ)
 	@mkdir -p $(dir $@)

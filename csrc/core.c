@@ -17,7 +17,7 @@ static int l_methods(lua_State *L) {
   return 1;
 }
 
-int luaopen_netlua_core(lua_State *L) {
+NL_EXPORT int luaopen_netlua_core(lua_State *L) {
   lua_newtable(L);
   nl_open_timeout(L);
   nl_open_sched(L);

@@ -18,6 +18,15 @@
 #include "lua.h"
 #include "lauxlib.h"
 
+/* The module is built with -fvisibility=hidden, so calls between its
+ * files are direct instead of through the PLT; luaopen_netlua_core is
+ * the one symbol Lua looks up. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NL_EXPORT __attribute__((visibility("default")))
+#else
+#define NL_EXPORT
+#endif
+
 /* ---- result codes used inside the C layer ---------------------------- */
 #define NL_OK       0
 #define NL_TIMEOUT  (-1)   /* deadline passed */
