@@ -308,6 +308,35 @@ describe("netlua.tcp", function()
       assert.equal("half", partial)
     end)
 
+    -- copas-style loops poll with timeout 0; the descriptor itself is
+    -- blocking (reads outside tasks wait in recv), so 0 must still mean
+    -- "one look, no wait" for reads and writes alike
+    it("settimeout(0) never waits: one look, partial data and 'timeout'", function()
+      a:settimeout(0)
+      local t, v, err, partial = H.timed(a.receive, a, "*l")
+      assert.same({nil, "timeout", ""}, {v, err, partial})
+      assert.is_true(t < 0.05, tostring(t))
+      c:send("half")
+      local deadline = netlua.monotime() + 2
+      repeat v, err, partial = a:receive("*l") until partial ~= "" or netlua.monotime() > deadline
+      assert.same({nil, "timeout", "half"}, {v, err, partial})
+      c:send(" line\n")  -- the partial goes back in as the prefix, as copas does
+      local got = partial
+      repeat
+        v, err, partial = a:receive("*l", got)
+        got = partial or got
+      until v or netlua.monotime() > deadline
+      assert.equal("half line", v)
+      -- a write that cannot go out at once sends what fits and says so
+      a:settimeout(0)
+      local big = ("x"):rep(64 << 20)
+      t, v, err, partial = H.timed(a.send, a, big)
+      assert.is_nil(v)
+      assert.equal("timeout", err)
+      assert.is_true(partial > 0 and partial < #big, tostring(partial))
+      assert.is_true(t < 1, tostring(t))
+    end)
+
     it("send returns the index of the last byte sent, honouring i and j", function()
       assert.equal(5, c:send("hello"))
       assert.equal(4, c:send("0123456789", 2, 4))
