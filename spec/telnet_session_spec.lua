@@ -129,6 +129,9 @@ describe("telnet session methods", function()
       dt, data, code = H.timed(s.read_until, s, "never", 0.02)
       assert.same({"", "timeout"}, {data, code})
       assert.is_true(dt >= 0.018 and dt < 0.02 + MARGIN, tostring(dt))
+      dt, data, code = H.timed(s.read_until, s, "never", 0)  -- one look, no wait
+      assert.same({"", "timeout"}, {data, code})
+      assert.is_true(dt < 0.05, tostring(dt))
       s:close()
     end)
 
