@@ -70,6 +70,19 @@ local function send_netlua(port, member)
   end)
 end
 
+-- LuaSocket's connected UDP: setpeername once, then send
+local function send_netlua_connected(port, member)
+  return with_member(port, member, function()
+    local s = assert(mc.sender{ttl = 1})
+    assert(s:setpeername(GROUP, port))
+    local t0 = netlua.monotime()
+    for _ = 1, COUNT do s:send(payload) end
+    local dt = netlua.monotime() - t0
+    s:close()
+    return COUNT / dt
+  end)
+end
+
 local function send_netlua_many(port, member, gso)
   return with_member(port, member, function()
     local s = assert(mc.sender{ttl = 1})
@@ -184,6 +197,8 @@ for _, member in ipairs {false, true} do
       member and " member" or ""))
   end)
   row(tag .. " netlua sendto loop", ref, function() return send_netlua(free_port(), member) end)
+  row(tag .. " netlua send loop (setpeername)", ref,
+    function() return send_netlua_connected(free_port(), member) end)
   row(("%s netlua sendmany (%d/call)"):format(tag, MANY), ref,
     function() return send_netlua_many(free_port(), member, true) end)
   row(tag .. " netlua sendmany, gso off", ref,

@@ -157,6 +157,14 @@ static void set_port(struct sockaddr_storage *ss, int port) {
     ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
+static int sa_port(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+  if (sa->sa_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+  return 0;
+}
+
 static void ip_text(const struct sockaddr_storage *ss, char *out,
                     size_t len) {
   const void *a = ss->ss_family == AF_INET
@@ -853,7 +861,8 @@ static int udp_getoption(lua_State *L) {
  * send loop parses the address once).  Returns NULL, or pushes a failure
  * (3 values) and returns a message. */
 static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
-                                int arg, lua_CFunction self) {
+                                int arg, lua_CFunction self,
+                                const char *who) {
   size_t iplen;
   const char *ip = luaL_checklstring(L, arg, &iplen);
   int port = nl_checkport(L, arg + 1);
@@ -880,11 +889,11 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
     }
     w = nl_resolve_wait(r, &s->wco, &res, &gerr, &dl);
     if (w != NL_OK) {
-      nl_pushfail(L, w, "sendto %s: name lookup", ip);
+      nl_pushfail(L, w, "%s %s: name lookup", who, ip);
       return NULL;
     }
     if (gerr != 0) {
-      nl_pushfailcode(L, "resolve", "sendto %s: %s", ip,
+      nl_pushfailcode(L, "resolve", "%s %s: %s", who, ip,
                       gerr == EAI_SYSTEM ? strerror(errno)
                                          : gai_strerror(gerr));
       return NULL;
@@ -900,23 +909,16 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
   return &e->lastaddr;
 }
 
-/* sock:sendto(data, ip, port) -> bytes sent | nil, msg, code */
-static int udp_sendto(lua_State *L) {
-  nl_sock *s = nl_sock_op(L, 1, UDP, "sendto");
-  udp_ext *e;
-  size_t len;
-  const char *p;
-  const nl_addr *a;
+/* Sends one datagram to a, or (a NULL) to the connected peer, waiting
+ * for room up to the timeout; self restarts the call after a yield. */
+static int send_datagram(lua_State *L, nl_sock *s, const char *p,
+                         size_t len, const nl_addr *a, lua_CFunction self) {
   nl_deadline d;
-  int started = 0;
-  if (s == NULL) return 3;
-  e = get_ext(L, 1);
-  p = luaL_checklstring(L, 2, &len);
-  a = dest_addr(L, s, e, 3, udp_sendto);
-  if (a == NULL) return 3;
+  int started = 0, err;
   for (;;) {
-    ssize_t n = sendto(s->fd, p, len, MSG_NOSIGNAL,
-                       (const struct sockaddr *)&a->ss, a->len);
+    ssize_t n = a ? sendto(s->fd, p, len, MSG_NOSIGNAL,
+                           (const struct sockaddr *)&a->ss, a->len)
+                  : send(s->fd, p, len, MSG_NOSIGNAL);
     int r;
     if (n >= 0) {
       lua_pushinteger(L, (lua_Integer)n);
@@ -925,7 +927,7 @@ static int udp_sendto(lua_State *L) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) break;
     if (!started) {  /* the clock is read only when we must wait */
-      nl_coop_begin(L, &s->wco, udp_sendto, s->timeout, &d);
+      nl_coop_begin(L, &s->wco, self, s->timeout, &d);
       started = 1;
     }
     r = nl_coop_wait(&s->wco, s->fd, NL_WAIT_WRITE, &d);
@@ -934,12 +936,87 @@ static int udp_sendto(lua_State *L) {
       break;
     }
   }
-  {
+  err = errno;
+  if (a != NULL) {
     char where[INET6_ADDRSTRLEN + 16];
-    int err = errno;
     nl_addr_format((const struct sockaddr *)&a->ss, where, sizeof where);
     return nl_pushfail(L, err, "sendto %s", where);
   }
+  return nl_pushfail(L, err, "send");
+}
+
+/* sock:sendto(data, ip, port) -> bytes sent | nil, msg, code */
+static int udp_sendto(lua_State *L) {
+  nl_sock *s = nl_sock_op(L, 1, UDP, "sendto");
+  size_t len;
+  const char *p;
+  const nl_addr *a;
+  if (s == NULL) return 3;
+  p = luaL_checklstring(L, 2, &len);
+  a = dest_addr(L, s, get_ext(L, 1), 3, udp_sendto, "sendto");
+  if (a == NULL) return 3;
+  return send_datagram(L, s, p, len, a, udp_sendto);
+}
+
+/* sock:send(data) -> bytes sent | nil, msg, code: to the peer that
+ * setpeername chose (LuaSocket's connected UDP). */
+static int udp_send(lua_State *L) {
+  nl_sock *s = nl_sock_op(L, 1, UDP, "send");
+  size_t len;
+  const char *p;
+  if (s == NULL) return 3;
+  p = luaL_checklstring(L, 2, &len);
+  return send_datagram(L, s, p, len, NULL, udp_send);
+}
+
+/* Disconnects (connect to AF_UNSPEC).  Linux then also forgets a local
+ * port that bind() chose (port 0): the socket would stop receiving on
+ * it, and the next send would pick another.  Keep the address it had. */
+static int drop_peer(nl_sock *s) {
+  nl_addr was, now;
+  struct sockaddr none;
+  was.len = sizeof was.ss;
+  if (getsockname(s->fd, (struct sockaddr *)&was.ss, &was.len) < 0)
+    return errno;
+  memset(&none, 0, sizeof none);
+  none.sa_family = AF_UNSPEC;
+  if (connect(s->fd, &none, sizeof none) < 0 && errno != EAFNOSUPPORT)
+    return errno;
+  now.len = sizeof now.ss;
+  if (getsockname(s->fd, (struct sockaddr *)&now.ss, &now.len) < 0)
+    return errno;
+  if (sa_port((struct sockaddr *)&was.ss) != 0 &&
+      sa_port((struct sockaddr *)&now.ss) == 0 &&
+      bind(s->fd, (struct sockaddr *)&was.ss, was.len) < 0)
+    return errno;
+  return NL_OK;
+}
+
+/* sock:setpeername(ip, port) -> 1 | nil, msg, code; setpeername("*")
+ * drops the peer.  With a peer, send() needs no address, the kernel
+ * keeps the route (a cheaper send), and only the peer's datagrams are
+ * received, as with LuaSocket. */
+static int udp_setpeername(lua_State *L) {
+  nl_sock *s = nl_sock_op(L, 1, UDP, "setpeername");
+  const nl_addr *a;
+  if (s == NULL) return 3;
+  if (strcmp(luaL_checkstring(L, 2), "*") == 0) {
+    int r = drop_peer(s);
+    if (r != NL_OK) return nl_pushfail(L, r, "setpeername *");
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  a = dest_addr(L, s, get_ext(L, 1), 2, udp_setpeername,
+                "setpeername");
+  if (a == NULL) return 3;
+  if (connect(s->fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+    char where[INET6_ADDRSTRLEN + 16];
+    int err = errno;
+    nl_addr_format((const struct sockaddr *)&a->ss, where, sizeof where);
+    return nl_pushfail(L, err, "setpeername %s", where);
+  }
+  lua_pushinteger(L, 1);
+  return 1;
 }
 
 #define IOVMAX 1024
@@ -1036,7 +1113,7 @@ static int udp_sendmany(lua_State *L) {
                                           (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  a = dest_addr(L, s, e, 3, udp_sendmany);
+  a = dest_addr(L, s, e, 3, udp_sendmany, "sendmany");
   if (a == NULL) return 3;
   if (nl_coop_begin(L, &s->wco, udp_sendmany, s->timeout, &d))
     done = (lua_Integer)s->wco.progress;  /* sent before a yield */
@@ -1127,13 +1204,6 @@ static void push_ip(lua_State *L, udp_ext *e, int ext,
   e->fromvalid = 1;
 }
 
-static int sa_port(const struct sockaddr *sa) {
-  if (sa->sa_family == AF_INET)
-    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-  if (sa->sa_family == AF_INET6)
-    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-  return 0;
-}
 
 /* Fills the info fields of the table on top from a received message. */
 static void push_info(lua_State *L, udp_ext *e, struct msghdr *m,
@@ -1487,6 +1557,7 @@ void nl_open_udp(lua_State *L) {
     {"setinterface", udp_setinterface}, {"getinterface", udp_getinterface},
     {"setoption", udp_setoption}, {"getoption", udp_getoption},
     {"sendto", udp_sendto}, {"sendmany", udp_sendmany},
+    {"send", udp_send}, {"setpeername", udp_setpeername},
     {"receivefrom", udp_receivefrom}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"udp_socket", udp_socket}, {"is_multicast", udp_is_multicast},

@@ -429,6 +429,65 @@ describe("IPv4 multicast", function()
     end
   end)
 
+  it("setpeername, send and receive work as LuaSocket's connected UDP", function()
+    local r, port = receiver{group = "239.9.9.3"}
+    local s = sender{bind = "127.0.0.2"}
+    assert.equal(1, s:setpeername("239.9.9.3", port))
+    assert.same({"239.9.9.3", port, "inet"}, {s:getpeername()})
+    assert.equal(5, s:send("hello"))
+    assert.equal("hello", r:receive())
+    r:settimeout(0.1)
+    local none, msg, code = r:receive()
+    assert.same({nil, "receive: timeout", "timeout"}, {none, msg, code})
+    -- never cut silently: too small a size is an error, as for receivefrom
+    assert(s:send(("z"):rep(300)))
+    none, msg, code = r:receive(100)
+    assert.is_nil(none)
+    assert.equal("truncated", code)
+    assert.matches("^receive: ", msg)
+    -- "*" drops the peer: send has nowhere to go
+    assert.equal(1, s:setpeername("*"))
+    none, msg, code = s:send("x")
+    assert.is_nil(none)
+    assert.matches("^send: ", msg)
+    assert.is_string(code)
+  end)
+
+  -- unicast: connecting a socket also fixes its local address, after
+  -- which a group member would no longer get its group's datagrams (pick
+  -- multicast sources with source= or block instead)
+  it("a socket with a peer receives only from that peer", function()
+    local u = track(assert(mc.socket()))
+    assert(u:bind("127.0.0.1", 0))
+    u:settimeout(2)
+    local _, uport = u:getsockname()
+    local mine, other = sender{bind = "127.0.0.2"}, sender{bind = "127.0.0.3"}
+    local _, mport = mine:getsockname()
+    assert.equal(1, u:setpeername("127.0.0.2", mport))
+    assert(other:sendto("not you", "127.0.0.1", uport))
+    assert(mine:sendto("you", "127.0.0.1", uport))
+    assert.equal("you", u:receive())
+    -- "*" drops the peer and keeps the port bind() picked (Linux alone
+    -- would forget it: the datagram below would find nobody)
+    assert.equal(1, u:setpeername("*"))
+    assert.same({"127.0.0.1", uport, "inet"}, {u:getsockname()})
+    assert(other:sendto("anyone", "127.0.0.1", uport))
+    assert.equal("anyone", u:receive())
+  end)
+
+  it("setpeername and send reject bad arguments", function()
+    local s = sender()
+    assert.has_error(function() s:setpeername(nil, 9) end)
+    assert.has_error(function() s:setpeername("239.9.9.3", 70000) end,
+      "bad argument #2 to 'setpeername' (port out of range 0..65535)")
+    assert.has_error(function() s:send({}) end)
+    local none, _, code = s:setpeername("no-such-host.invalid", 9)
+    assert.is_nil(none)
+    assert.equal("resolve", code)
+    s:close()
+    assert.has_error(function() s:send("x") end, "attempt to use a closed socket")
+  end)
+
   it("sendmany of an empty array sends nothing", function()
     assert.equal(0, sender():sendmany({}, "239.9.9.9", 9))
   end)

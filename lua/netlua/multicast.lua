@@ -11,8 +11,9 @@
 -- `leave`, `block`, `unblock`, `setttl`/`getttl`, `setloop`/`getloop`,
 -- `setinterface`/`getinterface`, `setoption`/`getoption` (LuaSocket's
 -- names), `sendto`, `receivefrom`, `sendmany`, `receivemany`,
--- `receivedatas`, `receivepacked`, `bind`, `getsockname`, `settimeout`,
--- `fileno`, `close`.  See doc/multicast.md.
+-- `receivedatas`, `receivepacked`, LuaSocket's `setpeername`, `send` and
+-- `receive`, `bind`, `getsockname`, `settimeout`, `fileno`, `close`.
+-- See doc/multicast.md.
 --
 -- Misuse (a group that is not multicast, an unknown interface, a TTL
 -- outside 0..255, a port outside 0..65535, a source of the other family)
@@ -21,6 +22,18 @@
 local core = require "netlua.core"
 
 local M = {}
+
+local udp_methods = core.methods("netlua.udp")
+
+--- LuaSocket's `receive([size])`: the next datagram without its sender
+-- (`receivefrom` gives that). With pktinfo on, its info table comes
+-- second, so that a cut datagram is still reported as cut.
+-- @return data [, info], or nil, message, code
+function udp_methods:receive(size)
+  local data, a, b, info = self:receivefrom(size)
+  if data == nil then return nil, (a:gsub("^receivefrom", "receive", 1)), b end
+  return data, info
+end
 
 --- True when `ip` is an IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) multicast
 -- address; false for any other text.
