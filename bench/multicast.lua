@@ -3,7 +3,7 @@
 -- Run (after `make bench`), inside a private namespace only:
 --   sh scripts/netns.sh env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/multicast.lua
 -- Arguments (all optional): COUNT (400000 sends), ROUNDS (2000 receive
--- rounds of 200), SIZE (64 bytes), REPEAT (3: each figure is the best of).
+-- rounds of 200), SIZE (64 bytes), REPEAT (5: each figure is the best of).
 --
 -- Sending: COUNT datagrams of SIZE bytes to an IPv4 group on lo, once
 -- with no member (the send path alone) and once with one local member
@@ -151,14 +151,14 @@ local function recv_netlua(port)
 end
 
 -- a batch receive method ("receivemany", "receivedatas" or
--- "receivepacked"), MANY a call
-local function recv_netlua_batch(port, method)
+-- "receivepacked", which takes `senders`), MANY a call
+local function recv_netlua_batch(port, method, senders)
   local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
   local packed = method == "receivepacked"
   local rate = rounds(port, function(n)
     local got = 0
     while got < n do
-      local t, sizes = r[method](r, MANY, 2048)
+      local t, sizes = r[method](r, MANY, 2048, senders)
       if not t then return got end
       got = got + (packed and #sizes or #t)
     end
@@ -183,7 +183,7 @@ end
 -- Each figure is the best of REPEAT runs, taken in turns (all methods once,
 -- then again...) so that a noisy moment of the machine does not land on
 -- one method only.
-local REPEAT = tonumber(arg[4]) or 3
+local REPEAT = tonumber(arg[4]) or 5
 local rows = {}
 local function row(what, ref, fn)
   rows[#rows + 1] = {what = what, ref = ref, fn = fn}
@@ -222,6 +222,8 @@ row(("receive: netlua receivedatas (%d/call)"):format(MANY), rref,
   function() return recv_netlua_batch(free_port(), "receivedatas") end)
 row(("receive: netlua receivepacked (%d/call)"):format(MANY), rref,
   function() return recv_netlua_batch(free_port(), "receivepacked") end)
+row(("receive: netlua receivepacked, no senders (%d/call)"):format(MANY), rref,
+  function() return recv_netlua_batch(free_port(), "receivepacked", false) end)
 if socket then
   row("receive: LuaSocket receivefrom loop", rref, function() return recv_luasocket(free_port()) end)
 end

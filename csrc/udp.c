@@ -1369,8 +1369,9 @@ static int udp_receivedatas(lua_State *L);
 
 /* What receive_batch returns: a table per datagram (receivemany),
  * parallel arrays (receivedatas), or one string holding the whole batch
- * with an array of sizes (receivepacked). */
-enum { BATCH_TABLES, BATCH_ARRAYS, BATCH_PACKED };
+ * with an array of sizes (receivepacked; bare: without the senders). */
+enum { BATCH_TABLES, BATCH_ARRAYS, BATCH_PACKED, BATCH_BARE };
+#define IS_PACKED(flat) ((flat) == BATCH_PACKED || (flat) == BATCH_BARE)
 
 /* Stores entry idx of a batch: a table {data=, ip=, port=, ...} into the
  * array at 5, or the data (packed: its size, the bytes going to the end
@@ -1386,7 +1387,7 @@ static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
     lua_rawseti(L, 5, idx);
     return;
   }
-  if (flat == BATCH_PACKED) {
+  if (IS_PACKED(flat)) {
     /* slid down over the slots already taken: the pack never passes the
      * slot it reads from */
     if (pack + *packed != data) memmove(pack + *packed, data, keep);
@@ -1395,10 +1396,12 @@ static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
   } else
     lua_pushlstring(L, data, keep);
   lua_rawseti(L, 5, idx);
-  push_ip(L, e, 4, sa);
-  lua_rawseti(L, 6, idx);
-  lua_pushinteger(L, sa_port(sa));
-  lua_rawseti(L, 7, idx);
+  if (flat != BATCH_BARE) {  /* bare: 6 and 7 hold nil */
+    push_ip(L, e, 4, sa);
+    lua_rawseti(L, 6, idx);
+    lua_pushinteger(L, sa_port(sa));
+    lua_rawseti(L, 7, idx);
+  }
   if (m->msg_flags & MSG_TRUNC) {  /* never cut silently */
     if (lua_gettop(L) < 8) lua_newtable(L);
     lua_pushinteger(L, (lua_Integer)n);
@@ -1433,7 +1436,10 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self,
   ctls = base + (size_t)want * sizeof(struct sockaddr_storage);
   data = ctls + (size_t)want * CTLSZ;
   lua_createtable(L, (int)want, 0);
-  if (flat != BATCH_TABLES) {
+  if (flat == BATCH_BARE) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else if (flat != BATCH_TABLES) {
     lua_createtable(L, (int)want, 0);
     lua_createtable(L, (int)want, 0);
   }
@@ -1502,7 +1508,7 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self,
       if (r != NL_OK) return nl_pushfail(L, r, "%s", who);
     }
   }
-  if (flat == BATCH_PACKED) {
+  if (IS_PACKED(flat)) {
     lua_pushlstring(L, data, packed);
     lua_insert(L, 5);
   }
@@ -1538,13 +1544,29 @@ static int udp_receivedatas(lua_State *L) {
   return receive_arrays(L, BATCH_ARRAYS, udp_receivedatas, "receivedatas");
 }
 
-/* sock:receivepacked([n [, max]]) -> data, sizes, ips, ports [, cut]: the
- * batch's datagrams back to back in ONE string, datagram i being the
- * sizes[i] bytes after the ones before it.  No string per datagram: the
+/* sock:receivepacked([n [, max [, senders]]]) -> data, sizes, ips, ports
+ * [, cut]: the batch's datagrams back to back in ONE string, datagram i
+ * being the sizes[i] bytes after the ones before it.  With senders false,
+ * ips and ports are nil (no two arrays a batch to fill and collect).  No string per datagram: the
  * receive for feeds too fast for that, read with string.unpack or
  * string.byte at offsets (or sub when a datagram is wanted as a string). */
+static int packed_with_senders(lua_State *L) {
+  return receive_arrays(L, BATCH_PACKED, packed_with_senders,
+                        "receivepacked");
+}
+
+static int packed_bare(lua_State *L) {
+  return receive_arrays(L, BATCH_BARE, packed_bare, "receivepacked");
+}
+
 static int udp_receivepacked(lua_State *L) {
-  return receive_arrays(L, BATCH_PACKED, udp_receivepacked, "receivepacked");
+  /* the flag is read here only: a restart after a wait (when the stack
+   * holds other things at 4) goes straight to the variant chosen now */
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TBOOLEAN);
+    if (!lua_toboolean(L, 4)) return packed_bare(L);
+  }
+  return packed_with_senders(L);
 }
 
 void nl_open_udp(lua_State *L) {

@@ -411,6 +411,36 @@ describe("IPv4 multicast", function()
     assert.has_error(function() r:receivepacked(8, 0) end)
   end)
 
+  it("receivepacked(n, max, false) leaves the senders out, also after a wait in a task", function()
+    local r, port = receiver{group = "239.9.9.2"}
+    local s = sender()
+    local got, sizes, cut, calls = "", {}, {}, {}
+    assert(netlua.run(function()
+      netlua.spawn(function()
+        netlua.sleep(0.05)  -- the receive below has to wait (and restart)
+        assert(s:sendmany({"ab", ("z"):rep(300)}, "239.9.9.2", port))
+      end)
+      while #sizes < 2 do
+        local res = table.pack(r:receivepacked(8, 100, false))
+        assert(res[1], res[2])
+        calls[#calls + 1] = res
+        got = got .. res[1]
+        for k, size in ipairs(res[2]) do
+          sizes[#sizes + 1] = size
+          if res[5] and res[5][k] then cut[#sizes] = res[5][k] end
+        end
+      end
+    end))
+    assert.equal("ab" .. ("z"):rep(100), got)
+    assert.same({2, 100}, sizes)
+    assert.same({[2] = 300}, cut)
+    for _, res in ipairs(calls) do
+      assert.is_nil(res[3])  -- no ips
+      assert.is_nil(res[4])  -- no ports
+    end
+    assert.has_error(function() r:receivepacked(8, 100, "no") end)
+  end)
+
   it("receivepacked packs a full batch of many datagrams in order", function()
     local r, port = receiver{group = "239.9.9.4", rcvbuf = 1 << 20}
     local s = sender()
