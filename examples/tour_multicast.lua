@@ -56,3 +56,25 @@ local d6, ip6 = r6:receivefrom()
 print(("  IPv6: [ff15::5]:%d received %q from %s"):format(PORT, tostring(d6), tostring(ip6)))
 r6:close()
 s6:close()
+
+-- A fast feed: sendmany puts a burst out in one call (UDP segmentation
+-- for equal sizes), receivepacked takes it back as ONE string plus sizes,
+-- and string.unpack reads each datagram's header where it lies.
+local feed = assert(mc.receiver{group = "235.5.5.6", port = PORT, timeout = 1})
+local pub = assert(mc.sender{ttl = 1})
+local burst = {}
+for i = 1, 100 do burst[i] = string.pack(">I4d", i, i * 1.5) end
+assert(pub:sendmany(burst, "235.5.5.6", PORT))
+local count, sum = 0, 0
+while count < #burst do
+  local packed, sizes = assert(feed:receivepacked(128, 2048, false))
+  local pos = 1
+  for _, size in ipairs(sizes) do
+    local _, price = string.unpack(">I4d", packed, pos)
+    sum, count, pos = sum + price, count + 1, pos + size
+  end
+end
+print(("  a burst of %d datagrams: one sendmany out, receivepacked read them in place (sum %.1f)")
+  :format(count, sum))
+feed:close()
+pub:close()
