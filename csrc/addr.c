@@ -43,19 +43,24 @@ int nl_addr_from(nl_addr *a, const char *ip, int port, int family) {
   return 0;
 }
 
+int nl_addr_port(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+  if (sa->sa_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+  return 0;
+}
+
 static void ip_text(const struct sockaddr *sa, char *ip, size_t iplen,
                     int *port) {
-  *port = 0;
   ip[0] = '\0';
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
-    *port = ntohs(s4->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-    inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
-    *port = ntohs(s6->sin6_port);
-  }
+  *port = nl_addr_port(sa);
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip,
+              (socklen_t)iplen);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+              (socklen_t)iplen);
 }
 
 int nl_addr_push(lua_State *L, const struct sockaddr *sa) {

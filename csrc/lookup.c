@@ -274,14 +274,6 @@ static socklen_t sa_len(const struct sockaddr *sa) {
                                    : sizeof(struct sockaddr_in);
 }
 
-static int sa_port(const struct sockaddr *sa) {
-  if (sa->sa_family == AF_INET6)
-    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-  if (sa->sa_family == AF_INET)
-    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-  return 0;
-}
-
 /* ---- getaddrinfo -------------------------------------------------------- */
 
 /* Service argument: nil, a port number or a service name / numeric text.
@@ -327,7 +319,7 @@ static void push_entry(lua_State *L, const struct addrinfo *ai) {
   addr_text(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip);
   lua_pushstring(L, ip);
   lua_setfield(L, -2, "addr");
-  lua_pushinteger(L, sa_port(ai->ai_addr));
+  lua_pushinteger(L, nl_addr_port(ai->ai_addr));
   lua_setfield(L, -2, "port");
   if (ai->ai_canonname) {
     lua_pushstring(L, ai->ai_canonname);

@@ -209,6 +209,8 @@ typedef struct nl_addr {
 const char *nl_family_name(int family);
 /* Converts a numeric IP string and port; 0 on success, else EAI_* code. */
 int nl_addr_from(nl_addr *a, const char *ip, int port, int family);
+/* The port of an AF_INET/AF_INET6 address (0 for any other family). */
+int nl_addr_port(const struct sockaddr *sa);
 /* Pushes ip string and port; returns 2. */
 int nl_addr_push(lua_State *L, const struct sockaddr *sa);
 /* Checks a port argument in 0..65535 (raises otherwise). */

@@ -157,14 +157,6 @@ static void set_port(struct sockaddr_storage *ss, int port) {
     ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
-static int sa_port(const struct sockaddr *sa) {
-  if (sa->sa_family == AF_INET)
-    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-  if (sa->sa_family == AF_INET6)
-    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-  return 0;
-}
-
 static void ip_text(const struct sockaddr_storage *ss, char *out,
                     size_t len) {
   const void *a = ss->ss_family == AF_INET
@@ -985,8 +977,8 @@ static int drop_peer(nl_sock *s) {
   now.len = sizeof now.ss;
   if (getsockname(s->fd, (struct sockaddr *)&now.ss, &now.len) < 0)
     return errno;
-  if (sa_port((struct sockaddr *)&was.ss) != 0 &&
-      sa_port((struct sockaddr *)&now.ss) == 0 &&
+  if (nl_addr_port((struct sockaddr *)&was.ss) != 0 &&
+      nl_addr_port((struct sockaddr *)&now.ss) == 0 &&
       bind(s->fd, (struct sockaddr *)&was.ss, was.len) < 0)
     return errno;
   return NL_OK;
@@ -1338,7 +1330,7 @@ static int udp_receivefrom(lua_State *L) {
                            (int)max);
   lua_pushlstring(L, buf, (size_t)n < max ? (size_t)n : max);
   push_ip(L, e, 3, (struct sockaddr *)&from);
-  lua_pushinteger(L, sa_port((struct sockaddr *)&from));
+  lua_pushinteger(L, nl_addr_port((struct sockaddr *)&from));
   if (!e->pktinfo) return 3;
   lua_createtable(L, 0, 5);
   push_info(L, e, &m, (size_t)n, max);
@@ -1359,7 +1351,7 @@ static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
   push_ip(L, e, 4, sa);
   lua_rawset(L, -3);
   lua_pushvalue(L, lua_upvalueindex(3));
-  lua_pushinteger(L, sa_port(sa));
+  lua_pushinteger(L, nl_addr_port(sa));
   lua_rawset(L, -3);
   if ((m->msg_flags & MSG_TRUNC) || e->pktinfo) push_info(L, e, m, n, max);
 }
@@ -1399,7 +1391,7 @@ static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
   if (flat != BATCH_BARE) {  /* bare: 6 and 7 hold nil */
     push_ip(L, e, 4, sa);
     lua_rawseti(L, 6, idx);
-    lua_pushinteger(L, sa_port(sa));
+    lua_pushinteger(L, nl_addr_port(sa));
     lua_rawseti(L, 7, idx);
   }
   if (m->msg_flags & MSG_TRUNC) {  /* never cut silently */
