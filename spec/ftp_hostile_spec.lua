@@ -20,10 +20,15 @@ describe("ftp against a hostile scripted server", function()
 
   after_each(function() H.kill(pid) pid = nil end)
 
-  it("reassembles replies split across packets", function()
+  -- starts the server in `mode` and logs in to it
+  local function serve(mode, extra)
     local port
-    pid, port = start("split")
-    local s = assert(session(port))
+    pid, port = start(mode)
+    return assert(session(port, extra)), port
+  end
+
+  it("reassembles replies split across packets", function()
+    local s = serve("split")
     assert.equal("220 hostile server ready", s:getwelcome())
     assert.equal("200 noop", s:voidcmd("NOOP"))
     assert.equal(1024 * 1024, #assert(s:get("f")))
@@ -31,9 +36,7 @@ describe("ftp against a hostile scripted server", function()
   end)
 
   it("keeps multi-line replies whole", function()
-    local port
-    pid, port = start("multiline")
-    local s = assert(session(port))
+    local s, port = serve("multiline")
     assert.equal("220-Welcome\n220-to the\n  indented text\n220 hostile server", s:getwelcome())
     assert.equal("200-first\n second\n200-third\n200 done", s:voidcmd("NOOP"))
     s:close()
@@ -46,9 +49,7 @@ describe("ftp against a hostile scripted server", function()
   end)
 
   it("survives an over-long reply line", function()
-    local port
-    pid, port = start("longline")
-    local s = assert(session(port))
+    local s = serve("longline")
     local dt, r, msg, code = H.timed(s.voidcmd, s, "NOOP")
     assert.is_true(dt < 5 + 1)
     if r then
@@ -141,9 +142,7 @@ describe("ftp against a hostile scripted server", function()
   end)
 
   it("a server closing mid-transfer gives an error and no local file", function()
-    local port
-    pid, port = start("dropmid")
-    local s = assert(session(port))
+    local s = serve("dropmid")
     local dir = H.tmpdir()
     local ok, msg, code = s:get("f", dir .. "/f")
     assert.is_nil(ok)
@@ -197,9 +196,7 @@ describe("ftp against a hostile scripted server", function()
   end)
 
   it("mirror never writes outside its folder whatever names the server lists", function()
-    local port
-    pid, port = start("traversal")
-    local s = assert(session(port))
+    local s = serve("traversal")
     local top = H.tmpdir()
     local dir = top .. "/copy"
     -- inside a task, with one file to fetch, mirror uses this one session
