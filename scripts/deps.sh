@@ -5,12 +5,16 @@
 # other user it prints the exact command to run and stops.  busybox's
 # telnetd applet is only in busybox-static, which would replace the
 # system busybox: we unpack it into .deps/ instead of installing it.
+# proftpd-basic would start a daemon on port 21 of every interface: a
+# policy-rc.d that answers 101 keeps it from starting (the specs run their
+# own proftpd with their own config), and any that started anyway is
+# stopped by the PID in its pid file.
 set -eu
 what=${1:-test}
 cd "$(dirname "$0")/.."
 
 base="make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev luarocks"
-peers="lua-busted vsftpd python3-pyftpdlib inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
+peers="lua-busted vsftpd python3-pyftpdlib proftpd-basic inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
 case "$what" in
   demo) pkgs="$base $peers" ;;
   test) pkgs="$base $peers" ;;
@@ -30,9 +34,37 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "deps: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null || true
-    # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $missing >/dev/null
+    # another install may hold apt's locks: wait for it
+    lock="-o DPkg::Lock::Timeout=600"
+    policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e $policy ]; then
+      printf '#!/bin/sh\n# deps.sh: no service starts while it installs\nexit 101\n' >$policy
+      chmod 755 $policy
+      made_policy=1
+      trap 'rm -f $policy' EXIT INT TERM
+    fi
+    tries=0 rc=0
+    while :; do
+      rc=0
+      # shellcheck disable=SC2086
+      { apt-get $lock update -q >/dev/null || true
+        apt-get $lock install -y -q --no-install-recommends $missing >/dev/null; } || rc=$?
+      tries=$((tries + 1))
+      [ $rc -ne 0 ] && [ $tries -lt 5 ] && sleep 30 && continue
+      break
+    done
+    if [ -n "$made_policy" ]; then rm -f $policy; trap - EXIT INT TERM; fi
+    # a proftpd the package started anyway: stop it by its PID
+    for pf in /run/proftpd.pid; do
+      if [ -s $pf ]; then
+        pid=$(cat $pf)
+        if [ -r /proc/$pid/comm ] && grep -q '^proftpd' /proc/$pid/comm; then
+          echo "deps: stopping the packaged proftpd (pid $pid)"
+          kill "$pid" || true
+        fi
+      fi
+    done
+    [ $rc -eq 0 ] || exit $rc
   else
     echo "deps: missing packages; run:"
     echo "  sudo apt-get install -y$missing"
