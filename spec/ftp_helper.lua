@@ -4,7 +4,9 @@
 -- process with a temporary config, a temporary root and a throwaway local
 -- user made with useradd/chpasswd (deleted again by stop); pyftpdlib runs
 -- with the system python.  Everything binds 127.0.0.1 or ::1 at free
--- ports and is stopped by PID.  This file starts servers; it tests nothing.
+-- ports and is stopped by PID.  proftpd runs in the foreground with a
+-- config of its own (never /etc/proftpd's) and a user that exists only
+-- in its AuthUserFile.  This file starts servers; it tests nothing.
 local H = require "helper"
 local netlua = require "netlua"
 
@@ -118,6 +120,135 @@ function F.vsftpd(opts)
     return n
   end
   --- Session options for netlua.ftp.new.
+  function srv.opts(extra)
+    local o = {host = srv.host, port = srv.port, user = srv.user,
+      password = srv.password, timeout = 10}
+    if opts.tls then o.tls = "explicit"; o.cafile = srv.cert end
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+  return srv
+end
+
+--- Starts proftpd (`proftpd -n`, in the foreground) with a temporary
+-- config, root and log folder.  The user exists only in a generated
+-- AuthUserFile, with a uid no system account has, so nothing in /etc
+-- changes.  opts: `tls` (explicit FTPS required on control and data, with
+-- a fresh certificate), `extra` (more config lines).  Returns a server
+-- table like F.vsftpd's.
+function F.proftpd(opts)
+  opts = opts or {}
+  local srv = {}
+  srv.dir = H.tmpdir()
+  srv.root = srv.dir .. "/home"
+  srv.log = srv.dir .. "/proftpd.log"
+  srv.cmdlog = srv.dir .. "/commands.log"
+  sh("mkdir -p " .. H.shquote(srv.root))
+  sh("chmod 755 " .. H.shquote(srv.dir))
+  srv.user = rand_name()
+  srv.password = "pw" .. srv.user:sub(6) .. "X!"
+  -- a uid outside the range any account here uses
+  srv.uid = 200000 + tonumber(srv.user:sub(6), 16) % 100000
+  local hash, ok = sh("openssl passwd -6 -stdin <<'EOF'\n" .. srv.password .. "\nEOF")
+  hash = hash:gsub("%s+$", "")
+  assert(ok and hash:match("^%$6%$"), "openssl passwd: " .. hash)
+  H.write_file(srv.dir .. "/passwd", ("%s:%s:%d:%d::%s:/bin/sh\n")
+    :format(srv.user, hash, srv.uid, srv.uid, srv.root))
+  H.write_file(srv.dir .. "/group", ("%s:x:%d:\n"):format(srv.user, srv.uid))
+  sh(("chmod 600 %s/passwd %s/group && chown %d:%d %s")
+    :format(H.shquote(srv.dir), H.shquote(srv.dir), srv.uid, srv.uid, H.shquote(srv.root)))
+  srv.host = "127.0.0.1"
+  srv.port = H.free_port("inet")
+  local pasv = H.free_port("inet")
+  local q = function(v) return '"' .. v .. '"' end
+  local lines = {
+    "ServerName " .. q("netlua spec"),
+    "ServerType standalone",
+    "DefaultServer on",
+    -- bind 127.0.0.1 only, never the wildcard
+    "DefaultAddress 127.0.0.1",
+    "SocketBindTight on",
+    "UseIPv6 off",
+    "Port " .. srv.port,
+    "PassivePorts " .. pasv .. " " .. (pasv + 40),
+    "User nobody", "Group nogroup",
+    "PidFile " .. srv.dir .. "/proftpd.pid",
+    "ScoreboardFile " .. srv.dir .. "/proftpd.scoreboard",
+    "SystemLog " .. srv.log,
+    "TransferLog " .. srv.dir .. "/xfer.log",
+    "LogFormat cmds \"%a %m %J -> %r %s\"",
+    "ExtendedLog " .. srv.cmdlog .. " ALL cmds",
+    "WtmpLog off",
+    "UseReverseDNS off",
+    "<IfModule mod_ident.c>", "IdentLookups off", "</IfModule>",
+    "<IfModule mod_delay.c>", "DelayEngine off", "</IfModule>",
+    "<IfModule mod_ctrls.c>", "ControlsEngine off", "</IfModule>",
+    "<IfModule mod_auth_pam.c>", "AuthPAM off", "</IfModule>",
+    "AuthOrder mod_auth_file.c",
+    "AuthUserFile " .. srv.dir .. "/passwd",
+    "AuthGroupFile " .. srv.dir .. "/group",
+    "RequireValidShell off",
+    "MaxInstances 100", "MaxClientsPerHost none", "MaxLoginAttempts 10",
+    "TimeoutIdle 600", "TimeoutNoTransfer 600", "TimeoutStalled 600",
+    "Umask 022",
+    "AllowOverwrite on", "AllowStoreRestart on", "AllowRetrieveRestart on",
+  }
+  if opts.tls then
+    srv.cert, srv.key = F.make_cert(srv.dir)
+    for _, l in ipairs {
+      "<IfModule !mod_tls.c>", "LoadModule mod_tls.c", "</IfModule>",
+      "<IfModule mod_tls.c>",
+      "TLSEngine on",
+      "TLSLog " .. srv.dir .. "/tls.log",
+      "TLSProtocol TLSv1.2 TLSv1.3",
+      "TLSRSACertificateFile " .. srv.cert,
+      "TLSRSACertificateKeyFile " .. srv.key,
+      "TLSVerifyClient off",
+      -- both channels encrypted; data connections must reuse the
+      -- control connection's TLS session (proftpd's default)
+      "TLSRequired on",
+      "TLSRenegotiate none",
+      "</IfModule>",
+    } do lines[#lines + 1] = l end
+  end
+  for _, l in ipairs(opts.extra or {}) do lines[#lines + 1] = l end
+  srv.conf = srv.dir .. "/proftpd.conf"
+  H.write_file(srv.conf, "ModulePath /usr/lib/proftpd\n" .. table.concat(lines, "\n") .. "\n")
+  local out, okc = sh("/usr/sbin/proftpd -t -c " .. H.shquote(srv.conf))
+  if not okc then
+    H.rm_rf(srv.dir)
+    error("proftpd config: " .. out)
+  end
+  srv.pid = H.spawn("/usr/sbin/proftpd -n -q -c " .. H.shquote(srv.conf),
+    {log = srv.dir .. "/stderr"})
+  local okp, err = pcall(H.wait_port, srv.host, srv.port, 10)
+  if not okp then
+    H.kill(srv.pid)
+    local msg = tostring(err) .. "\n" .. (H.read_file(srv.dir .. "/stderr") or "")
+      .. (H.read_file(srv.log) or "")
+    H.rm_rf(srv.dir)
+    error(msg)
+  end
+  function srv.stop()
+    if srv.stopped then return end
+    srv.stopped = true
+    -- each session is a child process of the daemon (running as nobody
+    -- before login, as the test uid after): stop those left by PID
+    local pids = sh("ps -o pid= --ppid " .. srv.pid)
+    H.kill(srv.pid)
+    pids = pids .. " " .. sh("ps -o pid= -u " .. srv.uid)
+    for pid in pids:gmatch("%d+") do
+      if H.alive(tonumber(pid)) then sh("kill -KILL " .. pid) end
+    end
+    H.rm_rf(srv.dir)
+  end
+  function srv.path(p) return srv.root .. "/" .. p end
+  --- Number of control connections the server saw.
+  function srv.connections()
+    local n = 0
+    for _ in (H.read_file(srv.log) or ""):gmatch("FTP session opened") do n = n + 1 end
+    return n
+  end
   function srv.opts(extra)
     local o = {host = srv.host, port = srv.port, user = srv.user,
       password = srv.password, timeout = 10}
