@@ -5,21 +5,23 @@
 # other user it prints the exact command to run and stops.  busybox's
 # telnetd applet is only in busybox-static, which would replace the
 # system busybox: we unpack it into .deps/ instead of installing it.
-# proftpd-basic would start a daemon on port 21 of every interface: a
-# policy-rc.d that answers 101 keeps it from starting (the specs run their
-# own proftpd with their own config), and any that started anyway is
-# stopped by the PID in its pid file.
+# proftpd and vsftpd conflict as Debian packages (both are the
+# ftp-server), and the package would start a daemon on port 21 of every
+# interface: proftpd is unpacked into .deps/proftpd too, its libraries
+# installed as packages, and the specs run it with their own config.
 set -eu
 what=${1:-test}
 cd "$(dirname "$0")/.."
 
 base="make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev luarocks"
-peers="lua-busted vsftpd python3-pyftpdlib proftpd-basic inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
+peers="lua-busted vsftpd python3-pyftpdlib inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
+# what the unpacked proftpd (and its mod_tls) link against
+proftpd_libs="libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libcap2 libacl1 libidn2-0 libssl3"
 case "$what" in
-  demo) pkgs="$base $peers" ;;
-  test) pkgs="$base $peers" ;;
-  valgrind) pkgs="$base $peers valgrind" ;;
-  bench) pkgs="$base $peers lua-socket curl python3" ;;
+  demo) pkgs="$base $peers $proftpd_libs" ;;
+  test) pkgs="$base $peers $proftpd_libs" ;;
+  valgrind) pkgs="$base $peers $proftpd_libs valgrind" ;;
+  bench) pkgs="$base $peers $proftpd_libs lua-socket curl python3" ;;
   fuzz) pkgs="$base clang libclang-rt-14-dev" ;;
   *) pkgs="$base" ;;
 esac
@@ -36,13 +38,6 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     # another install may hold apt's locks: wait for it
     lock="-o DPkg::Lock::Timeout=600"
-    policy=/usr/sbin/policy-rc.d made_policy=""
-    if [ ! -e $policy ]; then
-      printf '#!/bin/sh\n# deps.sh: no service starts while it installs\nexit 101\n' >$policy
-      chmod 755 $policy
-      made_policy=1
-      trap 'rm -f $policy' EXIT INT TERM
-    fi
     tries=0 rc=0
     while :; do
       rc=0
@@ -52,17 +47,6 @@ if [ -n "$missing" ]; then
       tries=$((tries + 1))
       [ $rc -ne 0 ] && [ $tries -lt 5 ] && sleep 30 && continue
       break
-    done
-    if [ -n "$made_policy" ]; then rm -f $policy; trap - EXIT INT TERM; fi
-    # a proftpd the package started anyway: stop it by its PID
-    for pf in /run/proftpd.pid; do
-      if [ -s $pf ]; then
-        pid=$(cat $pf)
-        if [ -r /proc/$pid/comm ] && grep -q '^proftpd' /proc/$pid/comm; then
-          echo "deps: stopping the packaged proftpd (pid $pid)"
-          kill "$pid" || true
-        fi
-      fi
     done
     [ $rc -eq 0 ] || exit $rc
   else
@@ -85,6 +69,18 @@ if [ "$what" != fuzz ] && [ ! -x .deps/busybox ]; then
   dpkg -x "$tmp"/busybox-static_*.deb "$tmp/x"
   mkdir -p .deps
   cp "$tmp/x/bin/busybox" .deps/busybox
+  rm -rf "$tmp"
+fi
+
+# proftpd (and mod_tls) unpacked, never installed: see the top
+if [ "$what" != fuzz ] && [ ! -x .deps/proftpd/usr/sbin/proftpd ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download proftpd-core proftpd-mod-crypto >/dev/null 2>&1) || {
+    [ "$(id -u)" = 0 ] && apt-get update -q >/dev/null
+    (cd "$tmp" && apt-get download proftpd-core proftpd-mod-crypto >/dev/null)
+  }
+  mkdir -p .deps/proftpd
+  for deb in "$tmp"/*.deb; do dpkg -x "$deb" .deps/proftpd; done
   rm -rf "$tmp"
 fi
 exit 0

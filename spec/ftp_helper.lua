@@ -213,13 +213,17 @@ function F.proftpd(opts)
   end
   for _, l in ipairs(opts.extra or {}) do lines[#lines + 1] = l end
   srv.conf = srv.dir .. "/proftpd.conf"
-  H.write_file(srv.conf, "ModulePath /usr/lib/proftpd\n" .. table.concat(lines, "\n") .. "\n")
-  local out, okc = sh("/usr/sbin/proftpd -t -c " .. H.shquote(srv.conf))
+  -- unpacked by scripts/deps.sh (the package would replace vsftpd)
+  local base = H.root .. "/.deps/proftpd/usr"
+  H.write_file(srv.conf, "ModulePath " .. base .. "/lib/proftpd\n"
+    .. table.concat(lines, "\n") .. "\n")
+  local bin = base .. "/sbin/proftpd"
+  local out, okc = sh(bin .. " -t -c " .. H.shquote(srv.conf))
   if not okc then
     H.rm_rf(srv.dir)
     error("proftpd config: " .. out)
   end
-  srv.pid = H.spawn("/usr/sbin/proftpd -n -q -c " .. H.shquote(srv.conf),
+  srv.pid = H.spawn(bin .. " -n -q -c " .. H.shquote(srv.conf),
     {log = srv.dir .. "/stderr"})
   local okp, err = pcall(H.wait_port, srv.host, srv.port, 10)
   if not okp then
