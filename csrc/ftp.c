@@ -26,9 +26,9 @@
 #endif
 
 #include "netlua.h"
+#include "ftp_reply.h"
 
 #define FTP "netlua.ftp"
-#define REPLY_MAX (64 * 1024)   /* longer replies are cut, never grown */
 #define NQUOTE 4
 #define BIGBUF (512 * 1024)     /* CURLOPT_BUFFERSIZE for downloads */
 #define NWATCH 4
@@ -49,6 +49,7 @@ typedef struct xfer {
   int chunkref; const char *chunk; size_t clen, cpos;
   int eof, pending_cr, emitted; char last;
   curl_off_t moved;        /* payload bytes seen either way */
+  long long announced;     /* the size a 150 reply named, or -1 */
   int failed;              /* a callback failed: errref holds why */
   int errref;
 } xfer;
@@ -109,10 +110,17 @@ typedef struct ftp_sess {
   int rs_fd;               /* what connect's name lookup waits on, or -1 */
   int reconnects, logins;
   /* reply reassembly from the debug stream */
-  nl_buf cur;              /* reply being assembled */
-  int cur_code, cur_multi, cur_lines;
+  nl_ftpr fr;              /* the framer, and the reply being assembled */
   reply last;              /* last complete reply */
   int not_ftp;             /* a line that cannot start a reply arrived */
+  /* which replies belong to which command, in this operation: each
+   * command sent wants one final (2xx-5xx) reply; a connection where the
+   * two counts differ at the end is not one whose next reply we can
+   * attribute, so it is dropped */
+  int op_sent, op_finals;
+  int got421;              /* the server said it is closing the connection */
+  int fresh;               /* the next operation must open a new connection */
+  char *label;             /* what failed, for messages ("get f"), or NULL */
   int paused;              /* on_write paused curl to let tasks run */
   char bad_line[100];      /* that line, quoted and cut for messages */
   /* the current operation */
@@ -273,97 +281,53 @@ static void debug_print(ftp_sess *s, const char *tag, const char *p,
   }
 }
 
-static void reply_set(reply *r, int code, const nl_buf *text) {
+static void reply_set(reply *r, int code, const char *t, size_t n) {
   r->code = code;
   r->text.len = 0; r->text.start = 0;
-  nl_buf_append(&r->text, nl_buf_head(text), text->len);
+  nl_buf_append(&r->text, t, n);
 }
 
-static int is_code(const char *p, size_t n) {
-  return n >= 3 && p[0] >= '1' && p[0] <= '5' && p[1] >= '0' &&
-         p[1] <= '9' && p[2] >= '0' && p[2] <= '9';
-}
-
-/* Whether a line can begin a reply as libcurl reads them: three digits
- * and a space or a hyphen.  curl waits for such a line before it goes on,
- * so anything else between replies means the peer does not speak FTP and
- * the operation would only end at its timeout. */
-static int starts_reply(const char *p, size_t n) {
-  return n >= 4 && p[0] >= '0' && p[0] <= '9' && p[1] >= '0' &&
-         p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
-         (p[3] == ' ' || p[3] == '-');
-}
-
-/* Keeps line p quoted for a message: printable ASCII as is (with " and \
- * escaped), other bytes as \xNN, cut with "..." when long. */
-static void quote_line(char *out, size_t size, const char *p, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  size_t i, k = 0;
-  out[k++] = '"';
-  for (i = 0; i < n && k + 4 < size - 5; i++) {
-    unsigned char c = (unsigned char)p[i];
-    if (c == '"' || c == '\\') {
-      out[k++] = '\\';
-      out[k++] = (char)c;
-    } else if (c >= 32 && c < 127) {
-      out[k++] = (char)c;
-    } else {
-      out[k++] = '\\'; out[k++] = 'x';
-      out[k++] = hex[c >> 4]; out[k++] = hex[c & 15];
-    }
-  }
-  out[k++] = '"';
-  if (i < n) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
-  out[k] = '\0';
-}
-
-/* A complete reply arrived: remember it and give it to whoever waits. */
+/* A complete reply arrived: remember it, pair it with its command and
+ * give it to whoever waits. */
 static void reply_done(ftp_sess *s) {
-  reply_set(&s->last, s->cur_code, &s->cur);
-  if (s->login_cmd) reply_set(&s->login, s->cur_code, &s->cur);
-  debug_print(s, "resp", nl_buf_head(&s->cur), s->cur.len);
-  if (s->qwait >= 0) {
-    reply_set(&s->qr[s->qwait], s->cur_code, &s->cur);
-    s->qwait = -1;
+  int code = s->fr.code;
+  const char *t = s->fr.text ? s->fr.text : "";
+  size_t n = s->fr.len;
+  reply_set(&s->last, code, t, n);
+  if (s->login_cmd) reply_set(&s->login, code, t, n);
+  debug_print(s, "resp", t, n);
+  if (code == 421) s->got421 = 1;
+  if (code >= 100 && code < 200) {
+    /* preliminary: the command's own reply is still to come */
+    if (s->x && !s->x->upload && !s->x->text && s->x->announced < 0)
+      s->x->announced = nl_ftpr_announced(t, n);
+  } else if (s->op_sent > 0) {
+    s->op_finals++;  /* before any command: a greeting */
   }
-  if (s->op_cwd) {
-    if (s->cur_code == 250) setstr(&s->server_cwd, s->op_cwd);
+  if (s->qwait >= 0) {
+    reply_set(&s->qr[s->qwait], code, t, n);
+    if (code < 100 || code >= 200) s->qwait = -1;
+  }
+  if (s->op_cwd && (code < 100 || code >= 200)) {
+    if (code == 250) setstr(&s->server_cwd, s->op_cwd);
     free(s->op_cwd); s->op_cwd = NULL;
   }
-  s->cur.len = 0; s->cur.start = 0;
-  s->cur_lines = 0; s->cur_multi = 0;
 }
 
-/* One reply line (without CRLF).  Multi-line replies run from "123-" to a
- * line starting "123 "; a line without a code in between is text. */
+/* One reply line (without CRLF) from curl's debug stream. */
 static void reply_line(ftp_sess *s, const char *p, size_t n) {
-  if (s->cur_lines == 0 && !starts_reply(p, n) && !s->not_ftp) {
+  int ev = nl_ftpr_line(&s->fr, p, n);
+  if (ev == NL_FTPR_NOTFTP && !s->not_ftp) {
     /* drive() stops the operation: curl would wait for its timeout */
     s->not_ftp = 1;
-    quote_line(s->bad_line, sizeof s->bad_line, p, n);
+    memcpy(s->bad_line, s->fr.bad, sizeof s->bad_line);
   }
-  if (s->cur_lines == 0) {
-    if (!is_code(p, n)) {  /* garbage: keep it as a reply of code 0 */
-      s->cur_code = 0;
-    } else {
-      s->cur_code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-      s->cur_multi = (n > 3 && p[3] == '-');
-    }
-  } else if (s->cur.len < REPLY_MAX) {
-    nl_buf_append(&s->cur, "\n", 1);
-  }
-  if (s->cur.len < REPLY_MAX)
-    nl_buf_append(&s->cur, p, n > REPLY_MAX - s->cur.len ?
-                  REPLY_MAX - s->cur.len : n);
-  s->cur_lines++;
-  if (!s->cur_multi) { reply_done(s); return; }
-  if (s->cur_lines > 1 && is_code(p, n) && (n == 3 || p[3] == ' ') &&
-      (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0') == s->cur_code)
-    reply_done(s);
+  if (ev != NL_FTPR_MORE) reply_done(s);
 }
 
 static void command_out(ftp_sess *s, const char *p, size_t n) {
   int i;
+  s->op_sent++;
   s->login_cmd = n >= 5 && (strncasecmp(p, "USER ", 5) == 0 ||
       strncasecmp(p, "PASS ", 5) == 0 || strncasecmp(p, "ACCT ", 5) == 0);
   if (n >= 5 && strncasecmp(p, "PASS ", 5) == 0) {
@@ -691,6 +655,10 @@ static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
   apply_common(s, h, d);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_discard);
   curl_easy_setopt(h, CURLOPT_URL, url);
+  if (s->fresh) {
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+    s->fresh = 0;
+  }
   curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
   curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
   curl_easy_setopt(h, CURLOPT_DEBUGDATA, s);
@@ -701,16 +669,6 @@ static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, s);
     curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt_pre);
   }
-}
-
-/* curl_multi_poll for the mirror fetcher's own multi handle (blocking). */
-static void ftp_wait(CURLM *m, const nl_deadline *d) {
-  long t = -1;
-  int ms, dl = nl_deadline_ms(d);
-  curl_multi_timeout(m, &t);
-  ms = (t < 0 || t > 200) ? 200 : (int)t;
-  if (dl >= 0 && dl < ms) ms = dl;
-  curl_multi_poll(m, NULL, 0, ms, NULL);
 }
 
 /* ---- waiting for curl's sockets (multi socket interface) --------------- */
@@ -878,8 +836,10 @@ static void op_reset(ftp_sess *s) {
   s->aborting = 0;
   s->not_ftp = 0;
   s->paused = 0;
+  s->op_sent = s->op_finals = 0;
+  s->got421 = 0;
   for (i = 0; i < NQUOTE; i++) { s->qr[i].code = -1; s->qr[i].text.len = 0; s->qr[i].text.start = 0; }
-  s->cur.len = 0; s->cur.start = 0; s->cur_lines = 0; s->cur_multi = 0;
+  nl_ftpr_reset(&s->fr);
   s->last.code = -1; s->last.text.len = 0; s->last.text.start = 0;
   free(s->op_cwd); s->op_cwd = NULL;
 }
@@ -896,6 +856,16 @@ static void op_clear(lua_State *L, ftp_sess *s) {
 }
 
 static int op_resume(lua_State *L);
+
+/* The control connection is one whose next reply we could not attribute
+ * (a command left unanswered, a reply nobody asked for) or one the
+ * server is closing (421): it must not be used again.  Shutting it down
+ * makes curl's goodbye on it fail at once; the next operation connects
+ * and logs in afresh (curl would otherwise pick it from its cache). */
+static void drop_connection(ftp_sess *s) {
+  if (s->ctl_fd != CURL_SOCKET_BAD) shutdown(s->ctl_fd, SHUT_RDWR);
+  s->fresh = 1;
+}
 
 /* Runs the operation in s->op: reset, apply every option, drive; retried
  * once when a reused connection turned out dead before any payload
@@ -928,6 +898,7 @@ static int op_loop(lua_State *L, ftp_sess *s) {
     }
     curl_multi_remove_handle(s->multi, s->easy);
     o->added = 0;
+    if (s->got421 || s->op_sent != s->op_finals) drop_connection(s);
     if (o->attempt == 0 && o->was_logged && !s->op_login &&
         (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
          rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) &&
@@ -944,6 +915,7 @@ static int op_loop(lua_State *L, ftp_sess *s) {
   o->active = 0;
   n = o->finish(L, s, rc);
   op_clear(L, s);
+  setstr(&s->label, NULL);
   return n;
 }
 
@@ -991,6 +963,15 @@ static int is_tls_error(CURLcode rc) {
   }
 }
 
+/* Pushes nil, "what: reply text", code: a reply that says no. */
+static int push_reply_fail(lua_State *L, const char *what, const char *text,
+                           int code) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, text);
+  lua_pushinteger(L, code);
+  return 3;
+}
+
 /* Pushes nil, message, code for a failed operation. */
 static int push_error(lua_State *L, ftp_sess *s, CURL *h, CURLcode rc,
                       int last_code, const char *last_text, xfer *x,
@@ -1004,6 +985,9 @@ static int push_error(lua_State *L, ftp_sess *s, CURL *h, CURLcode rc,
   }
   if (s && s->aborting)
     return nl_pushfailcode(L, "aborted", "%s: transfer aborted", what);
+  /* curl reports a 421 (the server closes the connection) as a timeout */
+  if (rc == CURLE_OPERATION_TIMEDOUT && last_code == 421)
+    return push_reply_fail(L, what, last_text, 421);
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT: case CURLE_FTP_ACCEPT_TIMEOUT:
       return nl_pushfailcode(L, "timeout", "%s: timed out", what);
@@ -1019,12 +1003,8 @@ static int push_error(lua_State *L, ftp_sess *s, CURL *h, CURLcode rc,
     return nl_pushfailcode(L, "tls", "%s: %s", what, curl_easy_strerror(rc));
   if (last_code >= 400 && last_code <= 599 && rc != CURLE_GOT_NOTHING &&
       rc != CURLE_SEND_ERROR && rc != CURLE_RECV_ERROR &&
-      rc != CURLE_PARTIAL_FILE) {
-    lua_pushnil(L);
-    lua_pushstring(L, last_text);
-    lua_pushinteger(L, last_code);
-    return 3;
-  }
+      rc != CURLE_PARTIAL_FILE)
+    return push_reply_fail(L, what, last_text, last_code);
   switch (rc) {
     case CURLE_GOT_NOTHING: case CURLE_SEND_ERROR: case CURLE_RECV_ERROR:
     case CURLE_PARTIAL_FILE: case CURLE_FTP_ACCEPT_FAILED:
@@ -1041,6 +1021,7 @@ static int sess_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
                       const char *what) {
   char *text;
   int n, code = s->last.code;
+  if (s->label) what = s->label;
   if (s->not_ftp && !(x && x->failed))
     return nl_pushfailcode(L, "protocol", "%s: not an FTP reply: %s", what,
                            s->bad_line);
@@ -1059,6 +1040,7 @@ static void xfer_init(xfer *x, ftp_sess *s) {
   x->s = s;
   x->cbref = x->fnref = x->chunkref = x->errref = LUA_NOREF;
   x->blocksize = 8192;
+  x->announced = -1;
   nl_buf_init(&x->acc);
 }
 
@@ -1111,10 +1093,11 @@ static void sess_free(ftp_sess *s, int quit) {
   }
   free(s->host); free(s->user); free(s->pass); free(s->acct);
   free(s->cafile); free(s->welcome); free(s->entry); free(s->cwd);
-  free(s->server_cwd); free(s->op_cwd);
+  free(s->server_cwd); free(s->op_cwd); free(s->label);
+  s->label = NULL;
   s->host = s->user = s->pass = s->acct = s->cafile = s->welcome = NULL;
   s->entry = s->cwd = s->server_cwd = s->op_cwd = NULL;
-  nl_buf_free(&s->cur);
+  nl_ftpr_free(&s->fr);
   nl_buf_free(&s->last.text);
   nl_buf_free(&s->login.text);
   for (i = 0; i < NQUOTE; i++) nl_buf_free(&s->qr[i].text);
@@ -1221,7 +1204,7 @@ static ftp_sess *sess_alloc(lua_State *L) {
   s->passive = 1; s->verify = 1; s->port = 21;
   s->timeout = -1;
   s->closed = 1;  /* until the handles exist */
-  nl_buf_init(&s->cur); nl_buf_init(&s->last.text); nl_buf_init(&s->login.text);
+  nl_ftpr_init(&s->fr); nl_buf_init(&s->last.text); nl_buf_init(&s->login.text);
   {
     int i;
     for (i = 0; i < NQUOTE; i++) nl_buf_init(&s->qr[i].text);
@@ -1274,28 +1257,6 @@ static int l_session(lua_State *L) {
   return 1;
 }
 
-/* Length of a complete reply at the start of p, or 0 if more is due. */
-static size_t complete_reply(const char *p, size_t n) {
-  size_t off = 0;
-  int multi = -1;
-  while (off < n) {
-    const char *e = memchr(p + off, '\n', n - off);
-    size_t l;
-    if (!e) return 0;
-    l = (size_t)(e - (p + off));
-    if (multi < 0) {
-      if (!is_code(p + off, l)) return (size_t)(e - p) + 1;
-      if (l > 3 && p[off + 3] == '-') multi = 1;
-      else return (size_t)(e - p) + 1;
-    } else if (is_code(p + off, l) && (l == 3 || p[off + 3] == ' ') &&
-               memcmp(p + off, p, 3) == 0) {
-      return (size_t)(e - p) + 1;
-    }
-    off += l + 1;
-  }
-  return 0;
-}
-
 /* Connecting: walks the address list kept in s (a wait may yield; the
  * connect comes back through m_connect).  NL_OK with s->cn_fd connected. */
 static int connect_addrs(ftp_sess *s, const nl_deadline *d) {
@@ -1328,11 +1289,40 @@ static int connect_addrs(ftp_sess *s, const nl_deadline *d) {
   return err;
 }
 
+/* Looks at the greeting peeked so far: 1 when complete (welcome set), 0
+ * when more is due, or pushes nil, message, code and returns -1. */
+static int greeting(lua_State *L, ftp_sess *s, const char *buf, size_t have,
+                    int full) {
+  nl_ftpr fr;
+  size_t used;
+  int ev, n = -1;
+  nl_ftpr_init(&fr);
+  ev = nl_ftpr_feed(&fr, buf, have, &used);
+  if (ev == NL_FTPR_MORE && !full) n = 0;
+  else if (ev == NL_FTPR_MORE || ev == NL_FTPR_LONG)
+    nl_pushfailcode(L, "limit", "connect %s: greeting longer than %d bytes",
+                    s->cn_where, NL_FTPR_MAX);
+  else if (ev == NL_FTPR_NOTFTP)
+    nl_pushfailcode(L, "protocol", "connect %s: not an FTP reply: %s",
+                    s->cn_where, fr.bad);
+  else if (fr.code < 200 || fr.code >= 400) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "connect %s: ", s->cn_where);
+    lua_pushlstring(L, fr.text, fr.len);
+    lua_concat(L, 2);
+    lua_pushinteger(L, fr.code);
+  } else {
+    setmem(&s->welcome, fr.text, fr.len);
+    n = 1;
+  }
+  nl_ftpr_free(&fr);
+  return n;
+}
+
 /* The rest of connect: reach the server, then wait for its whole greeting
- * (peeked, left unread for curl). */
+ * (peeked, left unread for curl, which reads it again at login). */
 static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
-  char buf[8192];
-  size_t have = 0, rl;
+  char buf[NL_FTPR_MAX];
   int err;
   if (s->cn_phase == 1) {
     err = connect_addrs(s, d);
@@ -1354,7 +1344,8 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
   }
   for (;;) {
     /* look first: after a yield we come back here with the data there */
-    ssize_t r = recv(s->cn_fd, buf, sizeof buf - 1, MSG_PEEK);
+    ssize_t r = recv(s->cn_fd, buf, sizeof buf, MSG_PEEK);
+    int g;
     if (r == 0) {
       connect_end(s, 0);
       return nl_pushfail(L, NL_CLOSED, "connect %s: greeting", s->cn_where);
@@ -1373,8 +1364,11 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
       connect_end(s, 0);
       return nl_pushfail(L, err, "connect %s: greeting", s->cn_where);
     }
-    have = (size_t)r;
-    if ((rl = complete_reply(buf, have)) > 0 || have == sizeof buf - 1) break;
+    /* a greeting that does not fit what we may peek is refused: curl
+     * would read it whole, we could not show it whole */
+    g = greeting(L, s, buf, (size_t)r, (size_t)r == sizeof buf);
+    if (g < 0) { connect_end(s, 0); return 3; }
+    if (g > 0) break;
     {
       /* part of the greeting: peeking again at once would find the same */
       nl_deadline tiny;
@@ -1387,40 +1381,7 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
       }
     }
   }
-  rl = complete_reply(buf, have);
-  if (rl == 0) rl = have;
-  {
-    /* the reply text without CRLFs, lines joined with \n */
-    luaL_Buffer b;
-    size_t i;
-    int code = is_code(buf, rl) ? atoi(buf) : 0;
-    luaL_buffinit(L, &b);
-    for (i = 0; i < rl; i++) {
-      if (buf[i] == '\r') continue;
-      if (buf[i] == '\n' && i + 1 >= rl) break;
-      luaL_addchar(&b, buf[i]);
-    }
-    luaL_pushresult(&b);
-    if (code < 200 || code >= 400) {
-      connect_end(s, 0);
-      lua_pushnil(L);
-      lua_insert(L, -2);
-      if (code == 0) {
-        char q[100];
-        size_t l = rl;
-        const char *e = memchr(buf, '\n', rl);
-        if (e) l = (size_t)(e - buf);
-        if (l > 0 && buf[l - 1] == '\r') l--;
-        quote_line(q, sizeof q, buf, l);
-        lua_pop(L, 1);
-        return nl_pushfailcode(L, "protocol", "connect %s: not an FTP reply: %s",
-                               s->cn_where, q);
-      }
-      lua_pushinteger(L, code);
-      return 3;
-    }
-    setstr(&s->welcome, lua_tostring(L, -1));
-  }
+  lua_pushstring(L, s->welcome);
   s->pre_fd = s->cn_fd;
   connect_end(s, 1);
   s->connected = 1;
@@ -1512,6 +1473,7 @@ static int m_login(lua_State *L) {
   s->logged = 0;
   s->nquote = 0;
   push_url(L, s, NULL, 1);
+  setstr(&s->label, "login");
   return op_run(L, s, -1, setup_nobody, finish_login, "login");
 }
 
@@ -1608,14 +1570,27 @@ static int run_quotes(lua_State *L, ftp_sess *s, const char **cmds, int n,
 
 static int push_qreply(lua_State *L, ftp_sess *s, int i, int need2xx) {
   reply *r = &s->qr[i];
+  const char *what = s->label ? s->label : s->op.what;
   if (r->code < 0)
-    return nl_pushfailcode(L, "closed", "no reply to %s", s->quote[i] ? s->quote[i] : "command");
-  if (r->code >= 400 || r->code < 100 || (need2xx && (r->code < 200 || r->code >= 300))) {
+    return nl_pushfailcode(L, "closed", "%s: no reply", what);
+  if (r->code < 200) {
+    /* a preliminary reply and nothing after it: the command's own reply
+     * never came (drop_connection has dropped the connection) */
     lua_pushnil(L);
+    lua_pushfstring(L, "%s: ", what);
     lua_pushlstring(L, nl_buf_head(&r->text), r->text.len);
-    if (r->code < 100) {
-      lua_pushliteral(L, "protocol");
-    } else lua_pushinteger(L, r->code);
+    lua_pushliteral(L, " (and no final reply)");
+    lua_concat(L, 3);
+    lua_pushstring(L, r->code >= 100 ? "closed" : "protocol");
+    return 3;
+  }
+  if (r->code >= 400 || r->code > 599 || (need2xx && r->code >= 300)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: ", what);
+    lua_pushlstring(L, nl_buf_head(&r->text), r->text.len);
+    lua_concat(L, 2);
+    if (r->code > 599) lua_pushliteral(L, "protocol");
+    else lua_pushinteger(L, r->code);
     return 3;
   }
   lua_pushlstring(L, nl_buf_head(&r->text), r->text.len);
@@ -1679,6 +1654,9 @@ static int do_sendcmd(lua_State *L, int need2xx, const char *fname) {
   cmds[k++] = cmd;
   s->op.k = k - 1;
   s->op.need2xx = need2xx;
+  lua_pushfstring(L, "%s %s", fname, cmd);
+  setstr(&s->label, lua_tostring(L, -1));
+  lua_pop(L, 1);
   return run_quotes(L, s, cmds, k, finish_sendcmd, fname);
 }
 
@@ -1688,22 +1666,28 @@ static int m_voidcmd(lua_State *L) { return do_sendcmd(L, 1, "voidcmd"); }
 static int finish_cmds(lua_State *L, ftp_sess *s, CURLcode rc);
 static int finish_cwd(lua_State *L, ftp_sess *s, CURLcode rc);
 
-/* s:_cmds(cmd...) -> array of {code, text} (internal: no owned check). */
-static int m_cmds(lua_State *L) {
+/* s:_cmds(cmd...) and s:_ask(label, cmd...) -> array of {code, text}
+ * (internal: no owned check); label names what failed in messages. */
+static int do_cmds(lua_State *L, int first) {
   ftp_sess *s = check_sess(L);
-  int n = lua_gettop(L) - 1, i;
+  int n = lua_gettop(L) - first + 1, i;
   const char *cmds[NQUOTE];
-  luaL_argcheck(L, n >= 1 && n <= NQUOTE, 2, "1 to 4 commands");
+  const char *label = first > 2 ? luaL_checkstring(L, 2) : "ftp";
+  luaL_argcheck(L, n >= 1 && n <= NQUOTE, first, "1 to 4 commands");
   for (i = 0; i < n; i++) {
     size_t l;
-    cmds[i] = luaL_checklstring(L, i + 2, &l);
+    cmds[i] = luaL_checklstring(L, i + first, &l);
     if (strlen(cmds[i]) != l || strpbrk(cmds[i], "\r\n"))
       luaL_error(L, "CR, LF or NUL in command or path");
   }
   check_logged(L, s);
   s->op.k = n;
+  setstr(&s->label, label);
   return run_quotes(L, s, cmds, n, finish_cmds, "ftp");
 }
+
+static int m_cmds(lua_State *L) { return do_cmds(L, 2); }
+static int m_ask(lua_State *L) { return do_cmds(L, 3); }
 
 static int finish_cmds(lua_State *L, ftp_sess *s, CURLcode rc) {
   int n = s->op.k, i;
@@ -1755,6 +1739,9 @@ static int m_cwd(lua_State *L) {
   lua_pushfstring(L, "CWD %s", abs);
   cmds[0] = lua_tostring(L, -1);
   cmds[1] = "PWD";
+  lua_pushfstring(L, "cwd %s", lua_tostring(L, 2));
+  setstr(&s->label, lua_tostring(L, -1));
+  lua_pop(L, 1);
   return run_quotes(L, s, cmds, 2, finish_cwd, "cwd");
 }
 
@@ -1830,6 +1817,18 @@ static const char *split_cmd(lua_State *L, int arg, char *verb, size_t vlen,
   return cmd[i] ? cmd + i : NULL;
 }
 
+/* A transfer's label: the internal form's extra argument (get, put and
+ * the rest name themselves so), else "<method> <command>". */
+static void set_xlabel(lua_State *L, ftp_sess *s, const char *fname,
+                       int arg) {
+  if (lua_type(L, arg) == LUA_TSTRING) setstr(&s->label, lua_tostring(L, arg));
+  else {
+    lua_pushfstring(L, "%s %s", fname, lua_tostring(L, 2));
+    setstr(&s->label, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
 static FILE *tofile(lua_State *L, int idx) {
   luaL_Stream *p = luaL_testudata(L, idx, LUA_FILEHANDLE);
   if (!p) return NULL;
@@ -1839,6 +1838,13 @@ static FILE *tofile(lua_State *L, int idx) {
 
 static int finish_xfer(lua_State *L, ftp_sess *s, CURLcode rc) {
   xfer *x = &s->op.x;
+  if (rc == CURLE_OK && !x->upload && x->announced >= 0 && s->op.xo.rest == 0 &&
+      x->moved != (curl_off_t)x->announced) {
+    /* the server's 226 says done; its 150 said how much: the bytes decide */
+    return nl_pushfailcode(L, "partial", "%s: %lld of %lld bytes received",
+                           s->label ? s->label : s->op.what,
+                           (long long)x->moved, x->announced);
+  }
   if (rc == CURLE_OK && !x->failed && !x->upload) {
     s->L = L;
     drain(x, 1);
@@ -1912,6 +1918,7 @@ static int do_retr(lua_State *L, int lines) {
   }
   abs = push_abspath(L, s, arg ? arg : ".");
   push_url(L, s, abs, isdir);
+  set_xlabel(L, s, fname, lines ? 4 : 6);
   return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
@@ -1968,6 +1975,7 @@ static int do_stor(lua_State *L, int lines) {
   }
   abs = push_abspath(L, s, arg);
   push_url(L, s, abs, 0);
+  set_xlabel(L, s, fname, lines ? 5 : 7);
   return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
@@ -1989,6 +1997,9 @@ static int m_size(lua_State *L) {
   o.nobody = 1;
   abs = push_abspath(L, s, lua_tostring(L, 2));
   push_url(L, s, abs, 0);
+  lua_pushfstring(L, "size %s", lua_tostring(L, 2));
+  setstr(&s->label, lua_tostring(L, -1));
+  lua_pop(L, 1);
   return run_xfer(L, s, &x, &o, finish_size, "size");
 }
 
@@ -2020,7 +2031,10 @@ static int m_quit(lua_State *L) {
   ftp_sess *s = check_sess(L);
   const char *cmds[1] = {"QUIT"};
   check_idle(L, s);
-  if (s->logged) return run_quotes(L, s, cmds, 1, finish_quit, "quit");
+  if (s->logged) {
+    setstr(&s->label, "quit");
+    return run_quotes(L, s, cmds, 1, finish_quit, "quit");
+  }
   return finish_quit(L, s, CURLE_OK);
 }
 
@@ -2075,171 +2089,6 @@ static int m_info(lua_State *L) {
   return 1;
 }
 
-/* ---- parallel fetch for mirror ------------------------------------------ */
-
-typedef struct job {
-  CURL *h;
-  FILE *fp;
-  int idx;   /* 1-based job index, 0 = idle */
-  char err[CURL_ERROR_SIZE];
-  int multi;           /* code of an open "NNN-" reply, or 0 */
-  int not_ftp;         /* a line that cannot start a reply arrived */
-  char bad[100];       /* that line, quoted for the message */
-} job;
-
-/* The fetcher's handles run on their own connections, without the
- * session's reply reassembly: this only watches for a line that cannot be
- * FTP (curl would wait on it until the timeout), as reply_line does. */
-static int on_fetch_debug(CURL *h, curl_infotype type, char *p, size_t n,
-                          void *ud) {
-  job *j = ud;
-  (void)h;
-  if (type != CURLINFO_HEADER_IN || j->not_ftp) return 0;
-  while (n > 0) {
-    char *e = memchr(p, '\n', n);
-    size_t len = e ? (size_t)(e - p) : n, used = e ? len + 1 : n, l = len;
-    if (l > 0 && p[l - 1] == '\r') l--;
-    if (j->multi) {
-      if (l >= 4 && p[3] == ' ' && is_code(p, l) && atoi(p) == j->multi)
-        j->multi = 0;
-    } else if (!starts_reply(p, l)) {
-      j->not_ftp = 1;
-      quote_line(j->bad, sizeof j->bad, p, l);
-      return 0;
-    } else if (p[3] == '-') {
-      j->multi = atoi(p);
-    }
-    p += used; n -= used;
-  }
-  return 0;
-}
-
-/* Records result i of the fetch: {message on top of the stack (popped),
- * code} in the results table at index res. */
-static void fetch_fail(lua_State *L, int res, int i, const char *code) {
-  lua_createtable(L, 2, 0);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, 1);
-  lua_pushstring(L, code);
-  lua_rawseti(L, -2, 2);
-  lua_rawseti(L, res, i);
-}
-
-/* s:_fetch(jobs, parallel) -> results.  jobs: array of {abs remote path,
- * local file path}; each downloads on one of `parallel` easy handles
- * sharing one multi handle (so `parallel` connections).  results[i] is
- * true or {message, code}. */
-static int m_fetch(lua_State *L) {
-  ftp_sess *s = check_sess(L);
-  lua_Integer par = luaL_optinteger(L, 3, 4);
-  int njobs, next = 1, active = 0, i, left, res;
-  job *slots;
-  CURLM *m;
-  nl_deadline none;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_argcheck(L, par >= 1 && par <= 64, 3, "parallel must be 1..64");
-  check_logged(L, s);
-  njobs = (int)luaL_len(L, 2);
-  for (i = 1; i <= njobs; i++) {
-    lua_geti(L, 2, i);
-    if (!lua_istable(L, -1)) luaL_error(L, "bad job %d", i);
-    lua_geti(L, -1, 1); lua_geti(L, -2, 2);
-    if (!lua_isstring(L, -1) || !lua_isstring(L, -2)) luaL_error(L, "bad job %d", i);
-    lua_pop(L, 3);
-  }
-  lua_createtable(L, njobs, 0);
-  res = lua_gettop(L);
-  slots = lua_newuserdatauv(L, sizeof(job) * (size_t)par, 0);
-  memset(slots, 0, sizeof(job) * (size_t)par);
-  m = curl_multi_init();
-  if (!m) return luaL_error(L, "ftp: libcurl init failed");
-  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)par);
-  nl_deadline_start(&none, -1);
-  for (;;) {
-    CURLMsg *msg;
-    int running;
-    /* fill idle slots */
-    for (i = 0; i < par && next <= njobs; i++) {
-      job *j = &slots[i];
-      const char *rp, *lp;
-      nl_deadline d;
-      if (j->idx) continue;
-      if (!j->h) j->h = curl_easy_init();
-      if (!j->h) break;
-      lua_geti(L, 2, next);
-      lua_geti(L, -1, 1); rp = lua_tostring(L, -1);
-      lua_geti(L, -2, 2); lp = lua_tostring(L, -1);
-      j->fp = fopen(lp, "wb");
-      if (!j->fp) {
-        lua_pushfstring(L, "%s: %s", lp, strerror(errno));
-        fetch_fail(L, res, next, "io");
-        lua_pop(L, 3);
-        next++; i--;
-        continue;
-      }
-      curl_easy_reset(j->h);
-      nl_deadline_start(&d, s->timeout);
-      apply_common(s, j->h, &d);
-      push_url(L, s, rp, 0);
-      curl_easy_setopt(j->h, CURLOPT_URL, lua_tostring(L, -1));
-      lua_pop(L, 4);
-      curl_easy_setopt(j->h, CURLOPT_WRITEDATA, j->fp);
-      curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, fwrite);
-      curl_easy_setopt(j->h, CURLOPT_ERRORBUFFER, j->err);
-      curl_easy_setopt(j->h, CURLOPT_VERBOSE, 1L);
-      curl_easy_setopt(j->h, CURLOPT_DEBUGFUNCTION, on_fetch_debug);
-      curl_easy_setopt(j->h, CURLOPT_DEBUGDATA, j);
-      j->err[0] = '\0';
-      j->multi = j->not_ftp = 0;
-      j->idx = next++;
-      curl_multi_add_handle(m, j->h);
-      active++;
-    }
-    if (active == 0) break;
-    curl_multi_perform(m, &running);
-    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-      job *j = NULL;
-      long code = 0;
-      if (msg->msg != CURLMSG_DONE) continue;
-      for (i = 0; i < par; i++) if (slots[i].h == msg->easy_handle) j = &slots[i];
-      if (!j) continue;
-      curl_multi_remove_handle(m, j->h);
-      fclose(j->fp); j->fp = NULL;
-      if (msg->data.result == CURLE_OK) {
-        lua_pushboolean(L, 1);
-      } else {
-        int top = lua_gettop(L);
-        curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &code);
-        push_error(L, NULL, j->h, msg->data.result, (int)code,
-                   j->err[0] ? j->err : curl_easy_strerror(msg->data.result), NULL, "get");
-        lua_createtable(L, 2, 0);
-        lua_pushvalue(L, top + 2); lua_rawseti(L, -2, 1);
-        lua_pushvalue(L, top + 3); lua_rawseti(L, -2, 2);
-        lua_replace(L, top + 1);
-        lua_settop(L, top + 1);
-      }
-      lua_rawseti(L, -3, j->idx);
-      j->idx = 0;
-      active--;
-    }
-    for (i = 0; i < par; i++) {  /* not FTP: curl would wait it out */
-      job *j = &slots[i];
-      if (!j->idx || !j->not_ftp) continue;
-      curl_multi_remove_handle(m, j->h);
-      fclose(j->fp); j->fp = NULL;
-      lua_pushfstring(L, "get: not an FTP reply: %s", j->bad);
-      fetch_fail(L, res, j->idx, "protocol");
-      j->idx = 0;
-      active--;
-    }
-    if (active > 0) ftp_wait(m, &none);
-  }
-  for (i = 0; i < par; i++) if (slots[i].h) curl_easy_cleanup(slots[i].h);
-  curl_multi_cleanup(m);
-  lua_pop(L, 1);
-  return 1;
-}
-
 static int l_curl_version(lua_State *L) {
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   return 1;
@@ -2255,8 +2104,8 @@ static const luaL_Reg methods[] = {
   {"storbinary", m_storbinary}, {"storlines", m_storlines},
   {"cwd", m_cwd}, {"pwd", m_pwd}, {"size", m_size}, {"abort", m_abort},
   {"quit", m_quit}, {"close", m_close},
-  {"_cmds", m_cmds}, {"_abspath", m_abspath}, {"_info", m_info},
-  {"_fetch", m_fetch}, {"_clone", m_clone},
+  {"_cmds", m_cmds}, {"_ask", m_ask}, {"_abspath", m_abspath}, {"_info", m_info},
+  {"_clone", m_clone},
   {NULL, NULL}
 };
 

@@ -118,7 +118,7 @@ for _, tls in ipairs {false, true} do
       local ok, msg, code = s:retrbinary("RETR nosuch.bin", function() called = true end)
       assert.is_nil(ok)
       assert.equal(550, code, msg)
-      assert.matches("^550 ", msg)
+      assert.matches("^retrbinary RETR nosuch.bin: 550 ", msg)
       assert.is_false(called)
       assert.is_false(H.exists(P("nosuch.bin")))
 

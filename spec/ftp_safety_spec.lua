@@ -171,7 +171,7 @@ describe("ftp safety (vsftpd)", function()
     local ok, msg, code = s:get("missing", dir .. "/m")
     assert.is_nil(ok)
     assert.equal(550, code)
-    assert.matches("^550", msg)
+    assert.matches("^get missing: 550", msg)
     assert.is_false(H.exists(dir .. "/m"))
     assert.is_false(H.exists(dir .. "/m.part"))
     -- makedirs and exists

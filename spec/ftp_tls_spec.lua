@@ -64,7 +64,7 @@ describe("ftps explicit (vsftpd, require_ssl_reuse=YES)", function()
     local s, msg, code = ftp.new(o)
     assert.is_nil(s)
     assert.equal(530, code)
-    assert.matches("^530", msg)
+    assert.matches("^login: 530", msg)
   end)
 
   it("active mode under TLS follows the libcurl version rule", function()

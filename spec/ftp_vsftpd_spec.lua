@@ -61,7 +61,7 @@ for _, family in ipairs {"inet", "inet6"} do
           local ok, msg, code = t:login(srv.user, "wrong")
           assert.is_nil(ok)
           assert.equal(530, code)
-          assert.matches("^530 ", msg)
+          assert.matches("^login: 530 ", msg)
           t:close()
         end)
 
@@ -115,13 +115,13 @@ for _, family in ipairs {"inet", "inet6"} do
           local ok, msg, code = s:sendcmd("XYZZY")
           assert.is_nil(ok)
           assert.equal(500, code)
-          assert.equal("500 Unknown command.", msg)
+          assert.equal("sendcmd XYZZY: 500 Unknown command.", msg)
           -- voidcmd wants 2xx: a 350 is an error for it
           assert(s:storbinary("STOR x", "x"))
           ok, msg, code = s:voidcmd("RNFR x")
           assert.is_nil(ok)
           assert.equal(350, code)
-          assert.matches("^350 ", msg)
+          assert.matches("^voidcmd RNFR x: 350 ", msg)
           -- a multi-line reply comes back whole
           local feat = assert(s:sendcmd("FEAT"))
           assert.matches("^211%-", feat)
@@ -154,11 +154,12 @@ for _, family in ipairs {"inet", "inet6"} do
         end)
 
         it("failures return the reply text and code", function()
+          -- the message names the operation and what it was given
           local function fails(code, ok, msg, c)
             assert.is_nil(ok)
             assert.equal(code, c)
             assert.is_string(msg)
-            assert.matches("^" .. code .. " ", msg)
+            assert.matches("^%l+ [^:]+: " .. code .. " ", msg)
           end
           fails(550, s:cwd("missing"))
           fails(550, s:delete("missing"))

@@ -46,6 +46,16 @@ function H.exists(path)
 end
 
 --- A new temporary directory (removed by H.rm_rf).
+--- Sorted names in a folder (none for a missing one).
+function H.ls(path)
+  local t = {}
+  local p = io.popen("ls -A " .. shquote(path) .. " 2>/dev/null")
+  for n in p:lines() do t[#t + 1] = n end
+  p:close()
+  table.sort(t)
+  return t
+end
+
 function H.tmpdir()
   local out = H.sh("mktemp -d /tmp/netlua-spec.XXXXXX")
   return (out:gsub("%s+$", ""))

@@ -57,12 +57,17 @@ function M.new(opts)
   return s
 end
 
--- A reply {code=, text=} from s:_cmds checked against an accepted range.
-local function want(r, lo, hi)
+-- A reply {code=, text=} from s:_ask checked against an accepted range;
+-- a failure's message starts with what failed ("delete f: 550 ...").
+local function want(r, lo, hi, what)
   if r.code >= lo and r.code <= hi then return r.text end
-  if r.code < 0 then return nil, "no reply from the server", "closed" end
-  if r.code < 100 then return nil, r.text, "protocol" end
-  return nil, r.text, r.code
+  if r.code < 0 then return nil, what .. ": no reply from the server", "closed" end
+  if r.code < 100 or r.code > 599 then return nil, what .. ": " .. r.text, "protocol" end
+  if r.code < 200 then
+    -- only a preliminary reply: the command's own reply never came
+    return nil, what .. ": " .. r.text .. " (and no final reply)", "closed"
+  end
+  return nil, what .. ": " .. r.text, r.code
 end
 
 local function checkstr(v, n, who)
@@ -71,19 +76,42 @@ local function checkstr(v, n, who)
   end
 end
 
+-- A remote name: a string without CR, LF or NUL (they would end the
+-- command early and smuggle in another).
+local function checkname(v, n, who)
+  checkstr(v, n, who)
+  if v:find("[\r\n%z]") then
+    error(("bad argument #%d to '%s' (CR, LF or NUL in name)"):format(n, who), 3)
+  end
+end
+
+local function checkopts(v, n, who)
+  if v ~= nil and type(v) ~= "table" then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(n, who, type(v)), 3)
+  end
+  return v or {}
+end
+
+local function checkfn(v, name, who)
+  if v ~= nil and type(v) ~= "function" then
+    error(("bad option '%s' to '%s' (function expected, got %s)"):format(name, who, type(v)), 3)
+  end
+end
+
 -- Checks that path names a directory (vsftpd lists a missing one as empty).
-local function checkdir(s, abs)
-  local r, msg, code = s:_cmds("CWD " .. abs)
+local function checkdir(s, abs, what)
+  local r, msg, code = s:_ask(what, "CWD " .. abs)
   if not r then return nil, msg, code end
-  return want(r[1], 200, 299)
+  return want(r[1], 200, 299, what)
 end
 
 --- Deletes a file.  @return reply text, or nil, message, code
 function S:delete(name)
   checkstr(name, 1, "delete")
-  local r, msg, code = self:_cmds("DELE " .. self:_abspath(name))
+  local what = "delete " .. name
+  local r, msg, code = self:_ask(what, "DELE " .. self:_abspath(name))
   if not r then return nil, msg, code end
-  return want(r[1], 200, 299)
+  return want(r[1], 200, 299, what)
 end
 
 --- Renames `from` to `to` (RNFR + RNTO).  @return reply text, or nil, message, code
@@ -91,20 +119,20 @@ function S:rename(from, to)
   checkstr(from, 1, "rename")
   checkstr(to, 2, "rename")
   local a, b = self:_abspath(from), self:_abspath(to)
-  local r, msg, code = self:_cmds("RNFR " .. a, "RNTO " .. b)
+  local r, msg, code = self:_ask("rename " .. from, "RNFR " .. a, "RNTO " .. b)
   if not r then return nil, msg, code end
-  local ok, m2, c2 = want(r[1], 300, 399)
+  local ok, m2, c2 = want(r[1], 300, 399, "rename " .. from)
   if not ok then return nil, m2, c2 end
-  return want(r[2], 200, 299)
+  return want(r[2], 200, 299, "rename " .. from .. " to " .. to)
 end
 
 --- Makes a directory.  @return the new directory's path, or nil, message, code
 function S:mkd(path)
   checkstr(path, 1, "mkd")
   local abs = self:_abspath(path)
-  local r, msg, code = self:_cmds("MKD " .. abs)
+  local r, msg, code = self:_ask("mkd " .. path, "MKD " .. abs)
   if not r then return nil, msg, code end
-  local ok, m2, c2 = want(r[1], 200, 299)
+  local ok, m2, c2 = want(r[1], 200, 299, "mkd " .. path)
   if not ok then return nil, m2, c2 end
   local q = r[1].text:match('^%d+ "(.-)"[^"]*$')
   return q and q:gsub('""', '"') or abs
@@ -113,9 +141,10 @@ end
 --- Removes a directory.  @return reply text, or nil, message, code
 function S:rmd(path)
   checkstr(path, 1, "rmd")
-  local r, msg, code = self:_cmds("RMD " .. self:_abspath(path))
+  local what = "rmd " .. path
+  local r, msg, code = self:_ask(what, "RMD " .. self:_abspath(path))
   if not r then return nil, msg, code end
-  return want(r[1], 200, 299)
+  return want(r[1], 200, 299, what)
 end
 
 --- Names in a directory (NLST), as an array.  Without `path`, bare names
@@ -124,10 +153,11 @@ end
 function S:nlst(path)
   if path ~= nil then checkstr(path, 1, "nlst") end
   local abs = self:_abspath(path or ".")
-  local ok, msg, code = checkdir(self, abs)
+  local what = path and "nlst " .. path or "nlst"
+  local ok, msg, code = checkdir(self, abs, what)
   if not ok then return nil, msg, code end
   local names = {}
-  ok, msg, code = self:retrlines("NLST " .. abs, function(l) names[#names + 1] = l end)
+  ok, msg, code = self:retrlines("NLST " .. abs, function(l) names[#names + 1] = l end, what)
   if not ok then return nil, msg, code end
   local prefix = abs == "/" and "/" or abs .. "/"
   local lead = path and (path:gsub("/+$", "") .. "/") or ""
@@ -144,9 +174,10 @@ function S:dir(path, callback)
   if type(path) == "function" then path, callback = nil, path end
   if path ~= nil then checkstr(path, 1, "dir") end
   local abs = self:_abspath(path or ".")
-  local ok, msg, code = checkdir(self, abs)
+  local what = path and "dir " .. path or "dir"
+  local ok, msg, code = checkdir(self, abs, what)
   if not ok then return nil, msg, code end
-  return self:retrlines("LIST " .. abs, callback or print)
+  return self:retrlines("LIST " .. abs, callback or print, what)
 end
 
 local function parse_mlsd_line(line)
@@ -303,7 +334,8 @@ end
 function S:list(path)
   if path ~= nil then checkstr(path, 1, "list") end
   local abs = self:_abspath(path or ".")
-  local ok, msg, code = checkdir(self, abs)
+  local what = path and "list " .. path or "list"
+  local ok, msg, code = checkdir(self, abs, what)
   if not ok then return nil, msg, code end
   local out = {}
   if has_mlsd(self) then
@@ -314,7 +346,7 @@ function S:list(path)
     local now = os.time()
     ok, msg, code = self:retrlines("LIST " .. abs, function(l)
       out[#out + 1] = M.parse_list_line(l, now)
-    end)
+    end, what)
     if not ok then return nil, msg, code end
   end
   table.sort(out, function(a, b) return a.name < b.name end)
@@ -326,7 +358,7 @@ end
 function S:exists(path)
   checkstr(path, 1, "exists")
   local abs = self:_abspath(path)
-  local r, msg, code = self:_cmds("CWD " .. abs)
+  local r, msg, code = self:_ask("exists " .. path, "CWD " .. abs)
   if not r then return nil, msg, code end
   if r[1].code >= 200 and r[1].code < 300 then return true end
   local n
@@ -341,14 +373,15 @@ end
 function S:makedirs(path)
   checkstr(path, 1, "makedirs")
   local abs, sofar = self:_abspath(path), ""
+  local what = "makedirs " .. path
   for part in abs:gmatch("[^/]+") do
     sofar = sofar .. "/" .. part
-    local r, msg, code = self:_cmds("CWD " .. sofar)
+    local r, msg, code = self:_ask(what, "CWD " .. sofar)
     if not r then return nil, msg, code end
     if r[1].code >= 300 then
-      r, msg, code = self:_cmds("MKD " .. sofar)
+      r, msg, code = self:_ask(what, "MKD " .. sofar)
       if not r then return nil, msg, code end
-      if r[1].code >= 300 then return want(r[1], 200, 299) end
+      if r[1].code >= 300 then return want(r[1], 200, 299, what) end
     end
   end
   return true
@@ -363,20 +396,36 @@ end
 -- file), an open Lua file, or nil (the data is returned as a string).
 -- opts: `resume` (continue a `.part` left by an earlier failed get; the
 -- partial file is then kept on failure), `progress(done, total)`.
+-- A download succeeds only when the bytes received match the size the
+-- server announced (its 150 reply, or SIZE when `progress` asked for it);
+-- otherwise it fails with code "partial".
 -- @return true (or the data when dst is nil), or nil, message, code
 function S:get(remote, dst, opts)
-  checkstr(remote, 1, "get")
-  opts = opts or {}
+  checkname(remote, 1, "get")
+  if dst ~= nil and type(dst) ~= "string" and io.type(dst) ~= "file" then
+    error("bad argument #2 to 'get' (path or open file expected)", 2)
+  end
+  opts = checkopts(opts, 3, "get")
+  checkfn(opts.progress, "progress", "get")
+  local what = "get " .. remote
   local progress = opts.progress
   local total, done = nil, 0
   if progress then total = self:size(remote) end
+  -- what SIZE said must hold too (the 150 reply is checked in C)
+  local function short()
+    if total and done ~= total then
+      return nil, ("%s: %d of %d bytes received"):format(what, done, total), "partial"
+    end
+    return true
+  end
   if dst == nil then
     local parts = {}
     local ok, msg, code = self:retrbinary("RETR " .. remote, function(b)
       parts[#parts + 1] = b
       done = done + #b
       if progress then progress(done, total) end
-    end, 65536)
+    end, 65536, nil, what)
+    if ok then ok, msg, code = short() end
     if not ok then return nil, msg, code end
     return table.concat(parts)
   end
@@ -390,9 +439,7 @@ function S:get(remote, dst, opts)
     end
     local err
     f, err = io.open(tmp, mode)
-    if not f then return nil, err, "io" end
-  elseif io.type(dst) ~= "file" then
-    error("bad argument #2 to 'get' (path or open file expected)", 2)
+    if not f then return nil, what .. ": " .. err, "io" end
   end
   done = offset
   local cb = f
@@ -402,17 +449,22 @@ function S:get(remote, dst, opts)
       done = done + #b
       progress(done, total)
     end
+  else
+    total = nil  -- done is not counted: the C check of the 150 reply holds
   end
-  local ok, msg, code = self:retrbinary("RETR " .. remote, cb, 256 * 1024, offset)
+  local ok, msg, code = self:retrbinary("RETR " .. remote, cb, 256 * 1024, offset, what)
+  if ok then ok, msg, code = short() end
   if tmp then
     local cok, cerr = f:close()
-    if ok and not cok then ok, msg, code = nil, cerr, "io" end
+    if ok and not cok then ok, msg, code = nil, what .. ": " .. tostring(cerr), "io" end
     if not ok then
-      if not opts.resume then os.remove(tmp) end
+      -- a resumed .part is kept for the next try, unless its bytes are
+      -- not what the server announced
+      if not opts.resume or code == "partial" then os.remove(tmp) end
       return nil, msg, code
     end
     local rok, rerr = os.rename(tmp, dst)
-    if not rok then return nil, rerr, "io" end
+    if not rok then return nil, what .. ": " .. rerr, "io" end
   elseif not ok then
     return nil, msg, code
   end
@@ -425,8 +477,9 @@ end
 -- `progress(done, total)`.
 -- @return reply text, or nil, message, code
 function S:put(src, remote, opts)
-  checkstr(remote, 2, "put")
-  opts = opts or {}
+  checkname(remote, 2, "put")
+  opts = checkopts(opts, 3, "put")
+  checkfn(opts.progress, "progress", "put")
   local source, total, close = src, nil, nil
   if type(src) == "string" and not opts.data then
     local f = io.open(src, "rb")
@@ -447,7 +500,7 @@ function S:put(src, remote, opts)
     cb = function(b) done = done + #b; progress(done, total) end
   end
   local ok, msg, code = self:storbinary((opts.append and "APPE " or "STOR ") .. remote,
-    source, 256 * 1024, cb)
+    source, 256 * 1024, cb, nil, "put " .. remote)
   if close then close:close() end
   return ok, msg, code
 end
@@ -455,6 +508,7 @@ end
 -- Downloads jobs[i] = {remote, local} into results[i] (true or {msg,
 -- code}) on `parallel` sessions: this one plus clones, each driven by a
 -- task of netlua.run, taking the next job when it is done with one.
+-- Every download is checked as get's are.
 local function fetch_in_tasks(self, jobs, parallel)
   local sched = require "netlua.sched"
   local results, nextjob = {}, 1
@@ -466,7 +520,8 @@ local function fetch_in_tasks(self, jobs, parallel)
       if not f then
         results[i] = {ferr, "io"}
       else
-        local ok, r, m, c = pcall(sess.retrbinary, sess, "RETR " .. jobs[i][1], f)
+        local ok, r, m, c = pcall(sess.retrbinary, sess, "RETR " .. jobs[i][1], f,
+          nil, nil, "get " .. jobs[i][1])
         f:close()
         if not ok then r, m, c = nil, r, "error" end
         results[i] = r and true or {m, c}
@@ -486,22 +541,32 @@ local function fetch_in_tasks(self, jobs, parallel)
   return results
 end
 
+-- How deep mirror goes when max_depth is not given: a server that lists
+-- a directory inside every directory must not take it down forever.
+local MIRROR_DEPTH = 100
+
 --- Copies the tree under `remote_dir` into `local_dir` (made if missing),
 -- fetching files over `opts.parallel` connections at once (default 4).
--- Files are written as name.part and renamed when complete.
+-- Files are written as name.part and renamed when complete.  `max_depth`
+-- (levels of folders below remote_dir) skips what lies deeper; without it
+-- a tree deeper than 100 levels fails with code "limit".
 -- @return number of files fetched, or nil, message, code, failures
 function S:mirror(remote_dir, local_dir, opts)
-  checkstr(remote_dir, 1, "mirror")
+  checkname(remote_dir, 1, "mirror")
   checkstr(local_dir, 2, "mirror")
-  opts = opts or {}
+  opts = checkopts(opts, 3, "mirror")
   local parallel = opts.parallel or 4
   if math.type(parallel) ~= "integer" or parallel < 1 or parallel > 64 then
     error("bad option 'parallel' (integer 1..64 expected)", 2)
   end
+  local max_depth = opts.max_depth
+  if max_depth ~= nil and (math.type(max_depth) ~= "integer" or max_depth < 0) then
+    error("bad option 'max_depth' (integer >= 0 expected)", 2)
+  end
   local jobs, finals = {}, {}
-  local function walk(rdir, ldir)
+  local function walk(rdir, ldir, depth)
     local made, merr, mcode = core.mkdir_p(ldir)
-    if not made then return nil, merr, mcode end
+    if not made then return nil, "mirror: " .. merr, mcode end
     local entries, msg, code = self:list(rdir)
     if not entries then return nil, msg, code end
     for _, e in ipairs(entries) do
@@ -511,7 +576,12 @@ function S:mirror(remote_dir, local_dir, opts)
       if bad then goto continue end
       local r = (rdir == "/" and "" or rdir) .. "/" .. e.name
       if e.type == "dir" then
-        local ok, m2, c2 = walk(r, ldir .. "/" .. e.name)
+        if max_depth and depth >= max_depth then goto continue end
+        if not max_depth and depth >= MIRROR_DEPTH then
+          return nil, ("mirror: %s is more than %d levels deep (set max_depth)")
+            :format(r, MIRROR_DEPTH), "limit"
+        end
+        local ok, m2, c2 = walk(r, ldir .. "/" .. e.name, depth + 1)
         if not ok then return nil, m2, c2 end
       elseif e.type == "file" then
         jobs[#jobs + 1] = {r, ldir .. "/" .. e.name .. ".part"}
@@ -521,14 +591,17 @@ function S:mirror(remote_dir, local_dir, opts)
     end
     return true
   end
-  local ok, msg, code = walk(self:_abspath(remote_dir), local_dir)
+  local ok, msg, code = walk(self:_abspath(remote_dir), local_dir, 0)
   if not ok then return nil, msg, code end
   local results
   if core.coop_active() then
-    -- inside netlua.run: worker tasks (the C fetcher would block them all)
     results = fetch_in_tasks(self, jobs, parallel)
   else
-    results = self:_fetch(jobs, parallel)
+    -- outside a task: the same workers, under a scheduler of their own
+    local rok, rerr = require("netlua.sched").run(function()
+      results = fetch_in_tasks(self, jobs, parallel)
+    end)
+    if not rok then return nil, "mirror: " .. tostring(rerr), "error" end
   end
   local failures, count = {}, 0
   for i, r in ipairs(results) do
@@ -542,7 +615,7 @@ function S:mirror(remote_dir, local_dir, opts)
   end
   if #failures > 0 then
     local f = failures[1]
-    return nil, ("mirror: %d of %d files failed; %s: %s"):format(#failures, #jobs, f.path,
+    return nil, ("mirror: %d of %d files failed; %s"):format(#failures, #jobs,
       tostring(f.message)), f.code, failures
   end
   return count

@@ -13,7 +13,13 @@
 -- through a RETR), traversal (LIST names entries "../escape", "a/b",
 -- ".." and "ok": a mirror must fetch only "ok"), dropmany (LIST names
 -- f1..f4 and every RETR dies half way, as in dropmid), notretr (LIST as
--- in dropmany, every RETR answered with a line that is not FTP).  Serves each
+-- in dropmany, every RETR answered with a line that is not FTP), short
+-- and long (a 150 announcing 1 MiB, then half or twice that, then 226),
+-- 421_VERB (VERB -- noop, pass, cwd, pasv or retr -- is answered "421
+-- going down" and the connection closed), prelim_VERB (VERB -- noop or
+-- retr -- is answered "150 wait", then the connection closed), biggreet
+-- (a 1 MiB greeting without a line end), deep (every directory lists one
+-- directory "d" and one file "f").  Serves each
 -- client in a task of its own on 127.0.0.1:PORT, so parallel connections
 -- work; prints "ready" once listening.  Tests nothing itself.
 local tcp = require "netlua.tcp"
@@ -39,7 +45,11 @@ end
 
 local function serve(c)
   local data_srv
-  if mode == "multiline" then
+  if mode == "biggreet" then
+    send(c, "220 " .. ("G"):rep(1024 * 1024))
+    netlua.sleep(30)
+    return
+  elseif mode == "multiline" then
     send(c, "220-Welcome\r\n220-to the\r\n  indented text\r\n220 hostile server\r\n")
   elseif mode == "notftp" then
     send(c, "hello there\r\n")
@@ -53,7 +63,19 @@ local function serve(c)
     line = line:gsub("\r$", "")
     local verb, rest = line:match("^(%S+) ?(.*)$")
     verb = (verb or ""):upper()
-    if logged and mode == "garbage" and verb == "NOOP" then
+    local fail = mode:match("^421_(%a+)$")
+    local pre = mode:match("^prelim_(%a+)$")
+    if fail == "pasv" then fail = (verb == "EPSV" or verb == "PASV") and verb:lower() end
+    if fail == verb:lower() then
+      send(c, "421 going down\r\n")
+      return
+    elseif pre == verb:lower() then
+      -- the data connection (if any) goes down with the control one
+      local d = verb == "RETR" and data_srv and data_srv:accept(5)
+      send(c, "150 wait\r\n")
+      if d then d:close() end
+      return
+    elseif logged and mode == "garbage" and verb == "NOOP" then
       send(c, "this is not an ftp reply\r\n")
     elseif logged and mode == "binary" and verb == "NOOP" then
       send(c, "\0\1\2\255\254PK\3\4\0\27[2J" .. ("Z"):rep(300) .. "\n\200\201 binary\0\r\n")
@@ -85,7 +107,12 @@ local function serve(c)
       local d = data_srv and data_srv:accept(5)
       if not d then send(c, "425 no data connection\r\n")
       else
-        send(c, "150 here it comes\r\n")
+        if verb == "RETR" and (mode == "short" or mode == "long") then
+          send(c, ("150 Opening BINARY mode data connection for %s (%d bytes).\r\n")
+            :format(rest, #FILE))
+        else
+          send(c, "150 here it comes\r\n")
+        end
         if verb ~= "RETR" and mode == "traversal" then
           for _, name in ipairs {"../escape", "a/b", "..", "ok"} do
             d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 " .. name .. "\r\n")
@@ -94,8 +121,17 @@ local function serve(c)
           for i = 1, 4 do
             d:write(("-rw-r--r-- 1 a b %d Jan  1  2020 f%d\r\n"):format(#FILE, i))
           end
+        elseif verb ~= "RETR" and mode == "deep" then
+          d:write("drwxr-xr-x 2 a b 4096 Jan  1  2020 d\r\n")
+          d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 f\r\n")
         elseif verb ~= "RETR" then
           d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 x\r\n")
+        elseif mode == "short" then
+          d:write(FILE:sub(1, #FILE // 2))
+        elseif mode == "long" then
+          d:write(FILE .. FILE)
+        elseif mode == "deep" then
+          d:write("hello")
         elseif mode == "dropmid" or mode == "dropmany" then
           d:write(FILE:sub(1, #FILE // 2))
           netlua.sleep(0.05)
