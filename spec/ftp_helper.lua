@@ -33,6 +33,11 @@ function F.make_cert(dir, cn)
   return cert, key
 end
 
+-- The vsftpd binary: NETLUA_VSFTPD names an unpacked one (`apt-get
+-- download vsftpd && dpkg -x`) where the package cannot be installed, e.g.
+-- beside proftpd: both provide and conflict with ftp-server.
+F.vsftpd_bin = os.getenv("NETLUA_VSFTPD") or "/usr/sbin/vsftpd"
+
 --- Starts vsftpd.  opts: `ipv6` (listen on ::1), `tls` (explicit FTPS with a
 -- fresh certificate), `extra` (more config lines).  Returns a server table:
 -- {host, port, user, password, root, log, pid, cert, stop=function}.
@@ -91,7 +96,7 @@ function F.vsftpd(opts)
   for _, l in ipairs(opts.extra or {}) do lines[#lines + 1] = l end
   srv.conf = srv.dir .. "/vsftpd.conf"
   H.write_file(srv.conf, table.concat(lines, "\n") .. "\n")
-  srv.pid = H.spawn("/usr/sbin/vsftpd " .. H.shquote(srv.conf), {log = srv.dir .. "/stderr"})
+  srv.pid = H.spawn(H.shquote(F.vsftpd_bin) .. " " .. H.shquote(srv.conf), {log = srv.dir .. "/stderr"})
   local okp, err = pcall(H.wait_port, srv.host, srv.port, 10)
   if not okp then
     H.kill(srv.pid)
