@@ -53,6 +53,21 @@ describe("ftp listings against pyftpdlib", function()
     assert.is_true(math.type(code) == "integer" and code >= 500, tostring(code))
   end)
 
+  it("list after mlsd(path, facts) still has size and modify", function()
+    -- OPTS MLST narrows the facts for the whole session
+    for _ in assert(s:mlsd(nil, {"type"})) do end
+    local by = {}
+    for _, e in ipairs(assert(s:list())) do by[e.name] = e end
+    assert.equal(5, by["a.txt"].size)
+    assert.is_true(math.abs(by["a.txt"].modify - os.time()) < 3600)
+    assert.equal("dir", by["sub dir"].type)
+    -- and plain mlsd gets the server's default facts again
+    local seen = {}
+    for name, facts in assert(s:mlsd()) do seen[name] = facts end
+    assert.equal("5", seen["a.txt"].size)
+    assert.is_string(seen["a.txt"].modify)
+  end)
+
   it("list entries are sorted and carry no facts table", function()
     H.write_file(srv.path("B"), "")
     finally(function() os.remove(srv.path("B")) end)
@@ -69,6 +84,34 @@ describe("ftp listings against pyftpdlib", function()
     local names = assert(s:nlst())
     table.sort(names)
     assert.same({"a.txt", "link", "sub dir"}, names)
+  end)
+end)
+
+describe("list when the server refuses OPTS MLST", function()
+  local pid
+
+  after_each(function() H.kill(pid) pid = nil end)
+
+  it("falls back to LIST after mlsd narrowed the facts", function()
+    local port = H.free_port("inet")
+    pid = H.lua_server("ftp_hostile", "mlsd", port)
+    local lines = {}
+    local s = assert(ftp.new{host = "127.0.0.1", port = port, user = "u", password = "p",
+      timeout = 5, debug = function(l) lines[#lines + 1] = l end})
+    s:set_debuglevel(1)
+    local e = assert(s:list())[1]
+    assert.same({name = "f", type = "file", size = 5, modify = ftp.timegm(2020, 1, 1, 0, 0, 0)}, e)
+    local only = {}
+    for name, facts in assert(s:mlsd(nil, {"type"})) do only[name] = facts end
+    assert.same({type = "file"}, only.f)
+    lines = {}
+    e = assert(s:list())[1]
+    assert.equal(5, e.size)
+    assert.equal(ftp.timegm(2020, 1, 1, 0, 0, 0), e.modify)
+    local all = table.concat(lines, "\n")
+    assert.matches("OPTS MLST type;size;modify;", all, 1, true)
+    assert.matches("LIST", all, 1, true)
+    s:close()
   end)
 end)
 

@@ -175,17 +175,24 @@ local function has_mlsd(s)
   return f
 end
 
+-- Sessions whose MLSD facts an OPTS MLST of s:mlsd(path, facts) narrowed
+-- (weak keys: sessions come and go).
+local narrowed = setmetatable({}, {__mode = "k"})
+
 --- MLSD listing: an iterator of name, facts (a table with lower-case fact
 -- names: type, size, modify, perm, unique, ...).  `facts` (array) asks the
--- server for those facts first (OPTS MLST).
+-- server for those facts first (OPTS MLST); they stay asked for on that
+-- session, except that s:list() asks for its own again.
 -- @return iterator, or nil, message, code
 function S:mlsd(path, facts)
   if path ~= nil then checkstr(path, 1, "mlsd") end
   if facts ~= nil then
     if type(facts) ~= "table" then error("bad argument #2 to 'mlsd' (table expected)", 2) end
     if #facts > 0 then
+      has_mlsd(self)   -- FEAT stars the facts in use: ask before narrowing
       local r, msg, code = self:_cmds("OPTS MLST " .. table.concat(facts, ";") .. ";")
       if not r then return nil, msg, code end
+      if r[1].code >= 200 and r[1].code < 300 then narrowed[self] = true end
     end
   end
   -- RFC 3659: MLSD data is 8-bit whatever the TYPE, so blocks, not lines
@@ -233,6 +240,18 @@ function M.parse_list_line(line, now)
   return core.ftp_parse_line(line, "list", now)
 end
 
+-- What list() reads, for servers whose FEAT does not say their defaults.
+local LIST_FACTS = "type;size;sizd;modify;perm;unique;unix.mode;unix.owner;unix.uid;unix.group;unix.gid;"
+
+-- After s:mlsd(path, facts), the facts the server gives by default again.
+-- true when it took them; false when it refused (list then uses LIST).
+local function unnarrow(s, f)
+  local r, msg, code = s:_cmds("OPTS MLST " .. (f.facts or LIST_FACTS))
+  if not r then return nil, msg, code end
+  if r[1].code >= 200 and r[1].code < 300 then narrowed[s] = nil return true end
+  return false
+end
+
 --- Parsed directory listing: an array of entries `{name=, type="file"|
 -- "dir"|"link"|..., size=, modify=epoch seconds (UTC), perm=, target=
 -- (links), owner=, group=, unique=, links=}` sorted by name, from MLSD
@@ -244,7 +263,16 @@ function S:list(path)
   local abs = self:_abspath(path or ".")
   local ok, msg, code = checkdir(self, abs)
   if not ok then return nil, msg, code end
-  local kind = has_mlsd(self) and "mlsd" or "list"
+  local kind = "list"
+  local f = has_mlsd(self)
+  if f then
+    kind = "mlsd"
+    if narrowed[self] then
+      ok, msg, code = unnarrow(self, f)
+      if ok == nil then return nil, msg, code end
+      if not ok then kind = "list" end
+    end
+  end
   -- the listing is parsed block by block as it comes: no Lua string per
   -- line, no copy of the whole text
   local out, rest, now = {}, "", os.time()
