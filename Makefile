@@ -6,7 +6,8 @@
 #   make asan       the spec suite against an ASan+UBSan build
 #   make valgrind   the spec suite under valgrind memcheck
 #   make bench      build the C reference programs in bench/c
-#   make fuzz       run the libFuzzer targets for FUZZ_SECONDS each
+#   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
+#                   (or FUZZ_RUNS executions each)
 #   make install    PREFIX=/usr/local DESTDIR= (luarocks uses this too)
 
 LUA        ?= lua5.4
@@ -36,6 +37,7 @@ LUAFILES = $(wildcard lua/netlua/*.lua)
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
 
 .PHONY: all deps demo test asan valgrind bench fuzz install clean check-warnings
 
@@ -90,7 +92,7 @@ bench:
 
 fuzz:
 	@sh scripts/deps.sh fuzz
-	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) sh scripts/fuzz.sh $(FUZZ_SECONDS)
 
 install: all
 	install -d $(INST_LIBDIR)/netlua $(INST_LUADIR)/netlua

@@ -6,14 +6,19 @@
 --
 -- Prints MB/s for a 1 GiB RETR (netlua, curl CLI, ftplib), netlua's peak
 -- RSS during it (VmHWM of a child process), and seconds for 1000 x 1 KiB
--- files (netlua sequential, netlua mirror parallel=4, ftplib sequential).
--- BENCH_MB=256 shrinks the big file for a quick run.
+-- files (netlua sequential, netlua mirror parallel=4, ftplib sequential),
+-- and seconds and peak RSS of s:list() on a 100 000-file directory, by LIST
+-- on vsftpd and by MLSD on pyftpdlib (each in a child process).
+-- BENCH_MB=256 shrinks the big file for a quick run; BENCH_LIST sets the
+-- directory size (0 skips it); BENCH_ONLY=list runs the listing part alone.
 local H = require "helper"
 local F = require "ftp_helper"
 local netlua = require "netlua"
 
 local MB = tonumber(os.getenv("BENCH_MB") or "1024")
 local NSMALL = tonumber(os.getenv("BENCH_FILES") or "1000")
+local NLIST = tonumber(os.getenv("BENCH_LIST") or "100000")
+local ONLY = os.getenv("BENCH_ONLY")
 
 local srv = F.vsftpd()
 local work = H.tmpdir()
@@ -40,6 +45,8 @@ local function timed_sh(cmd)
   return netlua.monotime() - t0, out, ok
 end
 
+-- (not indented: the Python scripts in it must start at column 0)
+if not ONLY or ONLY == "transfer" then
 print(("setting up: %d MiB file and %d small files on vsftpd %s:%d"):format(MB, NSMALL, srv.host, srv.port))
 F.sh(("head -c %dM /dev/urandom > %s && mkdir -p %s"):format(MB, H.shquote(srv.path("big")),
   H.shquote(srv.path("small"))))
@@ -160,6 +167,56 @@ for round = 1, 2 do
   end
 end
 
+end
+
+-- 5. s:list() of a big directory, in a child process so VmHWM is its own:
+-- LIST on vsftpd, MLSD on pyftpdlib (vsftpd has no MLSD).
+local function list_child(sv, label)
+  local p = script("list.lua", ([[
+    local ftp = require "netlua.ftp"
+    local netlua = require "netlua"
+    local s = assert(ftp.new{host = %q, port = %d, user = %q, password = %q, timeout = 600})
+    local t0, c0 = netlua.monotime(), os.clock()
+    local t = assert(s:list("many"))
+    local dt, cpu = netlua.monotime() - t0, os.clock() - c0
+    assert(t[1].name == "f000001" and t[#t].size == 0, "bad entries")
+    s:close()
+    local hwm = io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)")
+    print(#t, dt, cpu, hwm)
+  ]]):format(sv.host, sv.port, sv.user, sv.password))
+  local out = F.sh(luaenv .. "lua5.4 " .. H.shquote(p))
+  local n, dt, cpu, hwm = out:match("(%d+)%s+([%d.e-]+)%s+([%d.e-]+)%s+(%d+)")
+  assert(n and tonumber(n) == NLIST, label .. ": " .. out)
+  results[label .. "_s"] = tonumber(dt)
+  results[label .. "_cpu"] = tonumber(cpu)
+  results[label .. "_rss"] = tonumber(hwm) / 1024
+end
+
+local function make_many(sv)
+  local dir = sv.path("many")
+  local out, ok = F.sh(("mkdir -p %s && cd %s && seq -f 'f%%06g' 1 %d | xargs touch")
+    :format(H.shquote(dir), H.shquote(dir), NLIST))
+  assert(ok, out)
+end
+
+if NLIST > 0 and (not ONLY or ONLY == "list") then
+  print(("setting up: %d files in one directory on vsftpd and pyftpdlib"):format(NLIST))
+  run(function()
+    make_many(srv)
+    F.sh("chown -R " .. srv.user .. " " .. H.shquote(srv.path("many")))
+    list_child(srv, "list_LIST")
+  end)
+  run(function()
+    local py = F.pyftpd()
+    local ok, err = pcall(function()
+      make_many(py)
+      list_child(py, "list_MLSD")
+    end)
+    py.stop()
+    assert(ok, err)
+  end)
+end
+
 srv.stop()
 H.rm_rf(work)
 
@@ -181,3 +238,9 @@ print("  netlua mirror x4  " .. fmt(r.netlua_mirror, "s", 3))
 print("  ftplib sequential " .. fmt(r.ftplib_seq, "s", 3))
 print("  ftplib / netlua get()       " .. ratio(r.ftplib_seq, r.netlua_seq) .. "   (target >= 1.0)")
 print("  ftplib / netlua retrbinary  " .. ratio(r.ftplib_seq, r.netlua_raw) .. "   (target >= 1.0)")
+print(("s:list() of %d files (target < 0.3 s, < 40 MiB)"):format(NLIST))
+print("  (seconds include the server making the listing; cpu is netlua's alone)")
+print("  LIST (vsftpd)     " .. fmt(r.list_LIST_s, "s", 3) .. fmt(r.list_LIST_cpu, "s cpu", 3)
+  .. fmt(r.list_LIST_rss, "MiB"))
+print("  MLSD (pyftpdlib)  " .. fmt(r.list_MLSD_s, "s", 3) .. fmt(r.list_MLSD_cpu, "s cpu", 3)
+  .. fmt(r.list_MLSD_rss, "MiB"))

@@ -279,6 +279,7 @@ void nl_open_tcp(lua_State *L);
 void nl_open_udp(lua_State *L);
 void nl_open_telnet(lua_State *L);
 void nl_open_ftp(lua_State *L);
+void nl_open_ftp_list(lua_State *L);
 void nl_open_fs(lua_State *L);
 
 #endif

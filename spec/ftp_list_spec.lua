@@ -53,10 +53,65 @@ describe("ftp listings against pyftpdlib", function()
     assert.is_true(math.type(code) == "integer" and code >= 500, tostring(code))
   end)
 
+  it("list after mlsd(path, facts) still has size and modify", function()
+    -- OPTS MLST narrows the facts for the whole session
+    for _ in assert(s:mlsd(nil, {"type"})) do end
+    local by = {}
+    for _, e in ipairs(assert(s:list())) do by[e.name] = e end
+    assert.equal(5, by["a.txt"].size)
+    assert.is_true(math.abs(by["a.txt"].modify - os.time()) < 3600)
+    assert.equal("dir", by["sub dir"].type)
+    -- and plain mlsd gets the server's default facts again
+    local seen = {}
+    for name, facts in assert(s:mlsd()) do seen[name] = facts end
+    assert.equal("5", seen["a.txt"].size)
+    assert.is_string(seen["a.txt"].modify)
+  end)
+
+  it("list entries are sorted and carry no facts table", function()
+    H.write_file(srv.path("B"), "")
+    finally(function() os.remove(srv.path("B")) end)
+    local entries = assert(s:list())
+    local names = {}
+    for i, e in ipairs(entries) do
+      names[i] = e.name
+      assert.is_nil(e.facts)
+    end
+    assert.same({"B", "a.txt", "link", "sub dir"}, names)
+  end)
+
   it("nlst gives bare names", function()
     local names = assert(s:nlst())
     table.sort(names)
     assert.same({"a.txt", "link", "sub dir"}, names)
+  end)
+end)
+
+describe("list when the server refuses OPTS MLST", function()
+  local pid
+
+  after_each(function() H.kill(pid) pid = nil end)
+
+  it("falls back to LIST after mlsd narrowed the facts", function()
+    local port = H.free_port("inet")
+    pid = H.lua_server("ftp_hostile", "mlsd", port)
+    local lines = {}
+    local s = assert(ftp.new{host = "127.0.0.1", port = port, user = "u", password = "p",
+      timeout = 5, debug = function(l) lines[#lines + 1] = l end})
+    s:set_debuglevel(1)
+    local e = assert(s:list())[1]
+    assert.same({name = "f", type = "file", size = 5, modify = ftp.timegm(2020, 1, 1, 0, 0, 0)}, e)
+    local only = {}
+    for name, facts in assert(s:mlsd(nil, {"type"})) do only[name] = facts end
+    assert.same({type = "file"}, only.f)
+    lines = {}
+    e = assert(s:list())[1]
+    assert.equal(5, e.size)
+    assert.equal(ftp.timegm(2020, 1, 1, 0, 0, 0), e.modify)
+    local all = table.concat(lines, "\n")
+    assert.matches("OPTS MLST type;size;modify;", all, 1, true)
+    assert.matches("LIST", all, 1, true)
+    s:close()
   end)
 end)
 
@@ -104,5 +159,124 @@ describe("LIST parsing", function()
     assert.equal("/etc", e.target)
     assert.equal(0, ftp.timegm(1970, 1, 1, 0, 0, 0))
     assert.equal(951782400, ftp.timegm(2000, 2, 29, 0, 0, 0))
+  end)
+
+  it("keeps names as the server wrote them", function()
+    local e = ftp.parse_list_line("-rw-r--r-- 1 a b 5 Jan  1  2020  two  spaces ", now)
+    assert.equal(" two  spaces ", e.name)
+    e = ftp.parse_list_line("-rw-r--r--\t1\ta\tb\t5\tJan\t1\t2020\ttabbed", now)
+    assert.equal("tabbed", e.name)
+    assert.equal(5, e.size)
+    e = ftp.parse_list_line("lrwxrwxrwx 1 a b 5 Jan  1  2020 a -> b -> c", now)
+    assert.equal("a", e.name)
+    assert.equal("b -> c", e.target)
+    e = ftp.parse_list_line("lrwxrwxrwx 1 a b 5 Jan  1  2020 no arrow", now)
+    assert.equal("no arrow", e.name)
+    assert.is_nil(e.target)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 5 Jan  1  2020 x -> y", now)
+    assert.equal("x -> y", e.name)     -- only links have targets
+    assert.is_nil(ftp.parse_list_line("-rw-r--r-- 1 a b 5 Jan  1  2020 ", now))
+    assert.is_nil(ftp.parse_list_line("drwxr-xr-x 2 a b 4096 Jan  2  2020 ..", now))
+    assert.is_nil(ftp.parse_list_line("", now))
+  end)
+
+  it("reads the odd columns of ls -l", function()
+    local e = ftp.parse_list_line("prw-r--r-- 1 a b 0 Jan  1  2020 fifo", now)
+    assert.equal("other", e.type)
+    assert.equal("prw-r--r--", e.perm)
+    -- device files show "major, minor" where the size goes: not parsed
+    assert.is_nil(ftp.parse_list_line("crw-rw-rw- 1 root root 1, 3 Jun 14 09:00 null", now))
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 99999999999999999999 Jan  1  2020 huge", now)
+    assert.equal("huge", e.name)
+    assert.is_nil(e.size)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 8 NOV 27  2023 upper", now)
+    assert.equal(ftp.timegm(2023, 11, 27, 0, 0), e.modify)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 8 Xyz 27  2023 badmonth", now)
+    assert.equal("badmonth", e.name)
+    assert.is_nil(e.modify)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 8 Nov 27 25:00 badtime", now)
+    assert.is_nil(e.modify)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 8 Nov 32  2023 badday", now)
+    assert.is_nil(e.modify)
+  end)
+
+  it("puts year-less dates in the last year before now + 1 day", function()
+    -- now is 2024-06-15 12:00 UTC
+    local e = ftp.parse_list_line("-rw-r--r-- 1 a b 1 Jun 16 11:59 x", now)
+    assert.equal(ftp.timegm(2024, 6, 16, 11, 59), e.modify)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 1 Jun 16 12:01 x", now)
+    assert.equal(ftp.timegm(2023, 6, 16, 12, 1), e.modify)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 1 Dec 31 23:59 x", now)
+    assert.equal(ftp.timegm(2023, 12, 31, 23, 59), e.modify)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 1 Jan  1 0:05 x", now)
+    assert.equal(ftp.timegm(2024, 1, 1, 0, 5), e.modify)
+    -- on New Year's Eve a listing may already show tomorrow's date
+    local eve = ftp.timegm(2024, 12, 31, 22, 0, 0)
+    e = ftp.parse_list_line("-rw-r--r-- 1 a b 1 Jan  1 00:30 x", eve)
+    assert.equal(ftp.timegm(2025, 1, 1, 0, 30), e.modify)
+  end)
+
+  it("reads the odd DOS/IIS lines", function()
+    local e = ftp.parse_list_line("01-02-2020  12:05PM                 1 noon", now)
+    assert.equal(ftp.timegm(2020, 1, 2, 12, 5), e.modify)
+    e = ftp.parse_list_line("01-02-2020  12:05am                 1 midnight", now)
+    assert.equal(ftp.timegm(2020, 1, 2, 0, 5), e.modify)
+    e = ftp.parse_list_line("01-02-69  12:05AM        1,234,567 big one", now)
+    assert.equal(ftp.timegm(2069, 1, 2, 0, 5), e.modify)
+    assert.equal(1234567, e.size)
+    assert.equal("big one", e.name)
+    e = ftp.parse_list_line("01-02-70  12:05AM       <dir>  old", now)
+    assert.equal("dir", e.type)
+    assert.equal(ftp.timegm(1970, 1, 2, 0, 5), e.modify)
+    assert.is_nil(ftp.parse_list_line("13-02-70  12:05AM  <DIR>  badmonth", now))
+    assert.is_nil(ftp.parse_list_line("01-02-70  12:05AM  <DIR>  .", now))
+    assert.is_nil(ftp.parse_list_line("01-02-70  12:05AM  <DIR>  ", now))
+  end)
+
+  it("reads MLSD facts in any case", function()
+    local e = ftp.mlsd_entry("d", {Type = "DIR", SIZD = "4096", ["UNIX.mode"] = "0755",
+      ["unix.uid"] = "1000", ["unix.gid"] = 100, Unique = "U1"})
+    assert.equal("dir", e.type)
+    assert.equal(4096, e.size)
+    assert.equal("0755", e.perm)
+    assert.equal("1000", e.owner)
+    assert.equal("100", e.group)
+    assert.equal("U1", e.unique)
+    e = ftp.mlsd_entry("f", {type = "file", size = 7, sizd = "9", perm = "r",
+      ["unix.mode"] = "0644", ["unix.owner"] = "me", ["unix.uid"] = "1",
+      ["unix.group"] = "us", ["unix.gid"] = "2", modify = "20240102030405.678"})
+    assert.same({name = "f", type = "file", size = 7, perm = "r", owner = "me", group = "us",
+      modify = ftp.timegm(2024, 1, 2, 3, 4, 5), facts = e.facts}, e)
+    e = ftp.mlsd_entry("l", {type = "OS.unix=SLINK:/Some/Where"})
+    assert.equal("link", e.type)
+    assert.equal("/Some/Where", e.target)
+    e = ftp.mlsd_entry("c", {type = "OS.unix=chr-13/29"})
+    assert.equal("os.unix=chr-13/29", e.type)
+    assert.is_nil(ftp.mlsd_entry("p", {type = "PDIR"}))
+    assert.is_nil(ftp.mlsd_entry("..", {type = "dir"}))
+    e = ftp.mlsd_entry("bad", {type = "file", size = "12x", modify = "2024"})
+    assert.is_nil(e.size)
+    assert.is_nil(e.modify)
+  end)
+
+  it("parses whole listings in blocks cut anywhere", function()
+    local core = require "netlua.core"
+    local text = "type=file;size=1; a\r\ntype=cdir; .\r\nnospace\r\n"
+      .. "type=dir;modify=20200101000000; b c\r\ntype=file;size=3;  lead"
+    for cut = 0, #text do
+      local out, rest = {}, ""
+      out, rest = core.ftp_parse_list(text:sub(1, cut), "mlsd", now, out, true, rest)
+      out, rest = core.ftp_parse_list(text:sub(cut + 1), "mlsd", now, out, true, rest)
+      core.ftp_parse_list(rest, "mlsd", now, out)
+      assert.equal(3, #out)
+      assert.equal("a", out[1].name)
+      assert.equal("b c", out[2].name)
+      assert.equal(" lead", out[3].name)
+      assert.equal(3, out[3].size)
+    end
+    local sorted = core.ftp_sort_names(core.ftp_parse_list(
+      "-rw-r--r-- 1 a b 1 Jan  1  2020 b\n-rw-r--r-- 1 a b 1 Jan  1  2020 B\n"
+      .. "-rw-r--r-- 1 a b 1 Jan  1  2020 a\n", "list", now))
+    assert.same({"B", "a", "b"}, {sorted[1].name, sorted[2].name, sorted[3].name})
   end)
 end)

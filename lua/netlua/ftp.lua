@@ -180,49 +180,71 @@ function S:dir(path, callback)
   return self:retrlines("LIST " .. abs, callback or print, what)
 end
 
-local function parse_mlsd_line(line)
-  local facts, name = line:match("^(.-) (.*)$")
-  if not facts then return nil end
-  local t = {}
-  for k, v in facts:gmatch("([^;=]+)=([^;]*)") do t[k:lower()] = v end
-  return name, t
+-- FEAT answers, per session (weak keys): false without MLSD, else
+-- {facts = the facts the server gives by default (the starred ones of its
+-- MLST line) as an OPTS MLST argument, or nil}.
+local feats = setmetatable({}, {__mode = "k"})
+
+local function has_mlsd(s)
+  local f = feats[s]
+  if f == nil then
+    local r = s:_cmds("FEAT")
+    f = false
+    if r and r[1].code == 211 then
+      for line in r[1].text:gmatch("\n([^\n]*)") do
+        local rest = line:match("^%s*[Mm][Ll][Ss][Tt](.*)$")
+        if rest and (rest == "" or rest:find("^%s")) then
+          local on = {}
+          for fact in rest:gmatch("([^;%s]+)%*") do on[#on + 1] = fact .. ";" end
+          f = {facts = #on > 0 and table.concat(on) or nil}
+          break
+        end
+      end
+    end
+    feats[s] = f
+  end
+  return f
 end
+
+-- Sessions whose MLSD facts an OPTS MLST of s:mlsd(path, facts) narrowed
+-- (weak keys: sessions come and go).
+local narrowed = setmetatable({}, {__mode = "k"})
 
 --- MLSD listing: an iterator of name, facts (a table with lower-case fact
 -- names: type, size, modify, perm, unique, ...).  `facts` (array) asks the
--- server for those facts first (OPTS MLST).
+-- server for those facts first (OPTS MLST); they stay asked for on that
+-- session, except that s:list() asks for its own again.
 -- @return iterator, or nil, message, code
 function S:mlsd(path, facts)
   if path ~= nil then checkstr(path, 1, "mlsd") end
   if facts ~= nil then
     if type(facts) ~= "table" then error("bad argument #2 to 'mlsd' (table expected)", 2) end
     if #facts > 0 then
+      has_mlsd(self)   -- FEAT stars the facts in use: ask before narrowing
       local r, msg, code = self:_cmds("OPTS MLST " .. table.concat(facts, ";") .. ";")
       if not r then return nil, msg, code end
+      if r[1].code >= 200 and r[1].code < 300 then narrowed[self] = true end
     end
   end
-  local lines = {}
-  local ok, msg, code = self:retrlines("MLSD " .. self:_abspath(path or "."),
-    function(l) lines[#lines + 1] = l end)
+  -- RFC 3659: MLSD data is 8-bit whatever the TYPE, so blocks, not lines
+  local blocks = {}
+  local ok, msg, code = self:retrbinary("MLSD " .. self:_abspath(path or "."),
+    function(b) blocks[#blocks + 1] = b end, 256 * 1024, nil,
+    path and "mlsd " .. path or "mlsd")
   if not ok then return nil, msg, code end
-  local i = 0
+  local text, pos = table.concat(blocks), 1
+  blocks = nil
   return function()
-    while true do
-      i = i + 1
-      local l = lines[i]
-      if l == nil then return nil end
-      local name, t = parse_mlsd_line(l)
-      if name then return name, t end
-    end
+    if not pos then return nil end
+    local name, f
+    pos, name, f = core.ftp_mlsd_next(text, pos)
+    return name, f
   end
 end
 
 ---------------------------------------------------------------------------
--- Listing parsers
+-- Listing parsers (C, csrc/ftp_list.c)
 ---------------------------------------------------------------------------
-
-local months = {jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6,
-  jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12}
 
 -- Seconds since the epoch for a UTC calendar time.
 local function timegm(y, mo, d, h, mi, s)
@@ -236,100 +258,37 @@ local function timegm(y, mo, d, h, mi, s)
 end
 M.timegm = timegm
 
-local function mlsd_time(v)
-  local y, mo, d, h, mi, s = (v or ""):match("^(%d%d%d%d)(%d%d)(%d%d)(%d%d)(%d%d)(%d%d)")
-  if not y then return nil end
-  return timegm(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
+--- Turns MLSD facts (keys in any case) into a list entry `{name=, type=,
+-- size=, modify=, perm=, unique=, owner=, group=, target=, facts=}`; nil
+-- for ".", ".." and the cdir/pdir entries.
+function M.mlsd_entry(name, facts)
+  return core.ftp_mlsd_entry(name, facts)
 end
-
---- Turns MLSD facts into a list entry (nil for "." and "..").
-function M.mlsd_entry(name, f)
-  local ty = (f.type or ""):lower()
-  if ty == "cdir" or ty == "pdir" or name == "." or name == ".." then return nil end
-  local e = {name = name, facts = f}
-  if ty == "dir" then e.type = "dir"
-  elseif ty == "file" then e.type = "file"
-  elseif ty:find("slink", 1, true) then
-    e.type = "link"; e.target = ty:match("slink:(.*)")
-  else e.type = ty end
-  e.size = tonumber(f.size or f.sizd or "")
-  e.modify = mlsd_time(f.modify)
-  e.perm = f.perm or f["unix.mode"]
-  e.unique = f.unique
-  e.owner = f["unix.owner"] or f["unix.uid"]
-  e.group = f["unix.group"] or f["unix.gid"]
-  return e
-end
-
--- "Nov 27 10:31" (within the last year) or "Nov 27  2023"
-local function unix_time(mon, day, yt, now)
-  local mo = months[mon:lower()]
-  if not mo then return nil end
-  local y, h, mi = yt:match("^(%d%d%d%d)$"), 0, 0
-  if y then y = tonumber(y)
-  else
-    h, mi = yt:match("^(%d%d?):(%d%d)$")
-    if not h then return nil end
-    h, mi = tonumber(h), tonumber(mi)
-    y = tonumber(os.date("!%Y", now))
-    if timegm(y, mo, tonumber(day), h, mi) > now + 86400 then y = y - 1 end
-  end
-  return timegm(y, mo, tonumber(day), h, mi)
-end
-
-local types = {["-"] = "file", d = "dir", l = "link"}
 
 --- Parses one LIST line (Unix `ls -l` or DOS/IIS style); nil when the
--- line is not an entry (e.g. "total 12").
+-- line is not an entry (e.g. "total 12").  `now` (default os.time())
+-- places year-less Unix dates in the last year not after now + 1 day.
 function M.parse_list_line(line, now)
-  now = now or os.time()
-  local t, perm, links, owner, group, size, mon, day, yt, name =
-    line:match("^([%-dlcbps])(%S+)%s+(%d+)%s+(%S+)%s+(%S+)%s+(%d+)%s+(%a%a%a)%s+(%d%d?)%s+(%d[%d:]+)%s(.*)$")
-  if not t then
-    t, perm, links, owner, size, mon, day, yt, name =
-      line:match("^([%-dlcbps])(%S+)%s+(%d+)%s+(%S+)%s+(%d+)%s+(%a%a%a)%s+(%d%d?)%s+(%d[%d:]+)%s(.*)$")
-  end
-  if t then
-    local e = {type = types[t] or "other", perm = t .. perm, links = tonumber(links),
-      owner = owner, group = group, size = tonumber(size),
-      modify = unix_time(mon, day, yt, now), name = name}
-    if t == "l" then
-      local n, target = name:match("^(.-) %-> (.*)$")
-      if n then e.name, e.target = n, target end
-    end
-    if e.name == "." or e.name == ".." then return nil end
-    return e
-  end
-  local mo, d, y, h, mi, ap, what, dname =
-    line:match("^(%d%d)%-(%d%d)%-(%d%d%d?%d?)%s+(%d%d):(%d%d)([AaPp][Mm])%s+(%S+)%s+(.+)$")
-  if mo then
-    y = tonumber(y)
-    if y < 100 then y = y + (y < 70 and 2000 or 1900) end
-    h = tonumber(h) % 12 + ((ap:upper() == "PM") and 12 or 0)
-    local e = {name = dname, modify = timegm(y, tonumber(mo), tonumber(d), h, tonumber(mi))}
-    if what:upper() == "<DIR>" then e.type = "dir"
-    else e.type = "file"; e.size = tonumber((what:gsub(",", ""))) end
-    return e
-  end
-  return nil
+  return core.ftp_parse_line(line, "list", now)
 end
 
--- FEAT answers, per session (weak keys: sessions come and go).
-local feats = setmetatable({}, {__mode = "k"})
+-- What list() reads, for servers whose FEAT does not say their defaults.
+local LIST_FACTS = "type;size;sizd;modify;perm;unique;unix.mode;unix.owner;unix.uid;unix.group;unix.gid;"
 
-local function has_mlsd(s)
-  local f = feats[s]
-  if f == nil then
-    local r = s:_cmds("FEAT")
-    f = r and r[1].code == 211 and r[1].text:upper():find("\n%s*MLST") ~= nil or false
-    feats[s] = f
-  end
-  return f
+-- After s:mlsd(path, facts), the facts the server gives by default again.
+-- true when it took them; false when it refused (list then uses LIST).
+local function unnarrow(s, f)
+  local r, msg, code = s:_cmds("OPTS MLST " .. (f.facts or LIST_FACTS))
+  if not r then return nil, msg, code end
+  if r[1].code >= 200 and r[1].code < 300 then narrowed[s] = nil return true end
+  return false
 end
 
 --- Parsed directory listing: an array of entries `{name=, type="file"|
 -- "dir"|"link"|..., size=, modify=epoch seconds (UTC), perm=, target=
--- (links), ...}` from MLSD where the server has it, else LIST parsed.
+-- (links), owner=, group=, unique=, links=}` sorted by name, from MLSD
+-- where the server has it, else LIST parsed.  Fields the listing lacks
+-- are nil.
 -- @return array, or nil, message, code
 function S:list(path)
   if path ~= nil then checkstr(path, 1, "list") end
@@ -337,20 +296,25 @@ function S:list(path)
   local what = path and "list " .. path or "list"
   local ok, msg, code = checkdir(self, abs, what)
   if not ok then return nil, msg, code end
-  local out = {}
-  if has_mlsd(self) then
-    local it, m2, c2 = self:mlsd(abs)
-    if not it then return nil, m2, c2 end
-    for name, f in it do out[#out + 1] = M.mlsd_entry(name, f) end
-  else
-    local now = os.time()
-    ok, msg, code = self:retrlines("LIST " .. abs, function(l)
-      out[#out + 1] = M.parse_list_line(l, now)
-    end, what)
-    if not ok then return nil, msg, code end
+  local kind = "list"
+  local f = has_mlsd(self)
+  if f then
+    kind = "mlsd"
+    if narrowed[self] then
+      ok, msg, code = unnarrow(self, f)
+      if ok == nil then return nil, msg, code end
+      if not ok then kind = "list" end
+    end
   end
-  table.sort(out, function(a, b) return a.name < b.name end)
-  return out
+  -- the listing is parsed block by block as it comes: no Lua string per
+  -- line, no copy of the whole text
+  local out, rest, now = {}, "", os.time()
+  ok, msg, code = self:retrbinary((kind == "mlsd" and "MLSD " or "LIST ") .. abs, function(b)
+    out, rest = core.ftp_parse_list(b, kind, now, out, true, rest)
+  end, 256 * 1024, nil, what)
+  if not ok then return nil, msg, code end
+  core.ftp_parse_list(rest, kind, now, out)
+  return core.ftp_sort_names(out)
 end
 
 --- True when `path` names a file or directory on the server.

@@ -13,13 +13,15 @@
 -- through a RETR), traversal (LIST names entries "../escape", "a/b",
 -- ".." and "ok": a mirror must fetch only "ok"), dropmany (LIST names
 -- f1..f4 and every RETR dies half way, as in dropmid), notretr (LIST as
--- in dropmany, every RETR answered with a line that is not FTP), short
--- and long (a 150 announcing 1 MiB, then half or twice that, then 226),
--- 421_VERB (VERB -- noop, pass, cwd, pasv or retr -- is answered "421
--- going down" and the connection closed), prelim_VERB (VERB -- noop or
--- retr -- is answered "150 wait", then the connection closed), biggreet
--- (a 1 MiB greeting without a line end), deep (every directory lists one
--- directory "d" and one file "f").  Serves each
+-- in dropmany, every RETR answered with a line that is not FTP), mlsd
+-- (FEAT offers MLST; the first OPTS MLST narrows the facts, any later one
+-- is refused; MLSD and LIST list one file "f"), short and long (a 150
+-- announcing 1 MiB, then half or twice that, then 226), 421_VERB (VERB --
+-- noop, pass, cwd, pasv or retr -- is answered "421 going down" and the
+-- connection closed), prelim_VERB (VERB -- noop or retr -- is answered
+-- "150 wait", then the connection closed), biggreet (a 1 MiB greeting
+-- without a line end), deep (every directory lists one directory "d" and
+-- one file "f").  Serves each
 -- client in a task of its own on 127.0.0.1:PORT, so parallel connections
 -- work; prints "ready" once listening.  Tests nothing itself.
 local tcp = require "netlua.tcp"
@@ -57,6 +59,7 @@ local function serve(c)
     send(c, "220 hostile server ready\r\n")
   end
   local logged = false
+  local facts, opts_seen = {type = true, size = true, modify = true}, false
   while true do
     local line = c:read("l")
     if not line then return end
@@ -99,11 +102,21 @@ local function serve(c)
       local _, p = data_srv:getsockname()
       local addr = mode == "foreignpasv" and "192,0,2,1" or "127,0,0,1"
       send(c, ("227 Entering Passive Mode (%s,%d,%d)\r\n"):format(addr, p // 256, p % 256))
+    elseif verb == "FEAT" and mode == "mlsd" then
+      send(c, "211-Features:\r\n MLST type*;size*;modify*;\r\n UTF8\r\n211 End\r\n")
+    elseif verb == "OPTS" and mode == "mlsd" and rest:upper():find("^MLST") then
+      if opts_seen then send(c, "501 OPTS MLST only once here\r\n")
+      else
+        opts_seen = true
+        facts = {}
+        for f in rest:sub(6):gmatch("([^;]+)") do facts[f:lower()] = true end
+        send(c, "200 MLST OPTS\r\n")
+      end
     elseif verb == "SIZE" then send(c, ("213 %d\r\n"):format(#FILE))
     elseif verb == "REST" then send(c, "350 ok\r\n")
     elseif verb == "RETR" and mode == "notretr" then
       send(c, "this is not an ftp reply\r\n")
-    elseif verb == "RETR" or verb == "LIST" or verb == "NLST" then
+    elseif verb == "RETR" or verb == "LIST" or verb == "NLST" or verb == "MLSD" then
       local d = data_srv and data_srv:accept(5)
       if not d then send(c, "425 no data connection\r\n")
       else
@@ -113,7 +126,15 @@ local function serve(c)
         else
           send(c, "150 here it comes\r\n")
         end
-        if verb ~= "RETR" and mode == "traversal" then
+        if verb == "MLSD" then
+          local l = {}
+          if facts.type then l[#l + 1] = "type=file;" end
+          if facts.size then l[#l + 1] = "size=5;" end
+          if facts.modify then l[#l + 1] = "modify=20200101000000;" end
+          d:write(table.concat(l) .. " f\r\n")
+        elseif verb == "LIST" and mode == "mlsd" then
+          d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 f\r\n")
+        elseif verb ~= "RETR" and mode == "traversal" then
           for _, name in ipairs {"../escape", "a/b", "..", "ok"} do
             d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 " .. name .. "\r\n")
           end

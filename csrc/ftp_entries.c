@@ -1,0 +1,315 @@
+/*
+ * ftp_entries.c - FTP listings into Lua tables, on the parsers of
+ * ftp_list.c.  netlua.ftp's list, mlsd, parse_list_line and mlsd_entry sit
+ * on these:
+ *
+ *   core.ftp_parse_list(text, kind [, now [, out [, more]]]) -> out, rest
+ *   core.ftp_parse_line(line, kind [, now])  -> entry | nil
+ *   core.ftp_sort_names(entries)             -> entries, sorted by name
+ *   core.ftp_mlsd_next(text, pos)            -> pos, name, facts | nil
+ *   core.ftp_mlsd_entry(name, facts)         -> entry | nil
+ *
+ * kind is "list" or "mlsd".  A whole listing becomes its array of entries
+ * in one call, each table made at its final size, so a 100 000-entry
+ * listing costs little more than the entries themselves.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "netlua.h"
+#include "ftp_list.h"
+
+static int check_kind(lua_State *L, int arg) {
+  static const char *const kinds[] = {"list", "mlsd", NULL};
+  return luaL_checkoption(L, arg, NULL, kinds);
+}
+
+static void push_lower(lua_State *L, const char *p, size_t n) {
+  char buf[64];
+  size_t i;
+  if (n <= sizeof buf) {
+    for (i = 0; i < n; i++)
+      buf[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] + 32) : p[i];
+    lua_pushlstring(L, buf, n);
+  } else {
+    luaL_Buffer b;
+    char *d = luaL_buffinitsize(L, &b, n);
+    for (i = 0; i < n; i++)
+      d[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] + 32) : p[i];
+    luaL_pushresultsize(&b, n);
+  }
+}
+
+static void set_span(lua_State *L, const char *k, const fl_span *s) {
+  if (s->p == NULL) return;
+  lua_pushlstring(L, s->p, s->n);
+  lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, long long v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes the table of an entry, sized for its fields plus `extra`. */
+static void push_entry(lua_State *L, const fl_entry *e, int extra) {
+  int n = 2 + extra;   /* name, type */
+  n += (e->target.p != NULL) + (e->perm.p != NULL) + (e->owner.p != NULL) +
+       (e->group.p != NULL) + (e->unique.p != NULL) + (e->size >= 0) +
+       (e->links >= 0) + (e->has_modify != 0);
+  lua_createtable(L, 0, n);
+  set_span(L, "name", &e->name);
+  switch (e->kind) {
+    case FL_FILE: lua_pushliteral(L, "file"); break;
+    case FL_DIR: lua_pushliteral(L, "dir"); break;
+    case FL_LINK: lua_pushliteral(L, "link"); break;
+    default:
+      if (e->style == FL_MLSD) push_lower(L, e->type.p, e->type.n);
+      else lua_pushliteral(L, "other");
+      break;
+  }
+  lua_setfield(L, -2, "type");
+  if (e->size >= 0) set_int(L, "size", e->size);
+  if (e->has_modify) set_int(L, "modify", e->modify);
+  set_span(L, "perm", &e->perm);
+  if (e->links >= 0) set_int(L, "links", e->links);
+  set_span(L, "owner", &e->owner);
+  set_span(L, "group", &e->group);
+  set_span(L, "target", &e->target);
+  set_span(L, "unique", &e->unique);
+}
+
+static lua_Integer opt_now(lua_State *L, int arg) {
+  return luaL_opt(L, luaL_checkinteger, arg, (lua_Integer)time(NULL));
+}
+
+static int parse(int kind, const fl_span *line, lua_Integer now, fl_entry *e) {
+  return kind == 0 ? fl_parse_list(line->p, line->n, (long long)now, e)
+                   : fl_parse_mlsd(line->p, line->n, e);
+}
+
+/* core.ftp_parse_list(text, kind [, now [, out [, more [, head]]]]) ->
+ * out, rest: the entries of every line of text appended to out (a new
+ * table when nil).  With `more`, text may end inside a line, which is not
+ * parsed but returned as rest, to be passed as `head` with the next block
+ * (head goes before text; the block itself is never copied). */
+static int l_parse_list(lua_State *L) {
+  size_t len, hn = 0;
+  const char *text = luaL_checklstring(L, 1, &len);
+  int kind = check_kind(L, 2);
+  lua_Integer now = opt_now(L, 3);
+  int more = lua_toboolean(L, 5);
+  luaL_optlstring(L, 6, "", &hn);   /* head */
+  lua_Integer n;
+  fl_span rest, line;
+  fl_entry e;
+  lua_settop(L, 6);
+  if (lua_isnil(L, 4)) {
+    size_t lines = 1;
+    const char *p = text, *end = text + len;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) { lines++; p++; }
+    lua_createtable(L, lines > 1 << 24 ? 1 << 24 : (int)lines, 0);
+    lua_replace(L, 4);
+  } else luaL_checktype(L, 4, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, 4);
+  rest.p = text;
+  rest.n = len;
+  if (hn > 0) {   /* the line begun in the previous block */
+    const char *nl = memchr(text, '\n', len);
+    size_t k = nl ? (size_t)(nl - text) + 1 : len;
+    if (nl == NULL && more) {
+      lua_pushvalue(L, 4);
+      lua_pushvalue(L, 6);
+      lua_pushvalue(L, 1);
+      lua_concat(L, 2);
+      return 2;
+    }
+    lua_pushvalue(L, 6);
+    lua_pushlstring(L, text, k);
+    lua_concat(L, 2);   /* 7: head and the rest of its line */
+    rest.p = lua_tolstring(L, 7, &rest.n);
+    if (fl_next_line(&rest, &line, 1) && parse(kind, &line, now, &e)) {
+      push_entry(L, &e, 0);
+      lua_rawseti(L, 4, ++n);
+    }
+    rest.p = text + k;
+    rest.n = len - k;
+  }
+  while (fl_next_line(&rest, &line, !more)) {
+    if (!parse(kind, &line, now, &e)) continue;
+    push_entry(L, &e, 0);
+    lua_rawseti(L, 4, ++n);
+  }
+  lua_pushvalue(L, 4);
+  lua_pushlstring(L, rest.p, rest.n);
+  return 2;
+}
+
+/* core.ftp_parse_line(line, kind [, now]) -> entry | nil */
+static int l_parse_line(lua_State *L) {
+  fl_span line;
+  fl_entry e;
+  int kind;
+  lua_Integer now;
+  line.p = luaL_checklstring(L, 1, &line.n);
+  kind = check_kind(L, 2);
+  now = opt_now(L, 3);
+  if (!parse(kind, &line, now, &e)) return 0;
+  push_entry(L, &e, 0);
+  return 1;
+}
+
+typedef struct named {
+  const char *p;
+  uint32_t n;   /* length of p */
+  uint32_t i;   /* where the entry is in the array; 0 once moved */
+} named;
+
+/* Lua's own order for strings (strcoll piece by piece between NULs),
+ * ties broken by position so the result does not depend on qsort */
+static int cmp_named(const void *va, const void *vb) {
+  const named *a = va, *b = vb;
+  const char *l = a->p, *r = b->p;
+  size_t ll = a->n, lr = b->n;
+  for (;;) {
+    int c = strcoll(l, r);
+    size_t k;
+    if (c != 0) return c;
+    k = strlen(l);
+    if (k == lr) {
+      if (k == ll) break;
+      return 1;
+    }
+    if (k == ll) return -1;
+    k++;
+    l += k; ll -= k;
+    r += k; lr -= k;
+  }
+  return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* core.ftp_sort_names(entries) -> entries, sorted in place by their
+ * `name`, as table.sort(t, function(a, b) return a.name < b.name end)
+ * would, without a Lua call per comparison nor a second array. */
+static int l_sort_names(lua_State *L) {
+  lua_Integer n, k;
+  named *v;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  n = (lua_Integer)lua_rawlen(L, 1);
+  if (n < 2) return 1;
+  if (n >= (lua_Integer)UINT32_MAX || (lua_Unsigned)n > (~(size_t)0) / sizeof *v)
+    return luaL_error(L, "too many entries");
+  v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
+  for (k = 0; k < n; k++) {
+    size_t len;
+    lua_rawgeti(L, 1, k + 1);
+    if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, "name") != LUA_TSTRING)
+      return luaL_error(L, "entry %d has no name", (int)(k + 1));
+    /* the string stays alive in its entry, which stays in the array */
+    v[k].p = lua_tolstring(L, -1, &len);
+    if (len > UINT32_MAX) return luaL_error(L, "name too long");
+    v[k].n = (uint32_t)len;
+    v[k].i = (uint32_t)(k + 1);
+    lua_pop(L, 2);
+  }
+  qsort(v, (size_t)n, sizeof *v, cmp_named);
+  /* position k + 1 takes the entry at v[k].i: follow each cycle of that
+   * permutation with one entry in hand */
+  for (k = 0; k < n; k++) {
+    lua_Integer j = k + 1;
+    if (v[k].i == 0) continue;
+    if (v[k].i == j) { v[k].i = 0; continue; }
+    lua_rawgeti(L, 1, j);   /* the entry whose place is taken first */
+    for (;;) {
+      lua_Integer src = v[j - 1].i;
+      v[j - 1].i = 0;
+      if (src == k + 1) { lua_rawseti(L, 1, j); break; }
+      lua_rawgeti(L, 1, src);
+      lua_rawseti(L, 1, j);
+      j = src;
+    }
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* core.ftp_mlsd_next(text, pos) -> pos, name, facts: the next MLSD line
+ * of text from byte pos on, its facts in a table with lower-case keys;
+ * nothing when text has no more.  Lines without a space are skipped. */
+static int l_mlsd_next(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  lua_Integer pos = luaL_checkinteger(L, 2);
+  fl_span rest, line, facts, name, k, v;
+  if (pos < 1) pos = 1;
+  if ((lua_Unsigned)pos > len) return 0;
+  rest.p = text + pos - 1;
+  rest.n = len - (size_t)(pos - 1);
+  while (fl_next_line(&rest, &line, 1)) {
+    fl_span f;
+    int nf = 0;
+    if (!fl_mlsd_split(line.p, line.n, &facts, &name)) continue;
+    f = facts;
+    while (fl_next_fact(&f, &k, &v)) nf++;
+    lua_pushinteger(L, (lua_Integer)(rest.p - text) + 1);
+    lua_pushlstring(L, name.p, name.n);
+    lua_createtable(L, 0, nf);
+    while (fl_next_fact(&facts, &k, &v)) {
+      push_lower(L, k.p, k.n);
+      lua_pushlstring(L, v.p, v.n);
+      lua_rawset(L, -3);
+    }
+    return 3;
+  }
+  return 0;
+}
+
+/* core.ftp_mlsd_entry(name, facts) -> entry | nil: facts (a table, keys
+ * in any case) turned into an entry, which keeps them as `facts`. */
+static int l_mlsd_entry(lua_State *L) {
+  size_t nn;
+  const char *name = luaL_checklstring(L, 1, &nn);
+  fl_entry e;
+  lua_Integer kept = 0;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_newtable(L);   /* 3: strings made from numbers, alive until we return */
+  fl_mlsd_begin(&e);
+  lua_pushnil(L);
+  while (lua_next(L, 2) != 0) {
+    size_t kn, vn;
+    const char *k, *v;
+    if (lua_type(L, -2) == LUA_TSTRING &&
+        (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
+      k = lua_tolstring(L, -2, &kn);
+      if (lua_type(L, -1) == LUA_TNUMBER) {
+        lua_pushvalue(L, -1);
+        v = lua_tolstring(L, -1, &vn);
+        lua_rawseti(L, 3, ++kept);
+      } else v = lua_tolstring(L, -1, &vn);
+      fl_mlsd_fact(&e, k, kn, v, vn);
+    }
+    lua_pop(L, 1);
+  }
+  if (!fl_mlsd_end(&e, name, nn)) return 0;
+  push_entry(L, &e, 1);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "facts");
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"ftp_parse_list", l_parse_list},
+  {"ftp_parse_line", l_parse_line},
+  {"ftp_sort_names", l_sort_names},
+  {"ftp_mlsd_next", l_mlsd_next},
+  {"ftp_mlsd_entry", l_mlsd_entry},
+  {NULL, NULL}
+};
+
+void nl_open_ftp_list(lua_State *L) {
+  luaL_setfuncs(L, funcs, 0);
+}
