@@ -35,6 +35,23 @@ static int xcall(xfer *x, int nargs, int nres) {
   return 1;
 }
 
+/* After xcall(x, n, 2): a callback or source that answered nil, err (as
+ * ltn12's sinks and sources do) has failed; keeps err.  Pops both. */
+static int xresult(xfer *x) {
+  lua_State *L = x->s->L;
+  if (!lua_toboolean(L, -2) && !lua_isnil(L, -1)) {
+    if (!x->failed) {
+      luaL_tolstring(L, -1, NULL);
+      x->errref = luaL_ref(L, LUA_REGISTRYINDEX);
+      x->failed = 1;
+    }
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_pop(L, 2);
+  return 1;
+}
+
 static void xfail(xfer *x, const char *msg) {
   lua_State *L = x->s->L;
   if (x->failed) return;
@@ -52,7 +69,7 @@ static int deliver(xfer *x, const char *p, size_t n) {
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->cbref);
   lua_pushlstring(L, p, n);
-  return xcall(x, 1, 0);
+  return xcall(x, 1, 2) && xresult(x);
 }
 
 /* Hands complete lines (or whole blocks) to Lua; flush hands the rest. */
@@ -126,8 +143,12 @@ static size_t src_raw(xfer *x, char *buf, size_t room) {
     luaL_unref(L, LUA_REGISTRYINDEX, x->chunkref);
     x->chunkref = LUA_NOREF; x->chunk = NULL; x->clen = x->cpos = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, x->fnref);
-    if (!xcall(x, 0, 1)) return 0;
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); x->eof = 1; return 0; }
+    if (!xcall(x, 0, 2)) return 0;
+    if (lua_isnil(L, -2)) {  /* the end, or nil, err: a failed source */
+      if (xresult(x)) x->eof = 1;
+      return 0;
+    }
+    lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 1);
       xfail(x, "source function returned a non-string");
@@ -193,7 +214,7 @@ static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
     lua_State *L = x->s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, x->cbref);
     lua_pushlstring(L, buf, n);
-    if (!xcall(x, 1, 0)) return CURL_READFUNC_ABORT;
+    if (!xcall(x, 1, 2) || !xresult(x)) return CURL_READFUNC_ABORT;
   }
   return n;
 }

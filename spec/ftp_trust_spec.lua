@@ -201,6 +201,38 @@ describe("ftp answers against vsftpd", function()
     assert.matches("^sendcmd BOGUS: 500 ", msg)
   end)
 
+  it("a sink or source answering nil, err (as ltn12's do) fails the transfer", function()
+    assert(s:storbinary("STOR sinkme", ("s"):rep(300000)))
+    local calls = 0
+    local ok, msg, code = s:retrbinary("RETR sinkme", function()
+      calls = calls + 1
+      if calls == 2 then return nil, "disk full" end
+      return 1
+    end, 4096)
+    assert.is_nil(ok)
+    assert.equal("callback", code)
+    assert.equal("disk full", msg)
+    -- a source's nil, err is no end of data: the upload fails
+    local sent = 0
+    ok, msg, code = s:storbinary("STOR broken", function()
+      sent = sent + 1
+      if sent > 3 then return nil, "read error" end
+      return ("x"):rep(1000)
+    end)
+    assert.is_nil(ok)
+    assert.equal("callback", code)
+    assert.equal("read error", msg)
+    -- a callback returning nothing, or a plain nil, is fine
+    assert.matches("^226 ", s:retrbinary("RETR sinkme", function() end))
+    local n = 0
+    assert.matches("^226 ", s:storbinary("STOR fine", function()
+      n = n + 1
+      if n <= 2 then return "ab" end
+      return nil
+    end))
+    assert.equal("abab", H.read_file(srv.path("fine")))
+  end)
+
   it("a reply error still leaves the session in step", function()
     assert.is_nil((s:get("nope")))
     assert.matches("^200 ", s:voidcmd("NOOP"))
