@@ -19,16 +19,29 @@
 
 /* ---- callbacks into Lua ------------------------------------------------ */
 
+/* Marks the transfer failed, keeping the value at index idx as the
+ * message (the first failure wins). */
+static void xkeep(xfer *x, int idx) {
+  lua_State *L = x->s->L;
+  if (x->failed) return;
+  luaL_tolstring(L, idx, NULL);
+  x->errref = luaL_ref(L, LUA_REGISTRYINDEX);
+  x->failed = 1;
+}
+
+static void xfail(xfer *x, const char *msg) {
+  lua_State *L = x->s->L;
+  lua_pushstring(L, msg);
+  xkeep(x, -1);
+  lua_pop(L, 1);
+}
+
 /* Calls the function at the top of the stack with nargs args under
  * lua_pcall; on error keeps the message and marks the transfer failed. */
 static int xcall(xfer *x, int nargs, int nres) {
   lua_State *L = x->s->L;
   if (lua_pcall(L, nargs, nres, 0) != LUA_OK) {
-    if (!x->failed) {
-      luaL_tolstring(L, -1, NULL);
-      x->errref = luaL_ref(L, LUA_REGISTRYINDEX);
-      x->failed = 1;
-    }
+    xkeep(x, -1);
     lua_pop(L, 1);
     return 0;
   }
@@ -39,25 +52,10 @@ static int xcall(xfer *x, int nargs, int nres) {
  * ltn12's sinks and sources do) has failed; keeps err.  Pops both. */
 static int xresult(xfer *x) {
   lua_State *L = x->s->L;
-  if (!lua_toboolean(L, -2) && !lua_isnil(L, -1)) {
-    if (!x->failed) {
-      luaL_tolstring(L, -1, NULL);
-      x->errref = luaL_ref(L, LUA_REGISTRYINDEX);
-      x->failed = 1;
-    }
-    lua_pop(L, 2);
-    return 0;
-  }
+  int ok = lua_toboolean(L, -2) || lua_isnil(L, -1);
+  if (!ok) xkeep(x, -1);
   lua_pop(L, 2);
-  return 1;
-}
-
-static void xfail(xfer *x, const char *msg) {
-  lua_State *L = x->s->L;
-  if (x->failed) return;
-  lua_pushstring(L, msg);
-  x->errref = luaL_ref(L, LUA_REGISTRYINDEX);
-  x->failed = 1;
+  return ok;
 }
 
 static int deliver(xfer *x, const char *p, size_t n) {

@@ -35,6 +35,28 @@ function F.make_cert(dir, cn)
   return cert, key
 end
 
+-- Gives a started server its path, connections and opts functions;
+-- `opened` is the log line the server writes per control connection.
+local function with_methods(srv, tls, opened)
+  --- Path on disk of a name under the server root.
+  function srv.path(p) return srv.root .. "/" .. p end
+  --- Number of control connections the server saw.
+  function srv.connections()
+    local n = 0
+    for _ in (H.read_file(srv.log) or ""):gmatch(opened) do n = n + 1 end
+    return n
+  end
+  --- Session options for netlua.ftp.new.
+  function srv.opts(extra)
+    local o = {host = srv.host, port = srv.port, user = srv.user,
+      password = srv.password, timeout = 10}
+    if tls then o.tls = "explicit"; o.cafile = srv.cert end
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
+  end
+  return srv
+end
+
 --- Starts vsftpd.  opts: `ipv6` (listen on ::1), `tls` (explicit FTPS with a
 -- fresh certificate), `extra` (more config lines).  Returns a server table:
 -- {host, port, user, password, root, log, pid, cert, stop=function}.
@@ -111,23 +133,7 @@ function F.vsftpd(opts)
     sh("userdel -f " .. srv.user)
     H.rm_rf(srv.dir)
   end
-  --- Path on disk of a name under the server root.
-  function srv.path(p) return srv.root .. "/" .. p end
-  --- Number of control connections the server saw.
-  function srv.connections()
-    local n = 0
-    for _ in (H.read_file(srv.log) or ""):gmatch("CONNECT: Client") do n = n + 1 end
-    return n
-  end
-  --- Session options for netlua.ftp.new.
-  function srv.opts(extra)
-    local o = {host = srv.host, port = srv.port, user = srv.user,
-      password = srv.password, timeout = 10}
-    if opts.tls then o.tls = "explicit"; o.cafile = srv.cert end
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return o
-  end
-  return srv
+  return with_methods(srv, opts.tls, "CONNECT: Client")
 end
 
 --- Starts proftpd (`proftpd -n`, in the foreground) with a temporary
@@ -246,21 +252,7 @@ function F.proftpd(opts)
     end
     H.rm_rf(srv.dir)
   end
-  function srv.path(p) return srv.root .. "/" .. p end
-  --- Number of control connections the server saw.
-  function srv.connections()
-    local n = 0
-    for _ in (H.read_file(srv.log) or ""):gmatch("FTP session opened") do n = n + 1 end
-    return n
-  end
-  function srv.opts(extra)
-    local o = {host = srv.host, port = srv.port, user = srv.user,
-      password = srv.password, timeout = 10}
-    if opts.tls then o.tls = "explicit"; o.cafile = srv.cert end
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return o
-  end
-  return srv
+  return with_methods(srv, opts.tls, "FTP session opened")
 end
 
 --- Starts pyftpdlib (has MLSD) with a writable temp root.  Returns a server

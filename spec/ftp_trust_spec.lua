@@ -23,6 +23,18 @@ describe("ftp answers against a hostile server", function()
     return assert(ftp.new(o))
   end
 
+  -- Starts the server in `mode`, logs in and makes call(s) fail with
+  -- `want` as its code well within the 5 s timeout; returns msg, s.
+  local function fails_fast(mode, call, want)
+    start(mode)
+    local s = session()
+    local dt, ok, msg, code = H.timed(call, s)
+    assert.is_nil(ok)
+    assert.equal(want, code, msg)
+    assert.is_true(dt < 2, tostring(dt))
+    return msg, s
+  end
+
   for _, mode in ipairs {"short", "long"} do
     it("a download of other than the announced size fails (" .. mode .. ")", function()
       start(mode)
@@ -78,13 +90,8 @@ describe("ftp answers against a hostile server", function()
   } do
     local verb, call, what = case[1], case[2], case[3]
     it("a 421 answer to " .. verb:upper() .. " is the server's 421, not a timeout", function()
-      start("421_" .. verb)
-      local s = session()
-      local dt, ok, msg, code = H.timed(call, s)
-      assert.is_nil(ok)
-      assert.equal(421, code, msg)
+      local msg, s = fails_fast("421_" .. verb, call, 421)
       assert.equal(what .. ": 421 going down", msg)
-      assert.is_true(dt < 2, tostring(dt))
       -- the connection is gone: the next call connects again
       local before = s:_info().reconnects
       assert.matches('^257 "/"', s:sendcmd("PWD"))
@@ -108,12 +115,7 @@ describe("ftp answers against a hostile server", function()
     {"retr", function(s) return s:get("f") end},
   } do
     it("a 1xx reply to " .. case[1]:upper() .. " and then a close is 'closed'", function()
-      start("prelim_" .. case[1])
-      local s = session()
-      local dt, ok, msg, code = H.timed(case[2], s)
-      assert.is_nil(ok)
-      assert.equal("closed", code, msg)
-      assert.is_true(dt < 2, tostring(dt))
+      local _, s = fails_fast("prelim_" .. case[1], case[2], "closed")
       s:close()
     end)
   end
