@@ -176,6 +176,12 @@ int ftp_xfer_flush(xfer *x);
 int ftp_xfer_source(xfer *x, char *buf, size_t room, size_t *got);
 int ftp_xfer_seek(xfer *x, curl_off_t off, int origin);  /* CURL_SEEKFUNC_* */
 
+/* ftp_raw.c: transfers of paths libcurl refuses (control characters) */
+enum { RAW_RETR, RAW_LIST, RAW_NLST, RAW_MLSD, RAW_STOR, RAW_APPE, RAW_SIZE };
+int ftp_raw_needed(const char *abs);
+int ftp_raw_run(lua_State *L, ftp_sess *s, int kind, const char *abs,
+                xfer *x, curl_off_t rest);
+
 /* ftp_connect.c: connect, greeting, login */
 curl_socket_t ftp_on_opensocket(void *ud, curlsocktype purpose,
                                 struct curl_sockaddr *a);

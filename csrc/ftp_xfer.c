@@ -417,6 +417,9 @@ static int do_retr(lua_State *L, int lines) {
   abs = ftp_push_abspath(L, s, arg ? arg : ".");
   ftp_push_url(L, s, abs, isdir);
   set_xlabel(L, s, fname, lines ? 4 : 6);
+  if (ftp_raw_needed(abs))  /* libcurl refuses the path */
+    return ftp_raw_run(L, s, verb[0] == 'R' ? RAW_RETR : verb[0] == 'L' ? RAW_LIST :
+                       verb[0] == 'N' ? RAW_NLST : RAW_MLSD, abs, &x, o.rest);
   return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
@@ -475,6 +478,8 @@ static int do_stor(lua_State *L, int lines) {
   abs = ftp_push_abspath(L, s, arg);
   ftp_push_url(L, s, abs, 0);
   set_xlabel(L, s, fname, lines ? 5 : 7);
+  if (ftp_raw_needed(abs))  /* libcurl refuses the path */
+    return ftp_raw_run(L, s, o.append ? RAW_APPE : RAW_STOR, abs, &x, o.rest);
   return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
@@ -500,6 +505,7 @@ int nl_ftp_size(lua_State *L) {
   lua_pushfstring(L, "size %s", lua_tostring(L, 2));
   ftp_setstr(&s->label, lua_tostring(L, -1));
   lua_pop(L, 1);
+  if (ftp_raw_needed(abs)) return ftp_raw_run(L, s, RAW_SIZE, abs, &x, 0);
   return run_xfer(L, s, &x, &o, finish_size, "size");
 }
 
