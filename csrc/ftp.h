@@ -157,6 +157,10 @@ int ftp_op_run(lua_State *L, ftp_sess *s, int url, setup_fn setup,
 void ftp_op_clear(lua_State *L, ftp_sess *s);
 int ftp_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
               const char *what);
+void ftp_apply_common(ftp_sess *s, CURL *h, const nl_deadline *d);
+void ftp_debug_print(ftp_sess *s, const char *tag, const char *p, size_t n);
+/* nil, message, code for a libcurl failure outside the session's handle */
+int ftp_push_curlerr(lua_State *L, CURL *h, CURLcode rc, const char *what);
 
 /* ftp_xfer.c: transfers */
 void ftp_xfer_free(lua_State *L, xfer *x);
@@ -165,6 +169,18 @@ int nl_ftp_retrlines(lua_State *L);
 int nl_ftp_storbinary(lua_State *L);
 int nl_ftp_storlines(lua_State *L);
 int nl_ftp_size(lua_State *L);
+/* the raw path (ftp_raw.c) moves data through these, as curl's callbacks
+ * do: 1 on success, 0 when the transfer failed (callback, I/O, abort) */
+int ftp_xfer_sink(xfer *x, const char *p, size_t n);
+int ftp_xfer_flush(xfer *x);
+int ftp_xfer_source(xfer *x, char *buf, size_t room, size_t *got);
+int ftp_xfer_seek(xfer *x, curl_off_t off, int origin);  /* CURL_SEEKFUNC_* */
+
+/* ftp_raw.c: transfers of paths libcurl refuses (control characters) */
+enum { RAW_RETR, RAW_LIST, RAW_NLST, RAW_MLSD, RAW_STOR, RAW_APPE, RAW_SIZE };
+int ftp_raw_needed(const char *abs);
+int ftp_raw_run(lua_State *L, ftp_sess *s, int kind, const char *abs,
+                xfer *x, curl_off_t rest);
 
 /* ftp_connect.c: connect, greeting, login */
 curl_socket_t ftp_on_opensocket(void *ud, curlsocktype purpose,

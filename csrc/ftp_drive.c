@@ -28,8 +28,8 @@
 
 /* ---- debug stream: commands out, reply lines in ------------------------ */
 
-static void debug_print(ftp_sess *s, const char *tag, const char *p,
-                        size_t n) {
+void ftp_debug_print(ftp_sess *s, const char *tag, const char *p,
+                     size_t n) {
   lua_State *L = s->L;
   if (s->debuglevel <= 0) return;
   if (s->debugref != LUA_NOREF && L) {
@@ -57,7 +57,7 @@ static void reply_done(ftp_sess *s) {
   size_t n = s->fr.len;
   reply_set(&s->last, code, t, n);
   if (s->login_cmd) reply_set(&s->login, code, t, n);
-  debug_print(s, "resp", t, n);
+  ftp_debug_print(s, "resp", t, n);
   if (code == 421) s->got421 = 1;
   if (code >= 100 && code < 200) {
     /* preliminary: the command's own reply is still to come */
@@ -93,9 +93,9 @@ static void command_out(ftp_sess *s, const char *p, size_t n) {
   s->login_cmd = n >= 5 && (strncasecmp(p, "USER ", 5) == 0 ||
       strncasecmp(p, "PASS ", 5) == 0 || strncasecmp(p, "ACCT ", 5) == 0);
   if (n >= 5 && strncasecmp(p, "PASS ", 5) == 0) {
-    debug_print(s, "cmd", "PASS ****", 9);
+    ftp_debug_print(s, "cmd", "PASS ****", 9);
   } else {
-    debug_print(s, "cmd", p, n);
+    ftp_debug_print(s, "cmd", p, n);
   }
   if (n >= 5 && strncasecmp(p, "AUTH ", 5) == 0) {
     /* the reply before the first command is the greeting */
@@ -137,7 +137,7 @@ static int on_debug(CURL *h, curl_infotype type, char *p, size_t n,
   } else if (type == CURLINFO_TEXT && s->debuglevel >= 2) {
     size_t l = n;
     if (l > 0 && p[l - 1] == '\n') l--;
-    debug_print(s, "info", p, l);
+    ftp_debug_print(s, "info", p, l);
   }
   return 0;
 }
@@ -158,7 +158,7 @@ int ftp_curl_at_least(unsigned int v) {
 
 /* Everything but the URL and the operation; run after every reset, and
  * for the mirror handles too. */
-static void apply_common(ftp_sess *s, CURL *h, const nl_deadline *d) {
+void ftp_apply_common(ftp_sess *s, CURL *h, const nl_deadline *d) {
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "ftp,ftps");
   curl_easy_setopt(h, CURLOPT_USERNAME, s->user ? s->user : "anonymous");
@@ -200,7 +200,7 @@ static size_t on_discard(char *p, size_t sz, size_t nm, void *ud) {
 static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
   CURL *h = s->easy;
   curl_easy_reset(h);
-  apply_common(s, h, d);
+  ftp_apply_common(s, h, d);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_discard);
   curl_easy_setopt(h, CURLOPT_URL, url);
   if (s->fresh) {
@@ -596,4 +596,8 @@ int ftp_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
   n = push_error(L, s, s->easy, rc, code, text ? text : "", x, what);
   free(text);
   return n;
+}
+
+int ftp_push_curlerr(lua_State *L, CURL *h, CURLcode rc, const char *what) {
+  return push_error(L, NULL, h, rc, 0, "", NULL, what);
 }

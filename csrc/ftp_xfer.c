@@ -98,6 +98,24 @@ static int drain(xfer *x, int flush) {
   return 1;
 }
 
+int ftp_xfer_sink(xfer *x, const char *p, size_t n) {
+  if (x->s->aborting || x->failed) return 0;
+  x->moved += (curl_off_t)n;
+  if (x->fp) {
+    if (fwrite(p, 1, n, x->fp) != n) {
+      xfail(x, strerror(errno));
+      return 0;
+    }
+    return 1;
+  }
+  if (nl_buf_append(&x->acc, p, n) != NL_OK) { xfail(x, "out of memory"); return 0; }
+  return drain(x, 0);
+}
+
+int ftp_xfer_flush(xfer *x) {
+  return drain(x, 1);
+}
+
 static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
   xfer *x = ud;
   size_t n = sz * nm;
@@ -108,17 +126,7 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
     x->s->paused = 1;
     return CURL_WRITEFUNC_PAUSE;
   }
-  x->moved += (curl_off_t)n;
-  if (x->fp) {
-    if (fwrite(p, 1, n, x->fp) != n) {
-      xfail(x, strerror(errno));
-      return 0;
-    }
-    return n;
-  }
-  if (nl_buf_append(&x->acc, p, n) != NL_OK) { xfail(x, "out of memory"); return 0; }
-  if (!drain(x, 0)) return 0;
-  return n;
+  return ftp_xfer_sink(x, p, n) ? n : 0;
 }
 
 /* Raw bytes from the upload source; 0 at its end or on failure. */
@@ -200,25 +208,34 @@ static size_t src_text(xfer *x, char *buf, size_t room) {
   }
 }
 
-static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
-  xfer *x = ud;
-  size_t room = sz * nm, n;
-  if (x->s->aborting || x->failed) return CURL_READFUNC_ABORT;
+int ftp_xfer_source(xfer *x, char *buf, size_t room, size_t *got) {
+  size_t n;
+  *got = 0;
+  if (x->s->aborting || x->failed) return 0;
   if (room > x->blocksize && x->cbref != LUA_NOREF) room = x->blocksize;
   n = x->text ? src_text(x, buf, room) : src_raw(x, buf, room);
-  if (x->failed) return CURL_READFUNC_ABORT;
+  if (x->failed) return 0;
   x->moved += (curl_off_t)n;
   if (n > 0 && x->cbref != LUA_NOREF) {
     lua_State *L = x->s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, x->cbref);
     lua_pushlstring(L, buf, n);
-    if (!xcall(x, 1, 2) || !xresult(x)) return CURL_READFUNC_ABORT;
+    if (!xcall(x, 1, 2) || !xresult(x)) return 0;
   }
-  return n;
+  *got = n;
+  return 1;
+}
+
+static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
+  size_t n;
+  return ftp_xfer_source(ud, buf, sz * nm, &n) ? n : CURL_READFUNC_ABORT;
 }
 
 static int on_seek(void *ud, curl_off_t off, int origin) {
-  xfer *x = ud;
+  return ftp_xfer_seek(ud, off, origin);
+}
+
+int ftp_xfer_seek(xfer *x, curl_off_t off, int origin) {
   if (origin != SEEK_SET || off < 0) return CURL_SEEKFUNC_FAIL;
   if (x->str) {
     x->spos = (size_t)off > x->slen ? x->slen : (size_t)off;
@@ -398,6 +415,9 @@ static int do_retr(lua_State *L, int lines) {
   abs = ftp_push_abspath(L, s, arg ? arg : ".");
   ftp_push_url(L, s, abs, isdir);
   set_xlabel(L, s, fname, lines ? 4 : 6);
+  if (ftp_raw_needed(abs))  /* libcurl refuses the path */
+    return ftp_raw_run(L, s, verb[0] == 'R' ? RAW_RETR : verb[0] == 'L' ? RAW_LIST :
+                       verb[0] == 'N' ? RAW_NLST : RAW_MLSD, abs, &x, o.rest);
   return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
@@ -456,6 +476,8 @@ static int do_stor(lua_State *L, int lines) {
   abs = ftp_push_abspath(L, s, arg);
   ftp_push_url(L, s, abs, 0);
   set_xlabel(L, s, fname, lines ? 5 : 7);
+  if (ftp_raw_needed(abs))  /* libcurl refuses the path */
+    return ftp_raw_run(L, s, o.append ? RAW_APPE : RAW_STOR, abs, &x, o.rest);
   return run_xfer(L, s, &x, &o, finish_xfer, fname);
 }
 
@@ -481,6 +503,7 @@ int nl_ftp_size(lua_State *L) {
   lua_pushfstring(L, "size %s", lua_tostring(L, 2));
   ftp_setstr(&s->label, lua_tostring(L, -1));
   lua_pop(L, 1);
+  if (ftp_raw_needed(abs)) return ftp_raw_run(L, s, RAW_SIZE, abs, &x, 0);
   return run_xfer(L, s, &x, &o, finish_size, "size");
 }
 

@@ -21,7 +21,10 @@
 -- connection closed), prelim_VERB (VERB -- noop or retr -- is answered
 -- "150 wait", then the connection closed), biggreet (a 1 MiB greeting
 -- without a line end), deep (every directory lists one directory "d" and
--- one file "f").  Serves each
+-- one file "f"), stall_VERB (VERB -- retr, size or pasv -- is never
+-- answered), stall_stor (STOR takes the data connection and never reads
+-- it), stall_prelim (RETR: a 150 and 1000 bytes, then nothing, the data
+-- connection left open).  Serves each
 -- client in a task of its own on 127.0.0.1:PORT, so parallel connections
 -- work; prints "ready" once listening.  Tests nothing itself.
 local tcp = require "netlua.tcp"
@@ -69,7 +72,23 @@ local function serve(c)
     local fail = mode:match("^421_(%a+)$")
     local pre = mode:match("^prelim_(%a+)$")
     if fail == "pasv" then fail = (verb == "EPSV" or verb == "PASV") and verb:lower() end
-    if fail == verb:lower() then
+    local stall = mode:match("^stall_(%a+)$")
+    if stall == verb:lower() then
+      -- never answered: the client's timeout must end its wait
+    elseif stall == "stor" and verb == "STOR" then
+      -- the data connection is taken and never read
+      local d = data_srv and data_srv:accept(5)
+      send(c, "150 send it\r\n")
+      netlua.sleep(30)
+      if d then d:close() end
+    elseif stall == "prelim" and verb == "RETR" then
+      -- some data, then neither more nor the end
+      local d = data_srv and data_srv:accept(5)
+      send(c, "150 here it comes\r\n")
+      if d then d:write(FILE:sub(1, 1000)) end
+      netlua.sleep(30)
+      if d then d:close() end
+    elseif fail == verb:lower() then
       send(c, "421 going down\r\n")
       return
     elseif pre == verb:lower() then
