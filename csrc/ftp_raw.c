@@ -29,7 +29,6 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include "ftp.h"
 
@@ -247,11 +246,6 @@ static int set_port(struct sockaddr_storage *a, unsigned port) {
   return 1;
 }
 
-static int nonblock(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
-}
-
 /* The port an EPSV (229 "... (|||port|)") or PASV (227 "(h,h,h,h,p,p)")
  * reply names, or -1.  PASV's address is ignored on purpose. */
 static long reply_port(const char *t, size_t n, int epsv) {
@@ -372,7 +366,8 @@ static int data_accept(raw *r) {
     w = nl_wait(r->lfd, NL_WAIT_READ, &r->dl);
     if (w != NL_OK) return rfail_wait(r, w, "waiting for the data connection");
   }
-  if (!nonblock(r->dfd)) return rfail(r, "io", "data connection: %s", strerror(errno));
+  if (nl_set_nonblock(r->dfd) != NL_OK)
+    return rfail(r, "io", "data connection: %s", strerror(errno));
   if (getpeername(r->fd, (struct sockaddr *)&peer, &plen) < 0 ||
       peer.ss_family != a.ss_family ||
       (a.ss_family == AF_INET &&
