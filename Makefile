@@ -9,6 +9,7 @@
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #                   (or FUZZ_RUNS executions each)
 #   make install    PREFIX=/usr/local DESTDIR= (luarocks uses this too)
+#   make uninstall  the same variables: removes what install put there
 
 LUA        ?= lua5.4
 LUA_INCDIR ?= $(shell pkg-config --variable=includedir lua5.4 2>/dev/null || echo /usr/include)/lua5.4
@@ -39,7 +40,7 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?=
 
-.PHONY: all deps demo test asan valgrind bench fuzz install clean check-warnings
+.PHONY: all deps demo test asan valgrind bench fuzz install uninstall clean check-warnings
 
 all: build/netlua/core.so
 
@@ -98,6 +99,12 @@ install: all
 	install -d $(INST_LIBDIR)/netlua $(INST_LUADIR)/netlua
 	install -m 0755 build/netlua/core.so $(INST_LIBDIR)/netlua/core.so
 	install -m 0644 $(LUAFILES) $(INST_LUADIR)/netlua/
+
+# undoes install: the files it put there, then its folders if now empty
+uninstall:
+	rm -f $(INST_LIBDIR)/netlua/core.so
+	rm -f $(LUAFILES:lua/netlua/%=$(INST_LUADIR)/netlua/%)
+	-rmdir $(INST_LIBDIR)/netlua $(INST_LUADIR)/netlua 2>/dev/null
 
 clean:
 	rm -rf build build-asan

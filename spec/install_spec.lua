@@ -26,6 +26,12 @@ describe("installation", function()
       H.shquote(dest .. "/opt/nl/share/lua/5.4/?.lua;" .. dest .. "/opt/nl/share/lua/5.4/?/init.lua"),
       H.shquote(dest .. "/opt/nl/lib/lua/5.4/?.so")))
     assert.matches("^%d+%.%d+%.%d+", out)
+    -- and make uninstall takes it all away again
+    out, ok = H.sh(("make -C %s uninstall DESTDIR=%s PREFIX=/opt/nl"):format(H.shquote(src), H.shquote(dest)))
+    assert(ok, out)
+    out = H.sh("find " .. H.shquote(dest) .. " -type f")
+    assert.equal("", out, "left after uninstall")
+    assert.is_false(H.exists(dest .. "/opt/nl/lib/lua/5.4/netlua"))
     H.rm_rf(src)
   end)
 

@@ -307,6 +307,11 @@ describe("netlua.lookup", function()
       assert.equal("10.1.2.3", lookup.gethostbyname("10.1.2.3"))
     end)
 
+    it("answers the empty name with the wildcard address, as Python does", function()
+      assert.equal(python("socket.gethostbyname('')"), lookup.gethostbyname(""))
+      assert.equal("0.0.0.0", lookup.gethostbyname(""))
+    end)
+
     it("fails quickly for a name under .invalid", function()
       local dt, r, msg, code = helper.timed(lookup.gethostbyname, "nosuch.invalid")
       assert.is_nil(r)

@@ -48,10 +48,13 @@ M.getaddrinfo = C.getaddrinfo
 -- @function getnameinfo
 M.getnameinfo = C.getnameinfo
 
---- The first IPv4 address of a name, as text.
+--- The first IPv4 address of a name, as text.  The empty name is the
+-- wildcard address "0.0.0.0", as Python's socket.gethostbyname("") says.
 -- @usage lookup.gethostbyname("localhost") --> "127.0.0.1"
--- @function gethostbyname
-M.gethostbyname = C.gethostbyname
+function M.gethostbyname(name, ...)
+  if name == "" then return "0.0.0.0" end
+  return C.gethostbyname(name, ...)
+end
 
 --- Host name, aliases and all addresses of a name (IPv4 unless `family`
 -- is "inet6").
