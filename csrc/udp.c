@@ -579,10 +579,16 @@ static int set_mif(nl_sock *s, udp_ext *e, int fam, unsigned idx,
   int r;
   if (fam == AF_INET) {
 #ifdef __linux__
-    struct ip_mreqn mr;  /* Linux takes an index here, no address needed */
+    /* Linux takes an index here; but with the index alone the kernel
+     * picks the source address as if routing unicast, which may be
+     * another interface's (or 0.0.0.0 on lo): give the interface's own
+     * IPv4 address too, as setting the interface by address does */
+    struct ip_mreqn mr;
+    struct in_addr own;
     memset(&mr, 0, sizeof mr);
     mr.imr_ifindex = (int)idx;
     if (addr4) mr.imr_address = *addr4;
+    else if (idx != 0 && if_addr4(idx, &own)) mr.imr_address = own;
     r = setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
 #else
     struct in_addr a;

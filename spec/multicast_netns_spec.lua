@@ -105,6 +105,20 @@ describe("multicast between two namespaces", function()
     assert.equal("both", (here:receivefrom()))
   end)
 
+  -- here lo has 127.0.0.1 and nlmx0 has HERE: a sender on lo must send
+  -- from lo's own address, not from whatever address the kernel picks
+  it("sends from the chosen interface's own address, by name or index", function()
+    local G2, P2 = "239.50.0.7", 9057
+    local r <close> = assert(mc.receiver{group = G2, port = P2, interface = "lo", timeout = 2})
+    for _, ifc in ipairs {"lo", netlua.lookup.if_nametoindex("lo")} do
+      local s <close> = assert(mc.sender{interface = ifc, ttl = 1, loop = true})
+      assert(s:sendto("which", G2, P2))
+      local d, ip = r:receivefrom(100)
+      assert.equal("which", d)
+      assert.equal("127.0.0.1", ip, "interface " .. tostring(ifc))
+    end
+  end)
+
   it("moves a batch across the link", function()
     local s = sender{ttl = 1}
     local datas = {}
