@@ -14,7 +14,7 @@ what=${1:-test}
 cd "$(dirname "$0")/.."
 
 base="make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev luarocks"
-peers="lua-busted vsftpd python3-pyftpdlib inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
+peers="lua-busted lua-socket vsftpd python3-pyftpdlib inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
 # what the unpacked proftpd (and its mod_tls) link against
 proftpd_libs="libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libcap2 libacl1 libidn2-0 libssl3"
 case "$what" in

@@ -593,11 +593,15 @@ local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
---- Splits an ftp:// or ftps:// URL into session options and a path.
+--- Splits an ftp:// or ftps:// URL into session options, a path and the
+-- transfer type of a `;type=a|i|d` suffix (RFC 1738; "i" when absent).
 function M.parse_url(url, extra)
   checkstr(url, 1, "parse_url")
   local scheme, rest = url:match("^(ftps?)://(.*)$")
   if not scheme then error("bad argument #1 (ftp:// or ftps:// URL expected)", 3) end
+  local typ = "i"
+  local head, t = rest:match("^(.*);[Tt][Yy][Pp][Ee]=([AaIiDd])$")
+  if head then rest, typ = head, t:lower() end
   local auth, hostport, path = rest:match("^([^/]*@)([^/]*)(.*)$")
   if not auth then hostport, path = rest:match("^([^/]*)(.*)$") end
   local o = {}
@@ -613,35 +617,134 @@ function M.parse_url(url, extra)
   o.host = h
   o.port = port ~= "" and tonumber(port) or nil
   if scheme == "ftps" and not o.tls then o.tls = "implicit" end
-  path = unescape(path)
-  if path:sub(1, 4) == "/%2F" or path:sub(1, 2) == "//" then path = path:sub(2)
-  else path = path:sub(2) end
-  return o, path
+  -- "/%2Fabs" and "//abs" name an absolute path; "/rel" one relative to
+  -- the login folder
+  if path:sub(1, 4):upper() == "/%2F" or path:sub(1, 2) == "//" then path = unescape(path:sub(2))
+  else path = unescape(path:sub(2)) end
+  return o, path, typ
 end
 
---- Downloads a URL (ftp://user:pass@host:port/path) in one call.
--- `opts` adds session options (timeout, tls, cafile, ...).
--- @return data, or nil, message, code
+-- Session options a LuaSocket-style request table may carry besides the
+-- location (host, port, user, password, path or url) and the transfer.
+local SESSION_KEYS = {"timeout", "tls", "verify", "cafile", "passive", "acct", "debug"}
+
+-- The session options, path and type of ftp.get{} / ftp.put{}: a `url`
+-- field, or host/port/user/password/path as LuaSocket's ftp takes them,
+-- with `type` ("i" or "a") overriding the URL's.
+local function request(t, who)
+  local o, path, typ = {}, t.path, "i"
+  if t.url ~= nil then
+    checkstr(t.url, 1, who)
+    o, path, typ = M.parse_url(t.url)
+  else
+    if type(t.host) ~= "string" then
+      error(("bad argument #1 to '%s' (field 'host' or 'url' expected)"):format(who), 3)
+    end
+    o.host, o.port = t.host, t.port
+    o.user = t.user or "anonymous"
+    o.password = t.password
+  end
+  for _, k in ipairs(SESSION_KEYS) do if t[k] ~= nil then o[k] = t[k] end end
+  if t.type ~= nil then typ = tostring(t.type):lower() end
+  if typ ~= "i" and typ ~= "a" and typ ~= "d" then
+    error(("bad argument #1 to '%s' (type must be \"i\", \"a\" or \"d\")"):format(who), 3)
+  end
+  if type(path) ~= "string" or path == "" then
+    error(("bad argument #1 to '%s' (a path to a file expected)"):format(who), 3)
+  end
+  return o, path, typ
+end
+
+-- Fetches path on s by type: "i" blocks as they come, "a" lines with
+-- "\n" ends, "d" the names (NLST), each to put(chunk).
+local function fetch(s, path, typ, put)
+  if typ == "d" then
+    local names, msg, code = s:nlst(path)
+    if not names then return nil, msg, code end
+    for _, n in ipairs(names) do put(n .. "\n") end
+    return true
+  elseif typ == "a" then
+    return s:retrlines("RETR " .. path, function(l) return put(l .. "\n") end, "get " .. path)
+  end
+  return s:retrbinary("RETR " .. path, put, 65536, nil, "get " .. path)
+end
+
+--- Downloads in one call.  `ftp.get(url [, opts])` returns the data of
+-- `ftp://user:pass@host:port/path[;type=a|i|d]` (opts adds session
+-- options: timeout, tls, cafile, ...).  `ftp.get{...}` is LuaSocket's
+-- form: `url` or `host`, `port`, `user`, `password`, `path`; `type`
+-- ("i", "a"); `sink`, an ltn12 sink that gets each chunk and then nil
+-- (or nil, err when the download failed); session options as fields.
+-- @return the data (string form) or 1 (table form), or nil, message, code
 function M.get(url, opts)
-  local o, path = M.parse_url(url, opts)
+  local sink
+  local o, path, typ
+  if type(url) == "table" then
+    o, path, typ = request(url, "get")
+    sink = url.sink
+    if sink ~= nil and type(sink) ~= "function" then
+      error("bad argument #1 to 'get' (field 'sink' must be a function)", 2)
+    end
+  else
+    o, path, typ = M.parse_url(url, opts)
+  end
   local s, msg, code = M.new(o)
-  if not s then return nil, msg, code end
-  local data
-  data, msg, code = s:get(path)
+  if not s then
+    if sink then sink(nil, msg) end
+    return nil, msg, code
+  end
+  local parts, ok = {}, nil
+  local put = function(b) parts[#parts + 1] = b end
+  if sink then
+    put = function(b)
+      local r, e = sink(b)
+      if not r then return nil, e or "sink failed" end
+      return 1
+    end
+  end
+  ok, msg, code = fetch(s, path, typ, put)
   s:close()
-  return data, msg, code
+  if not ok then
+    if sink then sink(nil, msg) end
+    return nil, msg, code
+  end
+  if sink then
+    sink(nil)  -- the end: ltn12's file sink closes its file here
+    return 1
+  end
+  return table.concat(parts)
 end
 
---- Uploads `data` (string, file or function) to a URL in one call.
--- @return reply text, or nil, message, code
+--- Uploads in one call.  `ftp.put(url, data [, opts])` stores `data` (a
+-- string, an open file or a function returning chunks) at the URL
+-- (`;type=a` sends it as text).  `ftp.put{...}` is LuaSocket's form:
+-- location fields as for ftp.get{}, `source` (an ltn12 source: chunks,
+-- then nil; nil, err fails the upload), `type`, session options.
+-- @return the final reply text (string form) or 1 (table form), or nil,
+-- message, code
 function M.put(url, data, opts)
-  local o, path = M.parse_url(url, opts)
+  local o, path, typ, tablef
+  if type(url) == "table" then
+    o, path, typ = request(url, "put")
+    data, tablef = url.source, true
+    if type(data) ~= "function" then
+      error("bad argument #1 to 'put' (field 'source' must be a function)", 2)
+    end
+  else
+    o, path, typ = M.parse_url(url, opts)
+  end
+  if typ == "d" then error("bad argument #1 to 'put' (type d is a listing)", 2) end
   local s, msg, code = M.new(o)
   if not s then return nil, msg, code end
   local ok
-  ok, msg, code = s:put(data, path, {data = type(data) == "string"})
+  if typ == "a" then
+    ok, msg, code = s:storlines("STOR " .. path, data, nil, "put " .. path)
+  else
+    ok, msg, code = s:put(data, path, {data = type(data) == "string"})
+  end
   s:close()
-  return ok, msg, code
+  if not ok then return nil, msg, code end
+  return tablef and 1 or ok
 end
 
 return M
