@@ -537,10 +537,51 @@ static const struct boolopt *find_opt(lua_State *L) {
   return NULL;
 }
 
+/* "linger" takes and gives LuaSocket's table {on = bool, timeout = s}. */
+static int is_linger(lua_State *L) {
+  return lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "linger") == 0;
+}
+
+static int linger_set(lua_State *L, nl_sock *s) {
+  struct linger lg;
+  lua_Integer t = 0;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_getfield(L, 3, "on");
+  lg.l_onoff = lua_toboolean(L, -1);
+  lua_getfield(L, 3, "timeout");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1))
+      luaL_argerror(L, 3, "'timeout' must be a whole number of seconds");
+    t = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 2);
+  luaL_argcheck(L, t >= 0 && t <= 65535, 3, "'timeout' out of range");
+  lg.l_linger = (int)t;
+  if (setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+    return nl_pushfail(L, errno, "setoption linger");
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int linger_get(lua_State *L, nl_sock *s) {
+  struct linger lg;
+  socklen_t len = sizeof lg;
+  if (getsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, &len) < 0)
+    return nl_pushfail(L, errno, "getoption linger");
+  lua_createtable(L, 0, 2);
+  lua_pushboolean(L, lg.l_onoff != 0);
+  lua_setfield(L, -2, "on");
+  lua_pushinteger(L, lg.l_linger);
+  lua_setfield(L, -2, "timeout");
+  return 1;
+}
+
 static int opt_set(lua_State *L, const char *tname) {
   nl_sock *s = nl_sock_check(L, 1, tname);
-  const struct boolopt *o = find_opt(L);
+  const struct boolopt *o;
   int v;
+  if (is_linger(L)) return linger_set(L, s);
+  o = find_opt(L);
   luaL_checkany(L, 3);
   v = lua_toboolean(L, 3);
   if (setsockopt(s->fd, o->level, o->opt, &v, sizeof v) < 0)
@@ -551,9 +592,11 @@ static int opt_set(lua_State *L, const char *tname) {
 
 static int opt_get(lua_State *L, const char *tname) {
   nl_sock *s = nl_sock_check(L, 1, tname);
-  const struct boolopt *o = find_opt(L);
+  const struct boolopt *o;
   int v = 0;
   socklen_t len = sizeof v;
+  if (is_linger(L)) return linger_get(L, s);
+  o = find_opt(L);
   if (getsockopt(s->fd, o->level, o->opt, &v, &len) < 0)
     return nl_pushfail(L, errno, "getoption %s", o->name);
   lua_pushboolean(L, v != 0);

@@ -372,6 +372,12 @@ describe("netlua.tcp", function()
       assert.is_true(c:getoption("keepalive"))
       assert.is_true(c:getoption("tcp-nodelay"))
       assert.has_error(function() c:setoption("bogus", 1) end)
+      -- LuaSocket's linger table
+      assert.same({on = false, timeout = 0}, c:getoption("linger"))
+      assert.equal(1, c:setoption("linger", {on = true, timeout = 3}))
+      assert.same({on = true, timeout = 3}, c:getoption("linger"))
+      assert.has_error(function() c:setoption("linger", true) end)
+      assert.has_error(function() c:setoption("linger", {on = true, timeout = 1.5}) end)
     end)
   end)
 
