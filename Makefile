@@ -10,6 +10,7 @@
 #                   (or FUZZ_RUNS executions each)
 #   make install    PREFIX=/usr/local DESTDIR= (luarocks uses this too)
 #   make uninstall  the same variables: removes what install put there
+#   make rock       build/netlua-scm-1.src.rock (luarocks install takes it)
 
 LUA        ?= lua5.4
 LUA_INCDIR ?= $(shell pkg-config --variable=includedir lua5.4 2>/dev/null || echo /usr/include)/lua5.4
@@ -40,7 +41,7 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?=
 
-.PHONY: all deps demo test asan valgrind bench fuzz install uninstall clean check-warnings
+.PHONY: all deps demo test asan valgrind bench fuzz install uninstall rock clean check-warnings
 
 all: build/netlua/core.so
 
@@ -99,6 +100,9 @@ install: all
 	install -d $(INST_LIBDIR)/netlua $(INST_LUADIR)/netlua
 	install -m 0755 build/netlua/core.so $(INST_LIBDIR)/netlua/core.so
 	install -m 0644 $(LUAFILES) $(INST_LUADIR)/netlua/
+
+rock:
+	@sh scripts/rock.sh
 
 # undoes install: the files it put there, then its folders if now empty
 uninstall:

@@ -35,6 +35,42 @@ describe("installation", function()
     H.rm_rf(src)
   end)
 
+  it("make rock writes a source rock that installs into a clean tree and removes cleanly", function()
+    if not H.sh("command -v luarocks"):find("luarocks") then
+      pending("luarocks is not installed")
+      return
+    end
+    local src = copy_tree()
+    local out, ok = H.sh(("make -C %s rock"):format(H.shquote(src)))
+    assert(ok, out)
+    local rock = src .. "/build/netlua-scm-1.src.rock"
+    assert.is_true(H.exists(rock))
+    -- only what the build and the modules need
+    local list = H.sh("unzip -p " .. H.shquote(rock) .. " netlua-scm.tar.gz | tar -tzf -")
+    assert.matches("netlua/csrc/ftp.c", list, 1, true)
+    assert.matches("netlua/lua/netlua/ftp.lua", list, 1, true)
+    assert.matches("netlua/LICENSE", list, 1, true)
+    for _, gone in ipairs {"spec/", "bench/", "fuzz/", ".deps", "build/"} do
+      assert.is_nil(list:find("netlua/" .. gone, 1, true), gone)
+    end
+    -- the rock alone: nothing else of the source tree is at hand
+    local tree, lone = src .. "/tree", H.tmpdir()
+    H.sh(("cp %s %s/"):format(H.shquote(rock), H.shquote(lone)))
+    H.rm_rf(src .. "/build")
+    out, ok = H.sh(("cd %s && luarocks --lua-version=5.4 --tree=%s install netlua-scm-1.src.rock"):format(
+      H.shquote(lone), H.shquote(tree)))
+    assert(ok, out)
+    out = H.sh(("cd / && eval \"$(luarocks --lua-version=5.4 --tree=%s path)\" && lua5.4 -e " ..
+      "'print(require(\"netlua.ftp\").curl_version)'"):format(H.shquote(tree)))
+    assert.matches("^%d+%.%d+", out)
+    out, ok = H.sh(("luarocks --lua-version=5.4 --tree=%s remove netlua"):format(H.shquote(tree)))
+    assert(ok, out)
+    out = H.sh("find " .. H.shquote(tree) .. " -type f ! -name manifest")
+    assert.equal("", out, "left after luarocks remove")
+    H.rm_rf(lone)
+    H.rm_rf(src)
+  end)
+
   it("luarocks make builds and installs the rock offline", function()
     if not H.sh("command -v luarocks"):find("luarocks") then
       pending("luarocks is not installed")
