@@ -58,16 +58,7 @@ static int connect_addrs(ftp_sess *s, const nl_deadline *d) {
       if (s->cn_fd < 0) { s->cn_err = err = errno; continue; }
       err = connect(s->cn_fd, ai->ai_addr, ai->ai_addrlen) == 0 ? NL_OK : errno;
     } else err = EINPROGRESS;  /* resumed after a wait */
-    if (err == EINPROGRESS) {
-      nl_deadline now;
-      nl_deadline_start(&now, 0);
-      err = nl_wait(s->cn_fd, NL_WAIT_WRITE, &now);
-      if (err == NL_TIMEOUT) err = nl_coop_wait(&s->co, s->cn_fd, NL_WAIT_WRITE, d);
-      if (err == NL_OK) {
-        socklen_t len = sizeof err;
-        if (getsockopt(s->cn_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-      }
-    }
+    if (err == EINPROGRESS) err = nl_connect_wait(s->cn_fd, &s->co, d);
     if (err == NL_OK) return NL_OK;
     close(s->cn_fd);
     s->cn_fd = -1;

@@ -87,16 +87,18 @@ static void reply_line(ftp_sess *s, const char *p, size_t n) {
   if (ev != NL_FTPR_MORE) reply_done(s);
 }
 
+/* A command for the debug output; a password never reaches it. */
+void ftp_debug_cmd(ftp_sess *s, const char *p, size_t n) {
+  if (n >= 5 && strncasecmp(p, "PASS ", 5) == 0) ftp_debug_print(s, "cmd", "PASS ****", 9);
+  else ftp_debug_print(s, "cmd", p, n);
+}
+
 static void command_out(ftp_sess *s, const char *p, size_t n) {
   int i;
   s->op_sent++;
   s->login_cmd = n >= 5 && (strncasecmp(p, "USER ", 5) == 0 ||
       strncasecmp(p, "PASS ", 5) == 0 || strncasecmp(p, "ACCT ", 5) == 0);
-  if (n >= 5 && strncasecmp(p, "PASS ", 5) == 0) {
-    ftp_debug_print(s, "cmd", "PASS ****", 9);
-  } else {
-    ftp_debug_print(s, "cmd", p, n);
-  }
+  ftp_debug_cmd(s, p, n);
   if (n >= 5 && strncasecmp(p, "AUTH ", 5) == 0) {
     /* the reply before the first command is the greeting */
     ftp_setmem(&s->welcome, nl_buf_head(&s->last.text), s->last.text.len);
@@ -584,7 +586,7 @@ int ftp_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
                       const char *what) {
   char *text;
   int n, code = s->last.code;
-  if (s->label) what = s->label;
+  if (s->label) what = s->label;  /* what the caller named, else the method */
   if (s->not_ftp && !(x && x->failed))
     return nl_pushfailcode(L, "protocol", "%s: not an FTP reply: %s", what,
                            s->bad_line);

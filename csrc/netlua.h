@@ -264,6 +264,10 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
 nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname);
 int nl_sock_closefd(nl_sock *s);
 int nl_set_nonblock(int fd);
+/* Finishes a non-blocking connect on fd: looks at once, then waits for it
+ * (yielding inside netlua.run through c; blocking to d when c is NULL)
+ * and reads its outcome: NL_OK, NL_TIMEOUT or an errno. */
+int nl_connect_wait(int fd, nl_coop *c, const nl_deadline *d);
 /* Common methods: close, __gc, __close, __tostring, fileno, getfd,
  * settimeout, gettimeout, getsockname, getpeername, setoption helpers. */
 void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra);

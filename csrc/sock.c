@@ -25,6 +25,20 @@ int nl_set_nonblock(int fd) {
   return NL_OK;
 }
 
+int nl_connect_wait(int fd, nl_coop *c, const nl_deadline *d) {
+  nl_deadline now;
+  int err;
+  nl_deadline_start(&now, 0);  /* connected already (or resumed after a wait)? */
+  err = nl_wait(fd, NL_WAIT_WRITE, &now);
+  if (err == NL_TIMEOUT)
+    err = c ? nl_coop_wait(c, fd, NL_WAIT_WRITE, d) : nl_wait(fd, NL_WAIT_WRITE, d);
+  if (err == NL_OK) {
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  }
+  return err;
+}
+
 int nl_recv_wait(int fd, nl_coop *c, double *armed, const nl_deadline *d,
                  int fresh, char *p, size_t cap, size_t *got) {
   for (;;) {

@@ -139,18 +139,7 @@ static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
   for (; s->ai_cur != NULL; s->ai_cur = s->ai_cur->ai_next) {
     nl_addr_format(s->ai_cur->ai_addr, where, sizeof where);
     err = s->fd >= 0 ? EINPROGRESS : connect_start(s, o);
-    if (err == EINPROGRESS) {
-      nl_deadline now;  /* connected already (or resumed after a wait)? */
-      nl_deadline_start(&now, 0);
-      err = nl_wait(s->fd, NL_WAIT_WRITE, &now);
-      if (err == NL_TIMEOUT)
-        err = nl_coop_wait(&s->co, s->fd, NL_WAIT_WRITE, d);
-      if (err == NL_OK) {
-        socklen_t len = sizeof err;
-        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-          err = errno;
-      }
-    }
+    if (err == EINPROGRESS) err = nl_connect_wait(s->fd, &s->co, d);
     if (err == NL_OK) break;
     close(s->fd);
     s->fd = -1;
