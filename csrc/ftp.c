@@ -271,6 +271,7 @@ static ftp_sess *sess_alloc(lua_State *L) {
   s->pre_fd = -1;
   s->ctl_fd = CURL_SOCKET_BAD;
   s->rs_fd = -1;
+  s->rx_moved = s->rx_announced = -1;
   s->epfd = -1;
   s->cn_fd = -1;
   s->debugref = LUA_NOREF;
@@ -398,7 +399,7 @@ static int run_quotes(lua_State *L, ftp_sess *s, const char **cmds, int n,
 
 static int push_qreply(lua_State *L, ftp_sess *s, int i, int need2xx) {
   reply *r = &s->qr[i];
-  const char *what = s->label ? s->label : s->op.what;
+  const char *what = ftp_what(s);
   if (r->code < 0)
     return nl_pushfailcode(L, "closed", "%s: no reply", what);
   if (r->code < 200) {
@@ -656,6 +657,18 @@ static int m_clone(lua_State *L) {
   return 1;
 }
 
+/* s:_received() -> bytes of the last download, and the size its 150
+ * reply announced (nil when it named none): for helpers that can check
+ * against a size they know otherwise (SIZE, a listing). */
+static int m_received(lua_State *L) {
+  ftp_sess *s = ftp_check_sess(L);
+  if (s->rx_moved < 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)s->rx_moved);
+  if (s->rx_announced < 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)s->rx_announced);
+  return 2;
+}
+
 static int m_info(lua_State *L) {
   ftp_sess *s = ftp_check_sess(L);
   lua_createtable(L, 0, 8);
@@ -688,7 +701,7 @@ static const luaL_Reg methods[] = {
   {"storbinary", nl_ftp_storbinary}, {"storlines", nl_ftp_storlines},
   {"cwd", m_cwd}, {"pwd", m_pwd}, {"size", nl_ftp_size}, {"abort", m_abort},
   {"quit", m_quit}, {"close", m_close},
-  {"_cmds", m_cmds}, {"_ask", m_ask}, {"_abspath", m_abspath}, {"_info", m_info},
+  {"_cmds", m_cmds}, {"_ask", m_ask}, {"_received", m_received}, {"_abspath", m_abspath}, {"_info", m_info},
   {"_clone", m_clone},
   {NULL, NULL}
 };

@@ -112,6 +112,8 @@ typedef struct ftp_sess {
   int got421;              /* the server said it is closing the connection */
   int fresh;               /* the next operation must open a new connection */
   char *label;             /* what failed, for messages ("get f"), or NULL */
+  long long rx_moved, rx_announced;  /* the last download's bytes, and the
+                                      * size its 150 named (-1: none) */
   int paused;              /* on_write paused curl to let tasks run */
   char bad_line[100];      /* that line, quoted and cut for messages */
   /* the current operation */
@@ -159,10 +161,19 @@ int ftp_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
               const char *what);
 void ftp_apply_common(ftp_sess *s, CURL *h, const nl_deadline *d);
 void ftp_debug_print(ftp_sess *s, const char *tag, const char *p, size_t n);
+void ftp_debug_cmd(ftp_sess *s, const char *p, size_t n);
+
+/* What failed, for a message: the operation's label ("get f") when it
+ * has one, else the method's name. */
+static inline const char *ftp_what(const ftp_sess *s) {
+  return s->label ? s->label : s->op.what;
+}
 /* nil, message, code for a libcurl failure outside the session's handle */
 int ftp_push_curlerr(lua_State *L, CURL *h, CURLcode rc, const char *what);
 
 /* ftp_xfer.c: transfers */
+int ftp_xfer_whole(ftp_sess *s, const xfer *x, curl_off_t rest);
+int ftp_push_partial(lua_State *L, const ftp_sess *s, const char *what);
 void ftp_xfer_free(lua_State *L, xfer *x);
 int nl_ftp_retrbinary(lua_State *L);
 int nl_ftp_retrlines(lua_State *L);

@@ -24,7 +24,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -46,7 +45,8 @@ typedef struct raw {
   size_t ilen, ipos;
   const char *what;         /* label for messages */
   /* the failure, if any: message and code (a string, or a reply code) */
-  int failed;
+  int failed;               /* 1: msg below; 2: curl's code in ereply;
+                             * 3: the bytes differ from the 150's size */
   nl_buf msg;
   const char *ecode;
   int ereply;
@@ -104,9 +104,8 @@ static int on_rawdebug(CURL *h, curl_infotype type, char *p, size_t n,
     size_t len = e ? (size_t)(e - p) : n, used = e ? len + 1 : n;
     size_t l = len;
     if (l > 0 && p[l - 1] == '\r') l--;
-    if (type == CURLINFO_HEADER_OUT && l >= 5 && strncasecmp(p, "PASS ", 5) == 0)
-      ftp_debug_print(r->s, "cmd", "PASS ****", 9);
-    else ftp_debug_print(r->s, type == CURLINFO_HEADER_IN ? "resp" : "cmd", p, l);
+    if (type == CURLINFO_HEADER_OUT) ftp_debug_cmd(r->s, p, l);
+    else ftp_debug_print(r->s, "resp", p, l);
     p += used; n -= used;
   }
   return 0;
@@ -162,7 +161,7 @@ static int raw_cmd(raw *r, const char *verb, const char *arg) {
   nl_buf_init(&b);
   nl_buf_append(&b, verb, strlen(verb));
   if (arg) { nl_buf_append(&b, " ", 1); nl_buf_append(&b, arg, strlen(arg)); }
-  ftp_debug_print(r->s, "cmd", nl_buf_head(&b), b.len);
+  ftp_debug_cmd(r->s, nl_buf_head(&b), b.len);
   if (nl_buf_append(&b, "\r\n", 2) != NL_OK) {
     nl_buf_free(&b);
     return rfail(r, "protocol", "out of memory");
@@ -304,13 +303,9 @@ static int data_passive(raw *r) {
   if (r->dfd < 0) return rfail(r, "io", "socket: %s", strerror(errno));
   if (connect(r->dfd, (struct sockaddr *)&a, alen) == 0) return 1;
   if (errno != EINPROGRESS) return rfail(r, "refused", "data connection: %s", strerror(errno));
-  err = nl_wait(r->dfd, NL_WAIT_WRITE, &r->dl);
-  if (err != NL_OK) return rfail_wait(r, err, "data connection");
-  {
-    socklen_t len = sizeof err;
-    if (getsockopt(r->dfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  }
-  if (err != 0) return rfail(r, "refused", "data connection: %s", strerror(err));
+  err = nl_connect_wait(r->dfd, NULL, &r->dl);
+  if (err == NL_TIMEOUT) return rfail_wait(r, err, "data connection");
+  if (err != NL_OK) return rfail(r, "refused", "data connection: %s", strerror(err));
   return 1;
 }
 
@@ -384,7 +379,7 @@ static int data_accept(raw *r) {
 
 /* Hands received bytes to the sink; in TYPE A, CR LF becomes LF (as curl
  * does for listings), *cr carrying a CR that ended the last piece. */
-static int sink(raw *r, xfer *x, char *p, size_t n, int *cr) {
+static int sink(xfer *x, char *p, size_t n, int *cr) {
   if (x->text) {
     size_t i, o = 0;
     if (*cr && n > 0) {
@@ -400,9 +395,7 @@ static int sink(raw *r, xfer *x, char *p, size_t n, int *cr) {
     }
     n = o;
   }
-  if (n > 0 && !ftp_xfer_sink(x, p, n)) return 0;
-  (void)r;
-  return 1;
+  return n == 0 || ftp_xfer_sink(x, p, n);
 }
 
 static int download(raw *r, xfer *x, char *buf) {
@@ -410,7 +403,7 @@ static int download(raw *r, xfer *x, char *buf) {
   for (;;) {
     ssize_t n = recv(r->dfd, buf, RAWBUF, 0);
     if (n > 0) {
-      if (!sink(r, x, buf, (size_t)n, &cr)) return 0;
+      if (!sink(x, buf, (size_t)n, &cr)) return 0;
       continue;
     }
     if (n == 0) break;
@@ -539,15 +532,8 @@ static int run(raw *r, int kind, const char *abs, xfer *x, curl_off_t rest,
     if (code == 0) return 0;
     if (code >= 300) return rfail_reply(r);
   }
-  if (!upload_ && rest == 0 && x->announced >= 0 && x->moved != (curl_off_t)x->announced) {
-    /* the server's 226 says done; its 150 said how much: the bytes decide */
-    r->failed = 1;
-    r->ecode = "partial";
-    nl_buf_append(&r->msg, r->what, strlen(r->what));
-    lua_pushfstring(r->L, ": %I of %I bytes received", (lua_Integer)x->moved,
-                    (lua_Integer)x->announced);
-    nl_buf_append(&r->msg, lua_tostring(r->L, -1), strlen(lua_tostring(r->L, -1)));
-    lua_pop(r->L, 1);
+  if (!ftp_xfer_whole(r->s, x, rest)) {
+    r->failed = 3;  /* pushed at the end by ftp_push_partial */
     return 0;
   }
   if (!upload_ && !ftp_xfer_flush(x)) return 0;
@@ -614,6 +600,8 @@ int ftp_raw_run(lua_State *L, ftp_sess *s, int kind, const char *abs,
     n = nl_pushfailcode(L, "aborted", "%s: transfer aborted", r.what);
   } else if (r.failed == 2) {
     n = ftp_push_curlerr(L, r.h, (CURLcode)r.ereply, r.what);
+  } else if (r.failed == 3) {
+    n = ftp_push_partial(L, s, r.what);
   } else {
     lua_pushnil(L);
     lua_pushlstring(L, nl_buf_head(&r.msg), r.msg.len);

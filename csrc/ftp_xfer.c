@@ -332,15 +332,25 @@ static FILE *tofile(lua_State *L, int idx) {
   return p->f;
 }
 
+/* Whether a download got the bytes its 150 reply announced: the server's
+ * 226 says done, its 150 said how much, and the bytes decide.  True when
+ * nothing was announced, for uploads, and for resumed downloads (curl
+ * checks those against SIZE itself).  Keeps the figures for _received. */
+int ftp_xfer_whole(ftp_sess *s, const xfer *x, curl_off_t rest) {
+  s->rx_moved = x->upload ? -1 : (long long)x->moved;
+  s->rx_announced = x->upload || rest != 0 ? -1 : x->announced;
+  return s->rx_announced < 0 || s->rx_moved == s->rx_announced;
+}
+
+int ftp_push_partial(lua_State *L, const ftp_sess *s, const char *what) {
+  return nl_pushfailcode(L, "partial", "%s: %lld of %lld bytes received",
+                         what, s->rx_moved, s->rx_announced);
+}
+
 static int finish_xfer(lua_State *L, ftp_sess *s, CURLcode rc) {
   xfer *x = &s->op.x;
-  if (rc == CURLE_OK && !x->upload && x->announced >= 0 && s->op.xo.rest == 0 &&
-      x->moved != (curl_off_t)x->announced) {
-    /* the server's 226 says done; its 150 said how much: the bytes decide */
-    return nl_pushfailcode(L, "partial", "%s: %lld of %lld bytes received",
-                           s->label ? s->label : s->op.what,
-                           (long long)x->moved, x->announced);
-  }
+  if (!ftp_xfer_whole(s, x, s->op.xo.rest) && rc == CURLE_OK)
+    return ftp_push_partial(L, s, ftp_what(s));
   if (rc == CURLE_OK && !x->failed && !x->upload) {
     s->L = L;
     drain(x, 1);

@@ -361,8 +361,10 @@ end
 -- opts: `resume` (continue a `.part` left by an earlier failed get; the
 -- partial file is then kept on failure), `progress(done, total)`.
 -- A download succeeds only when the bytes received match the size the
--- server announced (its 150 reply, or SIZE when `progress` asked for it);
--- otherwise it fails with code "partial".
+-- server gave: its 150 reply, and SIZE when `progress` asked for it or
+-- when the 150 named no size (pyftpdlib's); otherwise it fails with code
+-- "partial".  A server that names no size and has no SIZE cannot be
+-- checked: its 226 is taken, as ftplib does.
 -- @return true (or the data when dst is nil), or nil, message, code
 function S:get(remote, dst, opts)
   checkname(remote, 1, "get")
@@ -375,10 +377,15 @@ function S:get(remote, dst, opts)
   local progress = opts.progress
   local total, done = nil, 0
   if progress then total = self:size(remote) end
-  -- what SIZE said must hold too (the 150 reply is checked in C)
-  local function short()
-    if total and done ~= total then
-      return nil, ("%s: %d of %d bytes received"):format(what, done, total), "partial"
+  -- what SIZE says must hold too (the 150 reply is checked in C); asked
+  -- after the transfer only when the 150 named no size
+  local function short(offset)
+    local moved, announced = self:_received()
+    if not moved then return true end
+    local want = total
+    if want == nil and announced == nil and offset == 0 then want = self:size(remote) end
+    if want and moved + offset ~= want then
+      return nil, ("%s: %d of %d bytes received"):format(what, moved + offset, want), "partial"
     end
     return true
   end
@@ -389,7 +396,7 @@ function S:get(remote, dst, opts)
       done = done + #b
       if progress then progress(done, total) end
     end, 65536, nil, what)
-    if ok then ok, msg, code = short() end
+    if ok then ok, msg, code = short(0) end
     if not ok then return nil, msg, code end
     return table.concat(parts)
   end
@@ -413,11 +420,9 @@ function S:get(remote, dst, opts)
       done = done + #b
       progress(done, total)
     end
-  else
-    total = nil  -- done is not counted: the C check of the 150 reply holds
   end
   local ok, msg, code = self:retrbinary("RETR " .. remote, cb, 256 * 1024, offset, what)
-  if ok then ok, msg, code = short() end
+  if ok then ok, msg, code = short(offset) end
   if tmp then
     local cok, cerr = f:close()
     if ok and not cok then ok, msg, code = nil, what .. ": " .. tostring(cerr), "io" end
@@ -469,7 +474,7 @@ function S:put(src, remote, opts)
   return ok, msg, code
 end
 
--- Downloads jobs[i] = {remote, local} into results[i] (true or {msg,
+-- Downloads jobs[i] = {remote, local, listed size} into results[i] (true or {msg,
 -- code}) on `parallel` sessions: this one plus clones, each driven by a
 -- task of netlua.run, taking the next job when it is done with one.
 -- Every download is checked as get's are.
@@ -484,10 +489,18 @@ local function fetch_in_tasks(self, jobs, parallel)
       if not f then
         results[i] = {ferr, "io"}
       else
+        local what = "get " .. jobs[i][1]
         local ok, r, m, c = pcall(sess.retrbinary, sess, "RETR " .. jobs[i][1], f,
-          nil, nil, "get " .. jobs[i][1])
+          nil, nil, what)
         f:close()
         if not ok then r, m, c = nil, r, "error" end
+        -- a 150 that named no size: the listing's size must hold
+        local moved, announced = sess:_received()
+        local listed = jobs[i][3]
+        if r and moved and not announced and listed and moved ~= listed then
+          r, m, c = nil, ("%s: %d of %d bytes (as listed) received"):format(what, moved, listed),
+            "partial"
+        end
         results[i] = r and true or {m, c}
       end
     end
@@ -548,7 +561,7 @@ function S:mirror(remote_dir, local_dir, opts)
         local ok, m2, c2 = walk(r, ldir .. "/" .. e.name, depth + 1)
         if not ok then return nil, m2, c2 end
       elseif e.type == "file" then
-        jobs[#jobs + 1] = {r, ldir .. "/" .. e.name .. ".part"}
+        jobs[#jobs + 1] = {r, ldir .. "/" .. e.name .. ".part", e.size}
         finals[#jobs] = ldir .. "/" .. e.name
       end
       ::continue::

@@ -16,7 +16,9 @@
 -- in dropmany, every RETR answered with a line that is not FTP), mlsd
 -- (FEAT offers MLST; the first OPTS MLST narrows the facts, any later one
 -- is refused; MLSD and LIST list one file "f"), short and long (a 150
--- announcing 1 MiB, then half or twice that, then 226), 421_VERB (VERB --
+-- announcing 1 MiB, then half or twice that, then 226), quiet (a 150
+-- naming no size, then half of the 1 MiB that SIZE and LIST give, then
+-- 226), 421_VERB (VERB --
 -- noop, pass, cwd, pasv or retr -- is answered "421 going down" and the
 -- connection closed), prelim_VERB (VERB -- noop or retr -- is answered
 -- "150 wait", then the connection closed), biggreet (a 1 MiB greeting
@@ -155,7 +157,7 @@ local function serve(c)
           d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 f\r\n")
         elseif verb ~= "RETR" and mode == "traversal" then
           for _, name in ipairs {"../escape", "a/b", "..", "ok"} do
-            d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 " .. name .. "\r\n")
+            d:write(("-rw-r--r-- 1 a b %d Jan  1  2020 %s\r\n"):format(#FILE, name))
           end
         elseif verb ~= "RETR" and (mode == "dropmany" or mode == "notretr") then
           for i = 1, 4 do
@@ -165,8 +167,8 @@ local function serve(c)
           d:write("drwxr-xr-x 2 a b 4096 Jan  1  2020 d\r\n")
           d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 f\r\n")
         elseif verb ~= "RETR" then
-          d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 x\r\n")
-        elseif mode == "short" then
+          d:write(("-rw-r--r-- 1 a b %d Jan  1  2020 x\r\n"):format(#FILE))
+        elseif mode == "short" or mode == "quiet" then
           d:write(FILE:sub(1, #FILE // 2))
         elseif mode == "long" then
           d:write(FILE .. FILE)
