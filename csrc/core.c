@@ -21,6 +21,7 @@ NL_EXPORT int luaopen_netlua_core(lua_State *L) {
   lua_newtable(L);
   nl_open_timeout(L);
   nl_open_sched(L);
+  nl_open_resolve(L);
   nl_open_lookup(L);
   nl_open_tcp(L);
   nl_open_udp(L);

@@ -29,6 +29,7 @@ const char *nl_code(int err) {
     case EACCES: case EPERM: return "denied";
     case EMSGSIZE: return "msgsize";
     case ENOMEM: case ENOBUFS: return "nomem";
+    case EMFILE: case ENFILE: return "limit";  /* out of descriptors */
     case EAFNOSUPPORT: return "family";
     case EINVAL: return "invalid";
     case ENODEV: case ENXIO: return "nodevice";

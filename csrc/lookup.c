@@ -12,7 +12,8 @@
  * where the caller gives one, and yields inside netlua.run.
  *
  * Errors: resolver failures return nil, msg, "EAI_*" (the gai error by
- * name; h_errno results are mapped onto the same names); database misses
+ * name; h_errno results are mapped onto the same names), or "limit" when
+ * the process ran out of descriptors; database misses
  * that are not gai based return nil, msg, "notfound".  Misuse raises.
  */
 #define _GNU_SOURCE
@@ -100,6 +101,9 @@ static const char *gai_code(int e) {
 /* nil, "<what>: <gai reason>", "EAI_*" */
 static int gai_fail(lua_State *L, int e, const char *what) {
   const char *why = e == EAI_SYSTEM ? strerror(errno) : gai_strerror(e);
+  /* out of descriptors (resolve.c tells it from a misleading answer) */
+  if (e == EAI_SYSTEM && (errno == EMFILE || errno == ENFILE))
+    return nl_pushfailcode(L, "limit", "%s: %s", what, why);
   return nl_pushfailcode(L, gai_code(e), "%s: %s", what, why);
 }
 

@@ -73,6 +73,7 @@ typedef struct nl_coop {
   int base;                /* stack slot where the operation's values end */
   int closed;              /* the object is closed (nl_coop_closing) */
   int parked;              /* yielded in nl_coop_wait, not resumed yet */
+  void *key;               /* parked on a key (nl_coop_park), not an fd */
 } nl_coop;
 
 /* Starts (returns 0) or resumes (returns 1) an operation; *d gets the
@@ -83,6 +84,11 @@ void nl_coop_end(nl_coop *c);
 /* Like nl_wait(), but inside netlua.run it yields to the scheduler and
  * restarts the operation later instead of blocking the whole process. */
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
+/* Like nl_coop_wait, but on no descriptor: the task is woken when its
+ * key is named by a drain of the resolver's bell (resolve.c), when the
+ * object closes (nl_coop_closing) or at the deadline.  Only for a c
+ * whose nl_coop_yields() is true. */
+int nl_coop_park(nl_coop *c, void *key, const nl_deadline *d);
 /* True when L is a coroutine driven by netlua.run that may yield here. */
 int nl_coop_active(lua_State *L);
 /* Whether nl_coop_wait on c would yield to the scheduler (else it
@@ -113,7 +119,7 @@ typedef struct nl_offload nl_offload;
 typedef void (*nl_offload_fn)(void *arg);
 struct addrinfo;
 /* Pushes a run of fn(arg), a blocking libc call (a name lookup).  It runs
- * in a helper thread inside netlua.run or when timeout is a deadline
+ * in the resolver pool inside netlua.run or when timeout is a deadline
  * (>= 0), else (or with `here`) right away.  arg is malloc'd by the
  * caller and freed by release(arg) once neither side needs it (a
  * timed-out caller leaves the thread to finish alone).  restart is the
@@ -131,9 +137,12 @@ nl_offload *nl_offload_top(lua_State *L);
  * owner, the wait parks on the owning object's nl_coop (whose restart is
  * the caller), so closing that object wakes it; else on the run's own. */
 int nl_offload_wait(nl_offload *o, nl_coop *owner, nl_deadline *d);
-/* The descriptor a run's wait is on (-1 once done): what closing an
- * owner must wake. */
+/* The descriptor a run's wait is on: always -1 now (a run parks on a
+ * key, and closing the owner wakes it through nl_coop_closing). */
 int nl_offload_fd(nl_offload *o);
+/* The run parked on key (nl_coop_park) loses its caller (the owner
+ * closes): if no thread has taken it yet, none will. */
+void nl_offload_abandon(void *key);
 /* arg, to read fn's results after NL_OK (alive while the run is). */
 void *nl_offload_arg(nl_offload *o);
 
@@ -278,6 +287,7 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
 /* ---- module openers: each adds its functions to the table on top ------ */
 void nl_open_timeout(lua_State *L);
 void nl_open_sched(lua_State *L);
+void nl_open_resolve(lua_State *L);
 void nl_open_lookup(lua_State *L);
 void nl_open_tcp(lua_State *L);
 void nl_open_udp(lua_State *L);

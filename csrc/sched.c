@@ -81,6 +81,7 @@ static int coop_continue(lua_State *L, int status, lua_KContext ctx) {
   int n;
   (void)status;
   c->parked = 0;
+  c->key = NULL;
   c->resuming = 1;
   n = c->restart(L);  /* does not come back if it yields again */
   c->resuming = 0;    /* an operation that needed no wait this time */
@@ -104,6 +105,20 @@ int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {
   /* a C function that yields does not come back here: Lua unwinds to
    * the resume and, later, calls coop_continue in this frame's place */
   return lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
+}
+
+int nl_coop_park(nl_coop *c, void *key, const nl_deadline *d) {
+  lua_State *L = c->L;
+  if (nl_deadline_passed(d)) return NL_TIMEOUT;
+  c->dl = *d;
+  lua_pushlightuserdata(L, (void *)&wait_token);
+  lua_pushinteger(L, -1);
+  lua_pushinteger(L, 0);
+  lua_pushnumber(L, d->at);
+  lua_pushlightuserdata(L, key);
+  c->parked = 1;
+  c->key = key;
+  return lua_yieldk(L, 5, (lua_KContext)c, coop_continue);
 }
 
 /* How long a task whose data is always there (so it never waits) runs
@@ -149,17 +164,28 @@ void nl_coop_share(nl_coop *c) {
   lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
 }
 
-void nl_coop_closing(lua_State *L, nl_coop *c, int fd) {
-  c->closed = 1;
-  if (fd < 0) return;
+/* Calls the scheduler's onclose hook with the value on top (popped). */
+static void call_onclose(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &close_key) != LUA_TFUNCTION) {
-    lua_pop(L, 1);  /* the scheduler was never loaded: nobody waits */
+    lua_pop(L, 2);  /* the scheduler was never loaded: nobody waits */
     return;
   }
-  lua_pushinteger(L, fd);
+  lua_insert(L, -2);
   /* it only moves tasks between tables: an error here is out of memory,
    * and the close must go on regardless */
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+void nl_coop_closing(lua_State *L, nl_coop *c, int fd) {
+  c->closed = 1;
+  if (c->parked && c->key) {  /* a task parked on a key: a lookup */
+    nl_offload_abandon(c->key);
+    lua_pushlightuserdata(L, c->key);
+    call_onclose(L);
+  }
+  if (fd < 0) return;
+  lua_pushinteger(L, fd);
+  call_onclose(L);
 }
 
 int nl_coop_closed(nl_coop *c) {
@@ -168,7 +194,8 @@ int nl_coop_closed(nl_coop *c) {
   return 1;
 }
 
-/* core.coop_onclose(fn): fn(fd) is called when an object closes fd. */
+/* core.coop_onclose(fn): fn(fd) is called when an object closes fd, and
+ * fn(key) when it closes under a task parked on a key. */
 static int l_coop_onclose(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);

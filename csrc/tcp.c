@@ -74,7 +74,8 @@ static void check_serv(lua_State *L, int arg, char *buf, size_t n) {
 
 static int resolve_fail(lua_State *L, const char *what, const char *host,
                         const char *serv, int gerr) {
-  return nl_pushfailcode(L, "resolve", "%s %s:%s: %s", what,
+  int limit = gerr == EAI_SYSTEM && (errno == EMFILE || errno == ENFILE);
+  return nl_pushfailcode(L, limit ? "limit" : "resolve", "%s %s:%s: %s", what,
                          host ? host : "*", serv,
                          gerr == EAI_SYSTEM ? strerror(errno)
                                             : gai_strerror(gerr));

@@ -71,4 +71,27 @@ describe("name lookups against a slow resolver", function()
     assert.are.equal("127.0.0.1", r.getaddrinfo and r.getaddrinfo.v, out)
     assert.is_true(r.getaddrinfo.secs >= 0.19, out)
   end)
+
+  it("runs queued lookups in order, one resolver thread at a time", function()
+    local r, out = probe("0.2", "order")
+    assert.are.equal("32", r.max and r.max.v, out)  -- the default
+    assert.are.equal("1,2,3,4", r.order and r.order.v, out)
+  end)
+
+  it("drops queued lookups whose caller timed out or was closed", function()
+    local r, out = probe("never", "cancel")
+    for i = 1, 5 do
+      local key = "dead" .. i
+      assert.are.equal("timeout", r[key] and r[key].v, out)
+      -- queued behind a lookup that holds the only thread for 3 s, each
+      -- still ends at its own 0.3 s timeout
+      assert.is_true(r[key].secs < 1.5, key .. ": " .. out)
+    end
+    assert.are.equal("closed", r.ftpclose and r.ftpclose.v, out)
+    assert.is_true(r.ftpclose.secs < 1.5, out)
+    -- the first dead lookup frees the thread after ~3 s; six abandoned
+    -- lookups run first would take 3 s each more
+    assert.are.equal("ok", r.after and r.after.v, out)
+    assert.is_true(r.after.secs < 9, out)
+  end)
 end)

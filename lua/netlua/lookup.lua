@@ -12,8 +12,8 @@
 -- interfaces) returns `nil, message, "notfound"`.  Misuse (wrong types,
 -- ports out of 0..65535, unknown option or flag names) raises an error
 -- naming the argument.  getaddrinfo and getnameinfo take a `timeout`
--- option; inside netlua.run the resolver calls yield while a helper
--- thread runs them (csrc/resolve.c).
+-- option; inside netlua.run the resolver calls yield while a small pool
+-- of resolver threads runs them (csrc/resolve.c).
 -- @module netlua.lookup
 local core = require "netlua.core"
 local C = core.lookup
@@ -36,6 +36,16 @@ local M = {}
 -- @usage for _, a in ipairs(assert(lookup.getaddrinfo("localhost", "http"))) do print(a.addr, a.port) end
 -- @function getaddrinfo
 M.getaddrinfo = C.getaddrinfo
+
+--- The most resolver threads that run lookups at once for tasks and for
+-- calls with a timeout (default 32, for the whole process); more lookups
+-- wait in a queue, and one whose caller has gone (timeout, closed
+-- object) is dropped from it unrun.
+-- @tparam[opt] integer n new limit, 1..1024
+-- @treturn integer the limit before the call
+-- @usage lookup.resolver_threads(64)  -- a fleet behind a slow DNS server
+-- @function resolver_threads
+M.resolver_threads = core.resolver_threads
 
 --- Turns an address and port back into names.
 -- @tparam string ip numeric IPv4 or IPv6 address (raises otherwise)

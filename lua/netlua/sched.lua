@@ -39,7 +39,8 @@ local M = {}
 local queue, qhead, qtail = {}, 1, 0
 local tasks = 0            -- live tasks
 local fdwait = {}          -- fd -> {[co] = events}: every task parked on fd
-local waiting = {}         -- co -> {fd=, ev=, at=, id=} while parked
+local waiting = {}         -- co -> {fd=, ev=, at=, id=, key=} while parked
+local keyed = {}           -- key -> co parked on it (a name lookup)
 local heap, heapn = {}, 0  -- timers: {at=, co=, id=}
 local seq = 0
 local known = setmetatable({}, {__mode = "k"})     -- co -> true: spawned here
@@ -113,6 +114,7 @@ local function unpark(co)
   local w = waiting[co]
   if not w then return end
   waiting[co] = nil
+  if w.key ~= nil then keyed[w.key] = nil end
   each_fd(w, function(fd)
     local f = fdwait[fd]
     if f and f[co] then
@@ -122,10 +124,13 @@ local function unpark(co)
   end)
 end
 
-local function park(co, fd, ev, at)
+-- key: a C operation that waits on no descriptor (a name lookup in the
+-- resolver pool) is woken by naming its key
+local function park(co, fd, ev, at, key)
   seq = seq + 1
-  local w = {fd = fd, ev = ev, at = at, id = seq}
+  local w = {fd = fd, ev = ev, at = at, id = seq, key = key}
   waiting[co] = w
+  if key ~= nil then keyed[key] = co end
   each_fd(w, function(d)
     local f = fdwait[d] or {}
     fdwait[d] = f
@@ -147,11 +152,28 @@ local function wake_fd(fd)
   end
 end
 
+-- The task parked on key (if any) runs again.
+local function wake_key(key)
+  local co = keyed[key]
+  if co then
+    unpark(co)
+    push_ready(co)
+  end
+end
+
 -- An object is about to close fd (called from C before close()): the
 -- tasks parked on it run again, and their calls return "closed"; taking
 -- them off fd also makes the poller forget it, so the number can be
--- reused at once without waking anyone by mistake.
-core.coop_onclose(wake_fd)
+-- reused at once without waking anyone by mistake.  A key instead of an
+-- fd: the object closes under a task parked on that key.
+core.coop_onclose(function(x)
+  if math.type(x) == "integer" then wake_fd(x) else wake_key(x) end
+end)
+
+-- Name lookups in the resolver pool ring one descriptor per Lua state
+-- (the bell) when some finish; the drain names the keys of their tasks.
+local resolve_bell, resolve_drain = core.resolve_bell, core.resolve_drain
+local bell_watched = false
 
 local function report(co, err)
   local msg = debug.traceback(co, tostring(err))
@@ -182,7 +204,7 @@ local function step(item)
   elseif status(co) == "dead" then
     ended(co, table.pack(table.unpack(r, 2, r.n)))
   elseif r[2] == WAIT then
-    park(co, r[3], r[4], r[5])
+    park(co, r[3], r[4], r[5], r[6])
   else
     push_ready(co) -- a plain coroutine.yield(): run again later
   end
@@ -299,11 +321,25 @@ function M.run(fn, ...)
       if tasks == 0 then break end
       local timeout = -1
       if heapn > 0 then timeout = math.max(0, heap[1].at - monotime()) end
-      if timeout < 0 and next(fdwait) == nil then
+      local bell, lookups = resolve_bell()
+      if timeout < 0 and next(fdwait) == nil and lookups == 0 then
         error("netlua.run: every task waits, but on nothing (deadlock)")
       end
+      if lookups > 0 and not bell_watched then
+        assert(poller:watch(bell, READ))
+        bell_watched = true
+      end
       local ready = assert(poller:wait(timeout))
-      for i = 1, #ready do wake_fd(ready[i]) end
+      for i = 1, #ready do
+        local fd = ready[i]
+        if fd == bell and bell_watched then
+          bell_watched = false
+          local keys = resolve_drain()
+          for k = 1, #keys do wake_key(keys[k]) end
+        else
+          wake_fd(fd)
+        end
+      end
       local now = monotime()
       while heapn > 0 and heap[1].at <= now do
         local t = heap_pop()

@@ -4,6 +4,11 @@
 --   coop     lookups in tasks while another task ticks every 20 ms
 --   timeout  lookups with a timeout against a resolver that never answers
 --   block    a lookup outside any task, no timeout (the plain call)
+--   order    one resolver thread: four lookups in tasks end in the order
+--            they were asked
+--   cancel   one resolver thread held by a dead lookup: lookups queued
+--            behind it time out or are closed, and are then dropped
+--            from the queue, not run
 local netlua = require "netlua"
 local lookup = require "netlua.lookup"
 local telnet = require "netlua.telnet"
@@ -148,6 +153,42 @@ elseif mode == "block" then
   local t0 = netlua.monotime()
   local r, msg, code = lookup.getaddrinfo("slow.netlua.test", 80, {family = "inet"})
   report("getaddrinfo", r and r[1].addr or code, netlua.monotime() - t0, msg)
+elseif mode == "order" then
+  report("max", lookup.resolver_threads(1))
+  local order = {}
+  netlua.run(function()
+    local tasks = {}
+    for i = 1, 4 do
+      tasks[i] = netlua.spawn(function()
+        local r, _, code = lookup.getaddrinfo("slow" .. i .. ".netlua.test", 80, {family = "inet"})
+        order[#order + 1] = r and r[1].addr == "127.0.0.1" and i or tostring(code)
+      end)
+    end
+    for i = 1, 4 do netlua.join(tasks[i]) end
+  end)
+  report("order", table.concat(order, ","))
+elseif mode == "cancel" then
+  lookup.resolver_threads(1)
+  netlua.run(function()
+    -- the first takes the one thread for the resolver's 3 s; the others
+    -- wait in the queue until their timeout
+    for i = 1, 5 do
+      netlua.spawn(timed, "dead" .. i, function()
+        return lookup.getaddrinfo("dead" .. i .. ".netlua.test", 80, {timeout = 0.3})
+      end)
+    end
+    -- closed by another task while its lookup is queued
+    local victim = ftp.new{timeout = 30}
+    netlua.spawn(timed, "ftpclose", function() return victim:connect("dead9.netlua.test", 21) end)
+    netlua.spawn(function()
+      netlua.sleep(0.1)
+      victim:close()
+    end)
+    netlua.sleep(0.5)
+    -- once the thread is free, the next lookup is this one: the five
+    -- abandoned ones (3 s each) are not run first
+    timed("after", function() return lookup.getaddrinfo("localhost", 80, {timeout = 30}) end)
+  end)
 else
   error("unknown mode " .. tostring(mode))
 end
