@@ -1,72 +1,126 @@
--- bench/fleet.lua [SESSIONS [DELAY [SEQ_SAMPLE]]] - many Telnet devices
--- from one script: N login + command sessions against local router-like
+-- bench/fleet.lua [SIZES [DELAY]] - many Telnet devices from one script:
+-- N login + command sessions, all at once, against local router-like
 -- servers (spec/servers/router.lua) that answer each request after DELAY
--- seconds, one after the other versus all at once under netlua.run.
+-- seconds (default 0.02), opened by host name ("localhost"), for each N
+-- in SIZES (default "1000,10000").  Each N runs in a fresh process, for
+-- netlua (this script with --client) and for the anchor, Python's asyncio
+-- over raw streams doing the same (bench/fleet_asyncio.py); the table
+-- gives time, peak RSS and RSS per session for both and their ratios.
 --
--- Run inside the private namespace, with room for the descriptors:
---   make && sh scripts/netns.sh sh -c 'ulimit -n 16384 && \
---     LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="build/?.so;;" \
---     lua5.4 bench/fleet.lua 1000 0.02'
+-- Run inside the private namespace:
+--   make && sh scripts/netns.sh env LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" \
+--     LUA_CPATH="build/?.so;;" lua5.4 bench/fleet.lua
 --
--- One after the other, 1000 sessions take minutes; by default that column
--- times SEQ_SAMPLE sessions (100) and scales the figure, and says so.
--- Pass SEQ_SAMPLE = SESSIONS to time them all.
+-- It raises its descriptor limit to the hard limit (by running itself
+-- again under `ulimit -n`); 10 000 sessions need a hard limit above that.
 local netlua = require "netlua"
 local telnet = require "netlua.telnet"
+
+-- ---- the client: one size, in a process of its own ---------------------
+
+local function vm(field)
+  local f = io.open("/proc/self/status")
+  local kb = f:read("a"):match(field .. ":%s+(%d+)")
+  f:close()
+  return tonumber(kb)
+end
+
+local function client(n, ports)
+  local base = vm("VmHWM")
+  local function session(i)
+    local tn, err = telnet.open("localhost", ports[i % #ports + 1], {timeout = 120})
+    if not tn then return nil, err end
+    local ok, lerr = tn:login{user = "admin", password = "pw", prompt = "r%d+> $"}
+    if not ok then tn:close() return nil, lerr end
+    local out, cerr = tn:cmd("show version")
+    tn:close()
+    if not out or not out:find("Version 1.2.3", 1, true) then return nil, cerr or "bad output" end
+    return true
+  end
+  local failed = 0
+  local t0 = netlua.monotime()
+  for i = 1, n do
+    netlua.spawn(function()
+      local ok, err = session(i)
+      if not ok then
+        failed = failed + 1
+        if failed <= 3 then io.stderr:write("session ", i, ": ", tostring(err), "\n") end
+      end
+    end)
+  end
+  assert(netlua.run())
+  local took = netlua.monotime() - t0
+  print(("netlua %d %.3f %d %d %d"):format(n, took, vm("VmHWM"), failed, base))
+end
+
+if arg[1] == "--client" then
+  local ports = {}
+  for i = 3, #arg do ports[#ports + 1] = tonumber(arg[i]) end
+  client(tonumber(arg[2]), ports)
+  return
+end
+
+-- ---- the driver ---------------------------------------------------------
+
 local H = require "helper"
 
-local N = tonumber(arg[1]) or 1000
+local SIZES = arg[1] or "1000,10000"
 local DELAY = tonumber(arg[2]) or 0.02
-local SAMPLE = math.min(N, tonumber(arg[3]) or 100)
 local SERVERS = 4
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- the highest descriptor limit we may have, for us and the servers
+if os.getenv("NETLUA_FLEET_RAISED") ~= "1" then
+  local hard = sh("sh -c 'ulimit -Hn'"):match("%S+")
+  local cmd = ("ulimit -n %s && NETLUA_FLEET_RAISED=1 exec lua5.4 %s %s %s"):format(
+    hard, H.shquote(arg[0]), H.shquote(SIZES), H.shquote(tostring(DELAY)))
+  local ok, _, code = os.execute("sh -c " .. H.shquote(cmd))
+  os.exit(ok and 0 or code)
+end
 
 local ports, pids = {}, {}
 for i = 1, SERVERS do
   ports[i] = H.free_port()
   pids[i] = H.lua_server("router", ports[i], DELAY)
 end
+local portlist = table.concat(ports, " ")
 
-local function session(i)
-  local tn, err = telnet.open("127.0.0.1", ports[i % SERVERS + 1], {timeout = 30})
-  if not tn then return nil, err end
-  local ok, lerr = tn:login{user = "admin", password = "pw", prompt = "r%d+> $"}
-  if not ok then tn:close() return nil, lerr end
-  local out, cerr = tn:cmd("show version")
-  tn:close()
-  if not out or not out:find("Version 1.2.3", 1, true) then return nil, cerr or "bad output" end
-  return true
+local function parse(out, who)
+  local name, n, secs, peak, failed, base = out:match("(%a+) (%d+) (%S+) (%d+) (%d+) (%d+)")
+  assert(name == who, who .. " client failed:\n" .. out)
+  return {n = tonumber(n), secs = tonumber(secs), peak = tonumber(peak) / 1024,
+          failed = tonumber(failed), base = tonumber(base) / 1024}
 end
 
-local function vmhwm()
-  local f = io.open("/proc/self/status")
-  local kb = f:read("a"):match("VmHWM:%s+(%d+)")
-  f:close()
-  return tonumber(kb) / 1024
+local rows = {}
+for n in SIZES:gmatch("%d+") do
+  local nl = parse(sh(("lua5.4 %s --client %s %s"):format(H.shquote(arg[0]), n, portlist)), "netlua")
+  local py = parse(sh(("/usr/bin/python3 %s %s %s"):format(
+    H.shquote(H.root .. "/bench/fleet_asyncio.py"), n, portlist)), "asyncio")
+  rows[#rows + 1] = {nl = nl, py = py}
 end
-
--- one after the other
-local t0 = netlua.monotime()
-for i = 1, SAMPLE do assert(session(i)) end
-local seq = (netlua.monotime() - t0) * N / SAMPLE
-
--- all at once
-local failed = 0
-t0 = netlua.monotime()
-for i = 1, N do
-  netlua.spawn(function()
-    local ok, err = session(i)
-    if not ok then failed = failed + 1 io.stderr:write("session ", i, ": ", tostring(err), "\n") end
-  end)
-end
-assert(netlua.run())
-local par = netlua.monotime() - t0
-
 for _, pid in ipairs(pids) do H.kill(pid) end
 
-print(("netlua fleet bench: %d Telnet sessions (login + 1 command), answers after %d ms, %d servers")
-  :format(N, DELAY * 1000, SERVERS))
-print(("sequential            %8.2f s%s"):format(seq,
-  SAMPLE < N and (" (timed %d sessions, scaled to %d)"):format(SAMPLE, N) or ""))
-print(("netlua.run            %8.2f s   (%d failed)"):format(par, failed))
-print(("speed-up              %8.1fx"):format(seq / par))
-print(("peak RSS (this script) %7.1f MiB"):format(vmhwm()))
+print(("netlua fleet bench: Telnet login + 1 command per session, all at once, by host name; "
+  .. "answers after %d ms, %d servers; descriptor limit %s")
+  :format(DELAY * 1000, SERVERS, sh("sh -c 'ulimit -n'"):match("%S+")))
+print(("%-9s %-8s %9s %6s %10s %10s %12s"):format(
+  "sessions", "client", "time s", "failed", "peak MiB", "base MiB", "KiB/session"))
+for _, r in ipairs(rows) do
+  for _, c in ipairs {{"netlua", r.nl}, {"asyncio", r.py}} do
+    local m = c[2]
+    m.per = m.peak * 1024 / m.n
+    print(("%-9d %-8s %9.2f %6d %10.1f %10.1f %12.1f"):format(
+      m.n, c[1], m.secs, m.failed, m.peak, m.base, m.per))
+  end
+  print(("%-9d %-8s %9.2fx %6s %10.2fx %10s %11.2fx"):format(
+    r.nl.n, "ratio", r.nl.secs / r.py.secs, "", r.nl.peak / r.py.peak, "", r.nl.per / r.py.per))
+end
+print("ratio = netlua / asyncio (targets: time <= 0.5x, memory per session <= 1.0x); "
+  .. "KiB/session = peak RSS / sessions")

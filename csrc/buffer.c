@@ -7,6 +7,13 @@
  * at before, so reading a long line arriving in small pieces stays linear.
  * Nothing is dropped on a timeout: unread bytes stay buffered for the next
  * call.
+ *
+ * Memory: a buffer is allocated on first use at the size asked for
+ * (rounded up to a power of two, at least NL_BUF_MIN), doubles as it must,
+ * and is given back once a read drains one that grew past NL_BUF_KEEP.  A
+ * fleet of thousands of idle sessions so holds a few hundred bytes each,
+ * not a 16 KiB block per buffer, and one large read does not pin its
+ * memory for the rest of the session.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,7 +21,8 @@
 
 #include "netlua.h"
 
-#define NL_CHUNK 16384
+#define NL_BUF_MIN 256
+#define NL_BUF_KEEP (256u << 10)
 
 void nl_buf_init(nl_buf *b) {
   b->data = NULL;
@@ -38,7 +46,7 @@ char *nl_buf_reserve(nl_buf *b, size_t n) {
   need = b->len + n;
   if (need < b->len) return NULL;  /* overflow */
   {
-    size_t cap = b->cap ? b->cap : NL_CHUNK;
+    size_t cap = b->cap ? b->cap : NL_BUF_MIN;
     char *p;
     while (cap < need) {
       if (cap > ((size_t)-1) / 2) { cap = need; break; }
@@ -57,6 +65,7 @@ void nl_buf_commit(nl_buf *b, size_t n) { b->len += n; }
 void nl_buf_consume(nl_buf *b, size_t n) {
   if (n >= b->len) {
     b->start = b->len = 0;
+    if (b->cap > NL_BUF_KEEP) nl_buf_free(b);  /* a large read is over */
   } else {
     b->start += n;
     b->len -= n;

@@ -181,6 +181,8 @@ void nl_buf_free(nl_buf *b);
 /* Room for at least n more bytes at the end; NULL on out of memory. */
 char *nl_buf_reserve(nl_buf *b, size_t n);
 void nl_buf_commit(nl_buf *b, size_t n);
+/* Drops n bytes from the front; a buffer that grew large is freed once
+ * empty, so pointers into it do not survive a consume. */
 void nl_buf_consume(nl_buf *b, size_t n);
 int nl_buf_append(nl_buf *b, const char *p, size_t n);  /* NL_OK / ENOMEM */
 #define nl_buf_head(b) ((b)->data + (b)->start)

@@ -490,7 +490,14 @@ static void abandon(job *j) {
 }
 
 void nl_offload_abandon(void *key) {
-  abandon((job *)key);
+  job *j = (job *)key;
+  pthread_mutex_lock(&pool.mu);
+  j->abandoned = 1;
+  if (j->waiting) {  /* woken by the close, not the bell: not a waiter */
+    j->waiting = 0;
+    j->b->waiters--;
+  }
+  pthread_mutex_unlock(&pool.mu);
 }
 
 /* Waits outside any task: on the pool's condition, to the deadline. */

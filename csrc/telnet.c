@@ -28,7 +28,8 @@
 #define ENGINE "netlua.telnet_engine"
 #define TCP "netlua.tcp"
 
-#define CHUNK 131072
+#define CHUNK 131072   /* the largest recv() */
+#define RECV_MIN 256   /* the first recv(): what a prompt or a reply needs */
 #define DEFAULT_MAX_BUFFER (16u << 20)
 #define DEFAULT_MAX_MATCH 65536
 #define SBQ_MAX (1u << 20)
@@ -42,6 +43,9 @@ typedef struct tsession {
   int secret;          /* mask the next debug "send" line */
   int wrote;           /* we just wrote: the answer cannot be there yet */
   double rcvtimeo;     /* SO_RCVTIMEO now set (nl_rcvtimeo), 0 = none */
+  size_t rsize;        /* next recv() size: doubles while recv()s come back
+                        * full (bulk data), halves when they do not, so an
+                        * idle session's buffer stays small (see fill) */
   double timeout;      /* seconds, < 0 blocks */
   size_t max_buffer, max_match;
   nl_buf in;           /* decoded data not yet read */
@@ -359,19 +363,21 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
   size_t n = 0;
   int r, fresh;
   if (s->eof) return NL_CLOSED;
-  p = nl_buf_reserve(&s->in, CHUNK);
+  p = nl_buf_reserve(&s->in, s->rsize);
   if (p == NULL) return ENOMEM;
   /* after a write a task waits first: the answer cannot be there yet;
    * cleared before the wait, which may yield and restart the read */
   fresh = s->wrote && !nowait;
   if (!nowait) s->wrote = 0;
   r = nl_recv_wait(s->fd, &s->co, &s->rcvtimeo, nowait ? &now : d, fresh, p,
-                   CHUNK, &n);
+                   s->rsize, &n);
   if (r == NL_CLOSED || r == ECONNRESET) {
     s->eof = 1;
     return NL_CLOSED;
   }
   if (r != NL_OK) return r;
+  if (n == s->rsize && s->rsize < CHUNK) s->rsize *= 2;
+  else if (n < s->rsize / 4 && s->rsize > RECV_MIN) s->rsize /= 2;
   nl_buf_commit(&s->in, tn_recv(&s->eng, (unsigned char *)p, n));
   r = flush_out(s, &s->co, d);
   if (r != NL_OK && r != NL_TIMEOUT) return r;
@@ -789,6 +795,17 @@ static int t_name(lua_State *L) {
   return 1;
 }
 
+/* s:_memory() -> bytes of C memory the session holds: its struct, its
+ * buffers and what its engine allocated (for the memory specs and for
+ * scripts sizing a fleet). */
+static int t_memory(lua_State *L) {
+  tsession *s = raw_session(L, 1);
+  size_t n = sizeof *s + s->in.cap + s->out.cap + s->sbq.cap + s->evq.cap +
+             s->eng.sb_cap + s->eng.ttype_len + s->eng.env_len;
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 static int t_fileno(lua_State *L) {
   tsession *s = check_session(L, 1);
   lua_pushinteger(L, s->fd);
@@ -830,6 +847,7 @@ static void free_session(tsession *s) {
   nl_buf_free(&s->out);
   nl_buf_free(&s->sbq);
   nl_buf_free(&s->evq);
+  tn_free(&s->eng);
 }
 
 /* close() and __close: a task waiting on the session wakes first */
@@ -981,6 +999,7 @@ static int t_wrap(lua_State *L) {
   s->timeout = sock->timeout;
   s->max_buffer = DEFAULT_MAX_BUFFER;
   s->max_match = DEFAULT_MAX_MATCH;
+  s->rsize = RECV_MIN;
   luaL_setmetatable(L, SESSION);
   tn_init(&s->eng, s_send, s_event, s);
   if (lua_istable(L, 2)) {
@@ -1184,6 +1203,7 @@ static int e_gc(lua_State *L) {
   tengine *e = (tengine *)luaL_checkudata(L, 1, ENGINE);
   nl_buf_free(&e->replies);
   nl_buf_free(&e->events);
+  tn_free(&e->eng);
   return 0;
 }
 
@@ -1204,6 +1224,7 @@ void nl_open_telnet(lua_State *L) {
     {"set_option_negotiation_callback", t_set_callback},
     {"set_debuglevel", t_set_debuglevel},
     {"get_debuglevel", t_get_debuglevel}, {"_name", t_name},
+    {"_memory", t_memory},
     {"fileno", t_fileno}, {"getfd", t_fileno}, {"get_socket", t_get_socket},
     {"settimeout", t_settimeout}, {"gettimeout", t_gettimeout},
     {"eof", t_eof}, {"interact", t_interact}, {"close", t_close},

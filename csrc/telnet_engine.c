@@ -8,6 +8,7 @@
  * a refused option forever gets one answer, not a reply loop.
  * This file is no place for sockets, Lua or malloc.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "telnet_engine.h"
@@ -55,6 +56,32 @@ void tn_init(tn_engine *t, tn_send_fn send, tn_event_fn event, void *ud) {
   tn_accept(t, TN_HIM, TN_SGA, 1);
   tn_accept(t, TN_US, TN_BINARY, 1);
   tn_accept(t, TN_US, TN_SGA, 1);
+}
+
+void tn_free(tn_engine *t) {
+  free(t->sb);
+  free(t->ttype);
+  free(t->env);
+  t->sb = NULL;
+  t->ttype = NULL;
+  t->env = NULL;
+  t->sb_cap = t->sb_len = t->ttype_len = t->env_len = 0;
+  t->nttype = 0;
+}
+
+/* Makes *p hold at least need bytes (max bytes at most): 0 or -1. */
+static int grow(void *pp, size_t *cap, size_t need, size_t max) {
+  unsigned char **p = (unsigned char **)pp, *q;
+  size_t c = *cap ? *cap : 64;
+  if (need <= *cap) return 0;
+  if (need > max) return -1;
+  while (c < need) c *= 2;
+  if (c > max) c = max;
+  q = (unsigned char *)realloc(*p, c);
+  if (q == NULL) return -1;
+  *p = q;
+  *cap = c;
+  return 0;
 }
 
 void tn_accept(tn_engine *t, int side, int opt, int yes) {
@@ -119,8 +146,9 @@ void tn_set_window(tn_engine *t, int cols, int rows) {
 }
 
 int tn_add_ttype(tn_engine *t, const char *name, size_t len) {
+  size_t cap = t->ttype_len;  /* kept exact: names are added once */
   if (len == 0 || memchr(name, 0, len) != NULL ||
-      t->ttype_len + len + 1 > sizeof t->ttype)
+      grow(&t->ttype, &cap, t->ttype_len + len + 1, TN_TTYPE_MAX) != 0)
     return -1;
   memcpy(t->ttype + t->ttype_len, name, len);
   t->ttype_len += len;
@@ -166,8 +194,10 @@ int tn_add_env(tn_engine *t, const char *name, size_t nlen,
                const char *value, size_t vlen) {
   size_t need = 1 + nlen + 1 + vlen + 1;
   unsigned char *p;
+  size_t cap = t->env_len;  /* kept exact: variables are added once */
   if (nlen == 0 || memchr(name, 0, nlen) || memchr(value, 0, vlen) ||
-      t->env_len + need > sizeof t->env)
+      need > TN_ENV_MAX ||
+      grow(&t->env, &cap, t->env_len + need, TN_ENV_MAX) != 0)
     return -1;
   p = t->env + t->env_len;
   *p++ = well_known(name, nlen) ? ENV_VAR : ENV_USERVAR;
@@ -252,12 +282,45 @@ static void changed(tn_engine *t, int side, int opt, int on) {
   }
 }
 
+/* One side of an option, unpacked from its bit-fields (which have no
+ * address) while the Q method works on it; stored back with side_store.
+ * Nothing the Q method calls in between reads the option's state. */
+typedef struct side_state {
+  unsigned char st, q, refused;
+} side_state;
+
+static void side_load(side_state *v, const tn_opt *o, int side) {
+  v->st = side == TN_US ? o->us : o->him;
+  v->q = side == TN_US ? o->usq : o->himq;
+  v->refused = side == TN_US ? o->us_refused : o->him_refused;
+}
+
+static void side_store(tn_opt *o, int side, const side_state *v) {
+  if (side == TN_US) {
+    o->us = v->st;
+    o->usq = v->q;
+    o->us_refused = v->refused;
+  } else {
+    o->him = v->st;
+    o->himq = v->q;
+    o->him_refused = v->refused;
+  }
+}
+
+static void q_recv_side(tn_engine *t, int side, int opt, int yes,
+                        side_state *v);
+
 /* The peer said WILL/WONT (side HIM) or DO/DONT (side US). */
 static void q_recv(tn_engine *t, int side, int opt, int yes) {
-  tn_opt *o = &t->opt[opt];
-  unsigned char *st = side == TN_US ? &o->us : &o->him;
-  unsigned char *q = side == TN_US ? &o->usq : &o->himq;
-  unsigned char *refused = side == TN_US ? &o->us_refused : &o->him_refused;
+  side_state v;
+  side_load(&v, &t->opt[opt], side);
+  q_recv_side(t, side, opt, yes, &v);
+  side_store(&t->opt[opt], side, &v);
+}
+
+static void q_recv_side(tn_engine *t, int side, int opt, int yes,
+                        side_state *v) {
+  unsigned char *st = &v->st, *q = &v->q, *refused = &v->refused;
   int pos = side == TN_US ? TN_WILL : TN_DO;
   int neg = side == TN_US ? TN_WONT : TN_DONT;
   int ok = BIT_GET(side == TN_US ? t->accept_us : t->accept_him, opt);
@@ -322,15 +385,25 @@ static void q_recv(tn_engine *t, int side, int opt, int yes) {
   }
 }
 
+static int request_side(tn_engine *t, int side, int opt, int on,
+                        side_state *v);
+
 int tn_request(tn_engine *t, int side, int opt, int on) {
-  tn_opt *o = &t->opt[opt & 255];
-  unsigned char *st = side == TN_US ? &o->us : &o->him;
-  unsigned char *q = side == TN_US ? &o->usq : &o->himq;
+  side_state v;
+  int r;
+  opt &= 255;
+  side_load(&v, &t->opt[opt], side);
+  v.refused = 0;
+  r = request_side(t, side, opt, on, &v);
+  side_store(&t->opt[opt], side, &v);
+  return r;
+}
+
+static int request_side(tn_engine *t, int side, int opt, int on,
+                        side_state *v) {
+  unsigned char *st = &v->st, *q = &v->q;
   int pos = side == TN_US ? TN_WILL : TN_DO;
   int neg = side == TN_US ? TN_WONT : TN_DONT;
-  opt &= 255;
-  if (side == TN_US) o->us_refused = 0;
-  else o->him_refused = 0;
   switch (*st) {
     case TN_NO:
       if (!on) return -1;
@@ -368,12 +441,20 @@ static void negotiate(tn_engine *t, int cmd, int opt) {
 /* ---- the decoder ----------------------------------------------------- */
 
 static void sb_add(tn_engine *t, const unsigned char *p, size_t n) {
-  size_t room = sizeof t->sb - t->sb_len;
+  size_t room;
+  if (n == 0) return;
   t->sb_total += n;
+  if (!t->sb_over && t->sb_len + n > t->sb_cap) {
+    size_t need = t->sb_len + n;
+    /* past the limit (or out of memory) it is dropped as too long */
+    grow(&t->sb, &t->sb_cap, need < TN_SB_MAX ? need : TN_SB_MAX, TN_SB_MAX);
+  }
+  room = t->sb_cap - t->sb_len;
   if (n > room) {
     t->sb_over = 1;
     n = room;
   }
+  if (n == 0) return;
   memcpy(t->sb + t->sb_len, p, n);
   t->sb_len += n;
 }
@@ -383,6 +464,11 @@ static void sb_end(tn_engine *t) {
     emit(t, TN_EV_SB_OVERFLOW, 0, t->sb_opt, 0, NULL, t->sb_total);
   else
     handle_sb(t);
+  if (t->sb_cap > 256) {  /* a long one is over: do not keep its room */
+    free(t->sb);
+    t->sb = NULL;
+    t->sb_cap = 0;
+  }
 }
 
 size_t tn_recv(tn_engine *t, unsigned char *buf, size_t n) {

@@ -3,8 +3,12 @@
  * reply bytes out.
  *
  * Pure state machine (RFC 854/855/1143, NVT line endings, TTYPE, NAWS,
- * NEW-ENVIRON).  It does no I/O, allocates nothing and knows nothing about
- * Lua, so it can be fuzzed on its own; telnet.c drives it from a socket.
+ * NEW-ENVIRON).  It does no I/O and knows nothing about Lua, so it can be
+ * fuzzed on its own; telnet.c drives it from a socket.  It allocates only
+ * what a session actually uses (a subnegotiation being received, the
+ * terminal names and environment it was given): an engine is ~1.7 KiB,
+ * not 8 KiB of arrays that a fleet of thousands mostly never touches.
+ * tn_free releases that memory.
  * Compression (COMPRESS2) is never negotiated nor started.
  */
 #ifndef TELNET_ENGINE_H
@@ -81,9 +85,11 @@ typedef struct tn_event {
 typedef void (*tn_send_fn)(void *ud, const unsigned char *p, size_t n);
 typedef void (*tn_event_fn)(void *ud, const tn_event *ev);
 
+/* One byte per option (256 of them in every engine): the RFC 1143 state
+ * and queue bit of each side, and whether we refused it already. */
 typedef struct tn_opt {
-  unsigned char us, usq, him, himq;
-  unsigned char us_refused, him_refused;
+  unsigned char us : 2, usq : 1, him : 2, himq : 1;
+  unsigned char us_refused : 1, him_refused : 1;
 } tn_opt;
 
 typedef struct tn_engine {
@@ -93,14 +99,14 @@ typedef struct tn_engine {
   int manual;                /* negotiation answered by the user, not us */
   int sb_opt;
   int sb_over;
-  size_t sb_len, sb_total;
-  unsigned char sb[TN_SB_MAX];
+  size_t sb_len, sb_total, sb_cap;
+  unsigned char *sb;         /* grows to TN_SB_MAX while an SB arrives */
   tn_opt opt[256];
   unsigned char accept_us[32], accept_him[32];
-  char ttype[TN_TTYPE_MAX];
+  char *ttype;               /* up to TN_TTYPE_MAX bytes */
   size_t ttype_len;
   int nttype, ttype_i;
-  unsigned char env[TN_ENV_MAX];
+  unsigned char *env;        /* up to TN_ENV_MAX bytes */
   size_t env_len;
   int cols, rows;            /* 0 = unknown: no NAWS */
   tn_send_fn send;
@@ -109,12 +115,16 @@ typedef struct tn_engine {
 } tn_engine;
 
 void tn_init(tn_engine *t, tn_send_fn send, tn_event_fn event, void *ud);
+/* Frees what the engine allocated; it must be tn_init'ed again to be
+ * used after this.  Safe to call twice. */
+void tn_free(tn_engine *t);
 /* Whether we agree when the peer asks for opt on a side (default: HIM
  * BINARY, ECHO, SGA; US BINARY, SGA). */
 void tn_accept(tn_engine *t, int side, int opt, int yes);
-/* Terminal names answered to TTYPE SEND, cycled: 0 or -1 (too long). */
+/* Terminal names answered to TTYPE SEND, cycled: 0 or -1 (too long, or
+ * out of memory). */
 int tn_add_ttype(tn_engine *t, const char *name, size_t len);
-/* One NEW-ENVIRON variable: 0 or -1 (too long). */
+/* One NEW-ENVIRON variable: 0 or -1 (too long, or out of memory). */
 int tn_add_env(tn_engine *t, const char *name, size_t nlen,
                const char *value, size_t vlen);
 /* Window size; sent at once when NAWS is on. */

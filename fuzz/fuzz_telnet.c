@@ -111,6 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!same(esc, nd, data, n)) abort();
   if (rd.len != 0) abort();
 
+  tn_free(&a);
+  tn_free(&b);
+  tn_free(&c);
+  tn_free(&d);
   free(whole);
   free(part);
   free(esc);

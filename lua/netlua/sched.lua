@@ -39,10 +39,9 @@ local M = {}
 local queue, qhead, qtail = {}, 1, 0
 local tasks = 0            -- live tasks
 local fdwait = {}          -- fd -> {[co] = events}: every task parked on fd
-local waiting = {}         -- co -> {fd=, ev=, at=, id=, key=} while parked
+local waiting = {}         -- co -> {fd=, ev=, at=, co=, key=} while parked
 local keyed = {}           -- key -> co parked on it (a name lookup)
-local heap, heapn = {}, 0  -- timers: {at=, co=, id=}
-local seq = 0
+local heap, heapn = {}, 0  -- timers: the `waiting` records with a deadline
 local known = setmetatable({}, {__mode = "k"})     -- co -> true: spawned here
 local finished = setmetatable({}, {__mode = "k"})  -- co -> results or {err=}
 local joiners = setmetatable({}, {__mode = "k"})   -- co -> event set at its end
@@ -127,8 +126,7 @@ end
 -- key: a C operation that waits on no descriptor (a name lookup in the
 -- resolver pool) is woken by naming its key
 local function park(co, fd, ev, at, key)
-  seq = seq + 1
-  local w = {fd = fd, ev = ev, at = at, id = seq, key = key}
+  local w = {fd = fd, ev = ev, at = at, co = co, key = key}
   waiting[co] = w
   if key ~= nil then keyed[key] = co end
   each_fd(w, function(d)
@@ -137,7 +135,9 @@ local function park(co, fd, ev, at, key)
     f[co] = ev
     rearm(d)
   end)
-  if at >= 0 then heap_push({at = at, co = co, id = seq}) end
+  -- the record itself is the timer: one table per wait, not two (a
+  -- fleet's thousands of tasks each leave timers that only expire later)
+  if at >= 0 then heap_push(w) end
 end
 
 -- Every task parked on fd runs again (each retries its own operation).
@@ -343,8 +343,7 @@ function M.run(fn, ...)
       local now = monotime()
       while heapn > 0 and heap[1].at <= now do
         local t = heap_pop()
-        local w = waiting[t.co]
-        if w and w.id == t.id then unpark(t.co) push_ready(t.co) end
+        if waiting[t.co] == t then unpark(t.co) push_ready(t.co) end
       end
     end
   end)
