@@ -1,7 +1,8 @@
 """fleet_asyncio.py SESSIONS PORT... - the anchor for bench/fleet.lua.
 
 The same work as netlua's fleet: SESSIONS logins + one command against
-the router-like servers (spec/servers/router.lua) on 127.0.0.1 at PORT...,
+the router-like servers (spec/servers/router.lua) at localhost:PORT...
+(FLEET_HOST overrides the name),
 all at once, with Python's asyncio over raw streams (no Telnet
 negotiation: the servers send none).  Raises its descriptor limit to the
 hard limit.  Prints one line:
@@ -9,12 +10,14 @@ hard limit.  Prints one line:
 where BASE_RSS_KIB is the peak before the first session started.
 """
 import asyncio
+import os
 import re
 import resource
 import sys
 import time
 
 PROMPT = re.compile(rb"r\d+> $")
+HOST = os.environ.get("FLEET_HOST", "localhost")  # by name, as netlua
 
 
 def peak_kib():
@@ -32,7 +35,7 @@ async def until(reader, pred):
 
 
 async def session(port):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection(HOST, port)
     try:
         await until(reader, lambda b: b.endswith(b"login: "))
         writer.write(b"admin\r\n")

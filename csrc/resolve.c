@@ -272,7 +272,7 @@ static int enqueue(job *j) {
     else pool.head = j;
     pool.tail = j;
     pool.queued++;
-    pthread_cond_signal(&pool.work);
+    if (pool.idle > 0) pthread_cond_signal(&pool.work);  /* busy ones loop */
   }
   pthread_mutex_unlock(&pool.mu);
   return e;

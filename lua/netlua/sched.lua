@@ -39,7 +39,7 @@ local M = {}
 local queue, qhead, qtail = {}, 1, 0
 local tasks = 0            -- live tasks
 local fdwait = {}          -- fd -> {[co] = events}: every task parked on fd
-local waiting = {}         -- co -> {fd=, ev=, at=, co=, key=} while parked
+local waiting = {}         -- co -> {fd=, ev=, at=, co=, key=, hi=} while parked
 local keyed = {}           -- key -> co parked on it (a name lookup)
 local heap, heapn = {}, 0  -- timers: the `waiting` records with a deadline
 local known = setmetatable({}, {__mode = "k"})     -- co -> true: spawned here
@@ -54,34 +54,55 @@ local function push_ready(co, ...)
   queue[qtail] = table.pack(co, ...)
 end
 
--- binary heap of timers ordered by `at`
-local function heap_push(t)
-  heapn = heapn + 1
-  local i = heapn
+-- Binary heap of timers ordered by `at`.  Each entry knows its place
+-- (`hi`), so a wait that ends before its deadline leaves the heap at once:
+-- a fleet of thousands of tasks with long timeouts would otherwise keep
+-- every finished wait alive until its deadline.
+local function heap_set(i, t)
   heap[i] = t
-  while i > 1 do
-    local p = i // 2
-    if heap[p].at <= heap[i].at then break end
-    heap[p], heap[i] = heap[i], heap[p]
-    i = p
-  end
+  t.hi = i
 end
 
-local function heap_pop()
-  local top = heap[1]
-  heap[1] = heap[heapn]
-  heap[heapn] = nil
-  heapn = heapn - 1
-  local i = 1
+local function sift_up(i)
+  local t = heap[i]
+  while i > 1 do
+    local p = i // 2
+    if heap[p].at <= t.at then break end
+    heap_set(i, heap[p])
+    i = p
+  end
+  heap_set(i, t)
+end
+
+local function sift_down(i)
+  local t = heap[i]
   while true do
     local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= heapn and heap[l].at < heap[m].at then m = l end
-    if r <= heapn and heap[r].at < heap[m].at then m = r end
+    local mat = t.at
+    if l <= heapn and heap[l].at < mat then m, mat = l, heap[l].at end
+    if r <= heapn and heap[r].at < mat then m = r end
     if m == i then break end
-    heap[m], heap[i] = heap[i], heap[m]
+    heap_set(i, heap[m])
     i = m
   end
-  return top
+  heap_set(i, t)
+end
+
+local function heap_push(t)
+  heapn = heapn + 1
+  heap_set(heapn, t)
+  sift_up(heapn)
+end
+
+local function heap_remove(t)
+  local i = t.hi
+  t.hi = nil
+  local last = heap[heapn]
+  heap[heapn] = nil
+  heapn = heapn - 1
+  if i > heapn then return end  -- it was the last one
+  heap_set(i, last)
+  if i > 1 and heap[i // 2].at > last.at then sift_up(i) else sift_down(i) end
 end
 
 local READ, WRITE = 1, 2
@@ -95,7 +116,14 @@ local function rearm(fd)
   if f then
     for _, e in pairs(f) do ev = ev | e end
   end
-  if ev == 0 then fdwait[fd] = nil end
+  if ev == 0 then
+    -- nobody waits: leave the descriptor registered.  A one-shot report
+    -- disarmed it already (the usual case: the next wait re-arms it with
+    -- one epoll_ctl instead of three); one still armed (a timeout) reports
+    -- at most once more, to nobody; a closed one the kernel drops.
+    fdwait[fd] = nil
+    return
+  end
   poller:watch(fd, ev)
 end
 
@@ -114,6 +142,7 @@ local function unpark(co)
   if not w then return end
   waiting[co] = nil
   if w.key ~= nil then keyed[w.key] = nil end
+  if w.hi then heap_remove(w) end
   each_fd(w, function(fd)
     local f = fdwait[fd]
     if f and f[co] then
@@ -135,8 +164,7 @@ local function park(co, fd, ev, at, key)
     f[co] = ev
     rearm(d)
   end)
-  -- the record itself is the timer: one table per wait, not two (a
-  -- fleet's thousands of tasks each leave timers that only expire later)
+  -- the record itself is the timer, taken out by unpark
   if at >= 0 then heap_push(w) end
 end
 
@@ -342,8 +370,13 @@ function M.run(fn, ...)
       end
       local now = monotime()
       while heapn > 0 and heap[1].at <= now do
-        local t = heap_pop()
-        if waiting[t.co] == t then unpark(t.co) push_ready(t.co) end
+        local t = heap[1]
+        if waiting[t.co] == t then
+          unpark(t.co)  -- takes t off the heap
+          push_ready(t.co)
+        else
+          heap_remove(t)
+        end
       end
     end
   end)

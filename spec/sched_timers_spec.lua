@@ -1,0 +1,63 @@
+-- The scheduler's timers: waits that end early (an event set, data
+-- arriving) leave the timer heap at once, from any place in it, and the
+-- other deadlines still fire in order, none early, none lost.
+local netlua = require "netlua"
+local H = require "helper"
+
+describe("netlua.run timers", function()
+  it("fires the deadlines left in order while waits end early in any order", function()
+    math.randomseed(7)
+    local N = 300
+    -- distinct deadlines 2 ms apart, given out in random order
+    local slot = {}
+    for i = 1, N do slot[i] = i end
+    for k = N, 2, -1 do
+      local j = math.random(k)
+      slot[k], slot[j] = slot[j], slot[k]
+    end
+    local fired, early, bad = {}, 0, {}
+    -- every task has started long before the first deadline
+    local base = netlua.monotime() + 0.5 * H.slack
+    netlua.run(function()
+      local evs = {}
+      for i = 1, N do
+        local ev = netlua.event()
+        evs[i] = ev
+        local at = base + slot[i] * 0.002  -- the same clock for all
+        netlua.spawn(function()
+          local t0 = netlua.monotime()
+          local d = math.max(at - t0, 0.001)
+          if ev:wait(d) then
+            early = early + 1
+          else
+            fired[#fired + 1] = slot[i]
+            if netlua.monotime() - t0 < d then bad[#bad + 1] = "wait " .. i .. " ended early" end
+          end
+        end)
+        -- short sleeps meanwhile: the heap has entries on every level
+        netlua.spawn(function()
+          for _ = 1, 3 do netlua.sleep(math.random() * 0.05) end
+        end)
+      end
+      -- every other event is set long before its deadline, in random order
+      local order = {}
+      for i = 1, N, 2 do order[#order + 1] = i end
+      for k = #order, 2, -1 do
+        local j = math.random(k)
+        order[k], order[j] = order[j], order[k]
+      end
+      netlua.spawn(function()
+        for _, i in ipairs(order) do
+          evs[i]:set()
+          if math.random() < 0.2 then netlua.sleep(0.001) end
+        end
+      end)
+    end)
+    assert.same({}, bad)
+    assert.are.equal(N, early + #fired)
+    -- the timeouts came in deadline order
+    for k = 2, #fired do
+      assert.is_true(fired[k - 1] < fired[k], ("timeout %d before %d"):format(fired[k - 1], fired[k]))
+    end
+  end)
+end)
