@@ -97,8 +97,12 @@ static struct {
   pthread_cond_t done;     /* blocking callers wait for their job */
   job *head, *tail;
   int queued, threads, idle, max, blocked;
+  unsigned trim;           /* bumped: the threads idle now end (trim_idle) */
+  int nended;              /* ended by a trim, to be joined */
+  pthread_t ended[POOL_LIMIT];
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, POOL_MAX, 0};
+          PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, POOL_MAX, 0, 0, 0,
+          {0}};
 
 struct nl_offload {
   nl_coop co;              /* the wait, restartable after a yield */
@@ -160,7 +164,7 @@ static void pool_init_conds(void) {
 static void pool_atfork_child(void) {
   pthread_mutex_init(&pool.mu, NULL);
   pool_init_conds();
-  pool.threads = pool.idle = pool.blocked = 0;
+  pool.threads = pool.idle = pool.blocked = pool.nended = 0;
 }
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -187,13 +191,23 @@ static void *worker(void *unused) {
     job *j;
     while (pool.head == NULL) {
       struct timespec ts;
+      unsigned seen = pool.trim;
       int r;
       abs_time(&ts, IDLE_SECONDS);
       pool.idle++;
       r = pthread_cond_timedwait(&pool.work, &pool.mu, &ts);
       pool.idle--;
-      if (pool.head == NULL && (r == ETIMEDOUT || pool.threads > pool.max)) {
+      if (pool.head != NULL) break;
+      if (pool.trim != seen) {  /* trim_idle joins us */
         pool.threads--;
+        pool.ended[pool.nended++] = pthread_self();
+        pthread_cond_broadcast(&pool.done);
+        pthread_mutex_unlock(&pool.mu);
+        return NULL;
+      }
+      if (r == ETIMEDOUT || pool.threads > pool.max) {
+        pool.threads--;
+        pthread_detach(pthread_self());  /* nobody joins this one */
         pthread_mutex_unlock(&pool.mu);
         return NULL;
       }
@@ -244,7 +258,7 @@ static int start_thread_locked(void) {
   int e;
   pin_library();
   pthread_attr_init(&at);
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  /* joinable: trim_idle joins the idle ones, others detach themselves */
   /* the thread starts with every signal blocked: Ctrl-C and friends keep
    * going to the script's own thread */
   sigfillset(&all);
@@ -581,6 +595,44 @@ void *nl_offload_arg(nl_offload *o) {
   return o->j ? o->j->arg : NULL;
 }
 
+/* Ends the threads idle now and waits (200 ms at most) until they have:
+ * run when a Lua state closes, so that a program that ends does not
+ * leave resolver threads holding the C library's resolver state (under
+ * valgrind, glibc's freeres then reports it lost).  Busy threads go on;
+ * any thread is made again when a lookup needs it. */
+static void trim_idle(void) {
+  pthread_t t[POOL_LIMIT];
+  int want, n, i;
+  struct timespec ts;
+  pthread_mutex_lock(&pool.mu);
+  want = pool.idle;
+  if (want == 0) {
+    pthread_mutex_unlock(&pool.mu);
+    return;
+  }
+  pool.trim++;
+  pool.blocked++;  /* so the threads' broadcasts of done reach us */
+  pthread_cond_broadcast(&pool.work);
+  abs_time(&ts, 0.2);
+  while (pool.nended < want &&
+         pthread_cond_timedwait(&pool.done, &pool.mu, &ts) == 0) {}
+  pool.blocked--;
+  n = pool.nended;
+  memcpy(t, pool.ended, (size_t)n * sizeof t[0]);
+  pool.nended = 0;
+  pthread_mutex_unlock(&pool.mu);
+  for (i = 0; i < n; i++) pthread_join(t[i], NULL);
+}
+
+static int anchor_gc(lua_State *L) {
+  (void)L;
+  if (pool.threads > 0) {
+    pthread_once(&pool_once, pool_setup);
+    trim_idle();
+  }
+  return 0;
+}
+
 void nl_open_resolve(lua_State *L) {
   static const luaL_Reg f[] = {
     {"resolve_bell", l_resolve_bell}, {"resolve_drain", l_resolve_drain},
@@ -590,6 +642,16 @@ void nl_open_resolve(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_setfuncs(L, f, 0);
+  /* collected when the state closes: then idle threads end (trim_idle) */
+  if (luaL_newmetatable(L, "netlua.resolve.anchor")) {
+    lua_pushcfunction(L, anchor_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_newuserdatauv(L, 1, 0);
+    lua_pushvalue(L, -2);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "anchor");  /* kept by its own metatable */
+  }
+  lua_pop(L, 1);
 }
 
 /* ---- getaddrinfo ------------------------------------------------------ */

@@ -43,6 +43,10 @@ describe("telnet session memory", function()
   end)
 
   it("keeps 1000 logged-in sessions in a few KiB each", function()
+    if (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) then
+      -- redzones and quarantine: RSS says nothing about our memory there
+      return pending("peak RSS under AddressSanitizer")
+    end
     -- a child process: its peak RSS is ours to read, not the suite's
     local env = ("LUA_PATH=%s LUA_CPATH=%s"):format(
       H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
