@@ -27,8 +27,18 @@ local function vm(field)
   return tonumber(kb)
 end
 
+-- CPU seconds this process used so far, all its threads (utime + stime)
+local function cpu()
+  local f = io.open("/proc/self/stat")
+  local st = f:read("a")
+  f:close()
+  local fields = {}
+  for x in st:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = x end
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100  -- clock ticks
+end
+
 local function client(n, ports)
-  local base = vm("VmHWM")
+  local base, cpu0 = vm("VmHWM"), cpu()
   local function session(i)
     local tn, err = telnet.open(os.getenv("FLEET_HOST") or "localhost", ports[i % #ports + 1], {timeout = 120})
     if not tn then return nil, err end
@@ -52,7 +62,7 @@ local function client(n, ports)
   end
   assert(netlua.run())
   local took = netlua.monotime() - t0
-  print(("netlua %d %.3f %d %d %d"):format(n, took, vm("VmHWM"), failed, base))
+  print(("netlua %d %.3f %d %d %d %.2f"):format(n, took, vm("VmHWM"), failed, base, cpu() - cpu0))
 end
 
 if arg[1] == "--client" then
@@ -94,10 +104,10 @@ end
 local portlist = table.concat(ports, " ")
 
 local function parse(out, who)
-  local name, n, secs, peak, failed, base = out:match("(%a+) (%d+) (%S+) (%d+) (%d+) (%d+)")
+  local name, n, secs, peak, failed, base, cpu = out:match("(%a+) (%d+) (%S+) (%d+) (%d+) (%d+) (%S+)")
   assert(name == who, who .. " client failed:\n" .. out)
   return {n = tonumber(n), secs = tonumber(secs), peak = tonumber(peak) / 1024,
-          failed = tonumber(failed), base = tonumber(base) / 1024}
+          failed = tonumber(failed), base = tonumber(base) / 1024, cpu = tonumber(cpu)}
 end
 
 local rows = {}
@@ -112,17 +122,19 @@ for _, pid in ipairs(pids) do H.kill(pid) end
 print(("netlua fleet bench: Telnet login + 1 command per session, all at once, by host name; "
   .. "answers after %d ms, %d servers; descriptor limit %s")
   :format(DELAY * 1000, SERVERS, sh("sh -c 'ulimit -n'"):match("%S+")))
-print(("%-9s %-8s %9s %6s %10s %10s %12s"):format(
-  "sessions", "client", "time s", "failed", "peak MiB", "base MiB", "KiB/session"))
+print(("%-9s %-8s %9s %8s %6s %10s %10s %12s"):format(
+  "sessions", "client", "time s", "CPU s", "failed", "peak MiB", "base MiB", "KiB/session"))
 for _, r in ipairs(rows) do
   for _, c in ipairs {{"netlua", r.nl}, {"asyncio", r.py}} do
     local m = c[2]
     m.per = m.peak * 1024 / m.n
-    print(("%-9d %-8s %9.2f %6d %10.1f %10.1f %12.1f"):format(
-      m.n, c[1], m.secs, m.failed, m.peak, m.base, m.per))
+    print(("%-9d %-8s %9.2f %8.2f %6d %10.1f %10.1f %12.1f"):format(
+      m.n, c[1], m.secs, m.cpu, m.failed, m.peak, m.base, m.per))
   end
-  print(("%-9d %-8s %9.2fx %6s %10.2fx %10s %11.2fx"):format(
-    r.nl.n, "ratio", r.nl.secs / r.py.secs, "", r.nl.peak / r.py.peak, "", r.nl.per / r.py.per))
+  print(("%-9d %-8s %9.2fx %7.2fx %6s %10.2fx %10s %11.2fx"):format(
+    r.nl.n, "ratio", r.nl.secs / r.py.secs, r.nl.cpu / r.py.cpu, "", r.nl.peak / r.py.peak, "",
+    r.nl.per / r.py.per))
 end
 print("ratio = netlua / asyncio (targets: time <= 0.5x, memory per session <= 1.0x); "
+  .. "CPU = the client process's user + system time, all threads (the servers share the machine); "
   .. "KiB/session = peak RSS / sessions")

@@ -6,8 +6,9 @@ the router-like servers (spec/servers/router.lua) at localhost:PORT...
 all at once, with Python's asyncio over raw streams (no Telnet
 negotiation: the servers send none).  Raises its descriptor limit to the
 hard limit.  Prints one line:
-    asyncio SESSIONS SECONDS PEAK_RSS_KIB FAILED BASE_RSS_KIB
-where BASE_RSS_KIB is the peak before the first session started.
+    asyncio SESSIONS SECONDS PEAK_RSS_KIB FAILED BASE_RSS_KIB CPU_SECONDS
+where BASE_RSS_KIB is the peak before the first session started and
+CPU_SECONDS the user + system time the sessions took (all threads).
 """
 import asyncio
 import os
@@ -72,7 +73,10 @@ if __name__ == "__main__":
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     base = peak_kib()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
     failed = asyncio.run(main(n, ports))
     took = time.monotonic() - t0
-    print("asyncio %d %.3f %d %d %d" % (n, took, peak_kib(), failed, base))
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    print("asyncio %d %.3f %d %d %d %.2f" % (n, took, peak_kib(), failed, base, cpu))
