@@ -256,6 +256,15 @@ for _, peer in ipairs(peers) do
       assert.same({"sub/one.dat", "sub/two.dat", "with space.bin"}, r.transferred)
     end)
 
+    it("refuses options it does not know before touching anything", function()
+      assert.has_error(function() s:mirror("top", dir .. "/copy", {dryrun = true, delete = true}) end,
+        "unknown option 'dryrun' to 'mirror'")
+      assert.has_error(function() s:mirror("top", dir .. "/copy", {delete = "yes"}) end)
+      assert.has_error(function() s:mirror("top", dir .. "/copy", {symlinks = "copy"}) end)
+      assert.has_error(function() s:mirror("top", dir .. "/copy", {include = 5}) end)
+      assert.is_false(H.exists(dir .. "/copy"))
+    end)
+
     it("a missing remote folder fails the run with the report", function()
       local r = table.pack(s:mirror("no/such/dir", dir .. "/copy"))
       assert.is_nil(r[1])

@@ -90,7 +90,16 @@ local function matcher(name, v)
 end
 M.glob_pattern = glob_pattern
 
+local KNOWN = {parallel = true, max_depth = true, symlinks = true, progress = true,
+  include = true, exclude = true}
+for _, k in ipairs(BOOLS) do KNOWN[k] = true end
+
 local function checkopts(opts)
+  -- a misspelt option must not pass unseen: `dryrun = true` next to
+  -- `delete = true` would delete for real
+  for k in pairs(opts) do
+    if not KNOWN[k] then error(("unknown option '%s' to 'mirror'"):format(tostring(k)), 4) end
+  end
   local o = {}
   for _, k in ipairs(BOOLS) do
     local v = opts[k]
