@@ -246,6 +246,13 @@ for _, peer in ipairs(peers) do
       assert.same({"big.bin"}, r.transferred)
       assert.equal(H.read_file(srv.root .. "/top/big.bin"), H.read_file(dir .. "/copy/big.bin"))
       assert.is_false(H.exists(dir .. "/copy/big.bin.part"))
+      -- a .part of an older version of the file is not continued
+      H.write_file(dir .. "/copy/big.bin.part", ("o"):rep(1024 * 1024))
+      assert(core.fs_setmtime(dir .. "/copy/big.bin.part", os.time() - 86400 * 3))
+      os.remove(dir .. "/copy/big.bin")
+      r = assert(s:mirror("top", dir .. "/copy", {parallel = 1, resume = true}))
+      assert.same({"big.bin"}, r.transferred)
+      assert.equal(H.read_file(srv.root .. "/top/big.bin"), H.read_file(dir .. "/copy/big.bin"))
       os.remove(srv.root .. "/top/big.bin")
     end)
 

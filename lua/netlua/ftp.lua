@@ -212,6 +212,12 @@ local function features(s)
 end
 M._features = features
 
+-- A clone of s talks to the same server: it may take s's FEAT answer
+-- instead of asking again (one round trip per mirror worker).
+function M._share_features(s, clone)
+  if feats[s] ~= nil and feats[clone] == nil then feats[clone] = feats[s] end
+end
+
 local function has_mlsd(s) return features(s).mlst end
 
 -- Sessions whose MLSD facts an OPTS MLST of s:mlsd(path, facts) narrowed
@@ -508,7 +514,8 @@ function S:mirror(remote_dir, local_dir, opts)
   checkstr(local_dir, 2, "mirror")
   opts = checkopts(opts, 3, "mirror")
   return require("netlua.ftp_mirror").run(self, {listdir = M._listdir,
-    features = features, timegm = timegm}, remote_dir, local_dir, opts)
+    features = features, share_features = M._share_features, timegm = timegm},
+    remote_dir, local_dir, opts)
 end
 
 ---------------------------------------------------------------------------

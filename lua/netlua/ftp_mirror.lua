@@ -374,6 +374,12 @@ function M.run(self, lib, remote_dir, local_dir, opts)
 
   -- a download of remote entry e into ldir/n
   local function download(sess, r, e, rpath, lpath)
+    if o.resume and e.modify then
+      -- a .part older than the remote file holds bytes of another version:
+      -- continuing it would make a file of the right size and wrong content
+      local part = core.fs_stat(lpath .. ".part")
+      if part and part.modify + (e.prec or 0) < e.modify then os.remove(lpath .. ".part") end
+    end
     local ok, msg, code = sess:get(rpath, lpath, {resume = o.resume, size = e.size,
       progress = progress_for(r)})
     if not ok then return nil, msg, code end
@@ -520,6 +526,7 @@ function M.run(self, lib, remote_dir, local_dir, opts)
     helpers[#helpers + 1] = sched.spawn(function()
       local ok, clone = pcall(self._clone, self)
       if not ok then workers = workers - 1 return end
+      lib.share_features(self, clone)
       work(clone)
       clone:close()
     end)
