@@ -42,7 +42,11 @@
 --
 -- BENCH_ONLY=vsftpd|delay runs one server; BENCH_PARALLEL="1 4" other
 -- parallel counts; BENCH_DIRS, BENCH_FILES (per folder), BENCH_BIG (the
--- number of 10 MiB files) a smaller tree; BENCH_REPEAT the best-of count.
+-- number of 10 MiB files) a smaller tree; BENCH_REPEAT the best-of count;
+-- BENCH_SLOW (10) the seconds past which a run is not repeated.  On 2
+-- busy cores the whole bench took about 8 minutes with today's mirror,
+-- which copies every file on every run (the +10 ms rows at parallel 1
+-- are 30 s each); a quick look: BENCH_DIRS=2 BENCH_FILES=20 BENCH_BIG=1.
 local H = require "helper"
 local F = require "ftp_helper"
 local netlua = require "netlua"
@@ -55,7 +59,7 @@ local DELAY = tonumber(os.getenv("BENCH_DELAY") or "0.01")
 local REPEAT = tonumber(os.getenv("BENCH_REPEAT") or "2")
 local PARALLEL = {}
 for p in (os.getenv("BENCH_PARALLEL") or "1 4 16"):gmatch("%d+") do PARALLEL[#PARALLEL + 1] = tonumber(p) end
-local SLOW = 10 -- a run longer than this is not repeated
+local SLOW = tonumber(os.getenv("BENCH_SLOW") or "10") -- a run longer is not repeated
 local TOOLS = {"netlua", "lftp"}
 local PHASES = {"first", "same", "changed"}
 local PHASE_NAME = {first = "first copy", same = "nothing changed", changed = "10% changed"}
