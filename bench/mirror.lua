@@ -18,7 +18,8 @@
 --     vsftpd about 0.4 s of CPU per login on this kind of machine, which
 --     would be most of every parallel row;
 --   * spec/servers/ftp_delay.py: pyftpdlib answering every command
---     BENCH_DELAY (0.01) s late, serving the 1000 small files only.
+--     BENCH_DELAY (0.01) s late (its header says how), serving the 1000
+--     small files only.
 --
 -- For each server and parallel = 1, 4, 16: first copy (into an empty
 -- folder), a run with nothing changed, and a run after 10% changed (onto
@@ -27,10 +28,13 @@
 -- dst`, each as a separate process timed from start to exit (connect
 -- and login included); the tools take turns, best of BENCH_REPEAT (2)
 -- runs, one run only when a run took over 10 s.  After every run the
--- copy is checked against the server's tree (same names, same sizes); a
--- wrong copy has its time marked "bad".  Commands come from the servers'
--- logs: per run the total and the RETRs, and the verbs of the first copy
--- at parallel 1.
+-- copy is checked against the server's tree (same names, same sizes, no
+-- extra files): a wrong copy's time does not count, and a cell with no
+-- good run shows "bad".  Commands come from the servers' logs
+-- (log_ftp_protocol, the delaying server's command log): per run the
+-- total and the RETRs, and at parallel 1 the verbs of the first copy
+-- and of the run with nothing changed, with how many files each tool
+-- left with the server's modification time.
 --
 -- lftp runs with `--norc` and HOME set to an empty folder (no ~/.lftprc,
 -- no bookmarks; /etc/lftp.conf still loads, it sets nothing used here),
