@@ -363,6 +363,10 @@ static CURLcode drive(ftp_sess *s) {
     if (s->paused) {  /* by on_write, for that turn: go on */
       s->paused = 0;
       curl_easy_pause(s->easy, CURLPAUSE_CONT);
+      /* curl 7.88 takes the data socket out of its interest while paused
+       * and does not put it back on CONT: without a run of every
+       * transfer here the wait below sleeps its whole 0.2 s */
+      kick(s);
     }
     sock_ready(s);
     if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;  /* see reply_line */
@@ -373,6 +377,9 @@ static CURLcode drive(ftp_sess *s) {
       if (xfer_done(s, &rc)) return rc;
     }
     if (d->at >= 0 && nl_monotime() > d->at + 0.25) return CURLE_OPERATION_TIMEDOUT;
+    /* paused by on_write just now: the data socket is out of curl's
+     * interest, so a wait would sleep; take turns and go on instead */
+    if (s->paused) continue;
     w.at = d->at >= 0 ? d->at + 0.25 : -1.0;
     t = timer_at(s);
     if (t >= 0 && (w.at < 0 || t < w.at)) w.at = t;
