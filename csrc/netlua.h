@@ -158,6 +158,16 @@ const char *nl_strerror(int err);
 int nl_pushfail(lua_State *L, int err, const char *fmt, ...);
 /* Pushes nil, msg, code with a caller-made code; returns 3. */
 int nl_pushfailcode(lua_State *L, const char *code, const char *fmt, ...);
+/* LuaSocket-named methods (accept, bind, connect, listen, receive,
+ * receivefrom, send, sendto, setpeername, setsockname) fail with
+ * nil, err, msg, code: err is LuaSocket's own string ("timeout",
+ * "closed", "connection refused", ...), msg and code netlua's. */
+const char *nl_lserror(int err);          /* for an NL_* result or errno */
+const char *nl_lsgaierror(int gerr);      /* for a getaddrinfo error */
+/* Pushes nil, LuaSocket's err, "<what>: <reason>", code; returns 4. */
+int nl_pushlsfail(lua_State *L, int err, const char *fmt, ...);
+/* After nil, msg, code were pushed: inserts err before msg; returns 4. */
+int nl_lsresult(lua_State *L, const char *err);
 
 /* ---- buffer and stream reader (buffer.c) ------------------------------ */
 typedef struct nl_buf {
@@ -260,6 +270,10 @@ nl_sock *nl_sock_open(lua_State *L, nl_sock *s);
  * socket while the method waited (nl_coop_closed). */
 nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
                     const char *who);
+/* The same for a LuaSocket-named method: nil, "closed", "<who>: closed",
+ * "closed" pushed (4 values). */
+nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
+                      const char *who);
 /* Fetches without checking that it is open. */
 nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname);
 int nl_sock_closefd(nl_sock *s);

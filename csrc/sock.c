@@ -142,6 +142,16 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
   return nl_sock_open(L, s);
 }
 
+nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
+                      const char *who) {
+  nl_sock *s = nl_sock_raw(L, arg, tname);
+  if (nl_coop_closed(&s->co) || nl_coop_closed(&s->wco)) {
+    nl_pushlsfail(L, NL_ABORTED, "%s", who);
+    return NULL;
+  }
+  return nl_sock_open(L, s);
+}
+
 int nl_sock_closefd(nl_sock *s) {
   int r = 0;
   if (s->fd >= 0) {

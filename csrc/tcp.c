@@ -250,11 +250,11 @@ static int tcp_listen(lua_State *L) {
   return 1;
 }
 
-/* server:accept([timeout]) -> client socket */
+/* server:accept([timeout]) -> client socket | nil, err, msg, code */
 static int srv_accept(lua_State *L) {
-  nl_sock *srv = nl_sock_op(L, 1, SERVER, "accept");
+  nl_sock *srv = nl_sock_lsop(L, 1, SERVER, "accept");
   nl_deadline d;
-  if (srv == NULL) return 3;
+  if (srv == NULL) return 4;
   nl_coop_begin(L, &srv->co, srv_accept, nl_opttimeout(L, 2, srv->timeout),
                 &d);
   for (;;) {
@@ -278,7 +278,7 @@ static int srv_accept(lua_State *L) {
       r = nl_coop_wait(&srv->co, srv->fd, NL_WAIT_READ, &d);
     if (r != NL_OK) {
       nl_coop_end(&srv->co);
-      return nl_pushfail(L, r, "accept");
+      return nl_pushlsfail(L, r, "accept");
     }
   }
 }
@@ -399,8 +399,7 @@ static int tcp_receive(lua_State *L) {
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, r == NL_TIMEOUT ? "timeout"
-                    : r == NL_CLOSED ? "closed" : nl_strerror(r));
+  lua_pushstring(L, nl_lserror(r));
   lua_pushlstring(L, prefix, plen);  /* partial data is handed over */
   lua_pushlstring(L, nl_buf_head(&s->st.in), s->st.in.len);
   lua_concat(L, 2);
@@ -443,7 +442,7 @@ static int tcp_send(lua_State *L) {
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, r == NL_TIMEOUT ? "timeout" : nl_code(r));
+  lua_pushstring(L, nl_lserror(r));
   lua_pushinteger(L, i - 1 + (lua_Integer)done);
   return 3;
 }
