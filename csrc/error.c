@@ -27,6 +27,7 @@ const char *nl_code(int err) {
     case ENETUNREACH: case EHOSTUNREACH: case ENETDOWN: return "unreachable";
     case EADDRINUSE: return "addrinuse";
     case EADDRNOTAVAIL: return "addrnotavail";
+    case EISCONN: return "connected";
     case EACCES: case EPERM: return "denied";
     case EMSGSIZE: return "msgsize";
     case ENOMEM: case ENOBUFS: return "nomem";
