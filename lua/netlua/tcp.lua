@@ -7,7 +7,11 @@
 --     s:close()
 --
 -- Reads accept Lua io formats ("l", "L", "a", a byte count, "n") with or
--- without LuaSocket's leading "*".  Failures return `nil, message, code`.
+-- without LuaSocket's leading "*".  Failures return `nil, message, code`;
+-- the LuaSocket-named methods (`receive`, `send`, `accept`, and `bind`,
+-- `connect`, `listen` of a `tcp.tcp()` object) put LuaSocket's bare
+-- string second instead (`nil, "timeout", message, code`; `receive` and
+-- `send` give LuaSocket's partial data or last index third).
 -- @module netlua.tcp
 local core = require "netlua.core"
 
