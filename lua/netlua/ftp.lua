@@ -298,22 +298,39 @@ local function unnarrow(s, f)
   return false
 end
 
+-- What list entries can hold (fields = {...} picks among them).
+local ENTRY_FIELDS = {name = true, type = true, size = true, modify = true, perm = true,
+  links = true, owner = true, group = true, target = true, unique = true}
+
 --- Parsed directory listing: an array of entries `{name=, type="file"|
 -- "dir"|"link"|..., size=, modify=epoch seconds (UTC), perm=, target=
 -- (links), owner=, group=, unique=, links=}` sorted by name, from MLSD
 -- where the server has it, else LIST parsed.  Fields the listing lacks
 -- are nil.
 -- @return array, or nil, message, code
-function S:list(path)
+function S:list(path, opts)
   if path ~= nil then checkstr(path, 1, "list") end
+  opts = checkopts(opts, 2, "list")
+  local fields = opts.fields
+  if fields ~= nil then
+    if type(fields) ~= "table" then
+      error("bad option 'fields' to 'list' (array of field names expected)", 2)
+    end
+    for _, f in ipairs(fields) do
+      if not ENTRY_FIELDS[f] then
+        error(("bad option 'fields' to 'list' (no field '%s')"):format(tostring(f)), 2)
+      end
+    end
+  end
   local entries, msg, code = M._listdir(self, self:_abspath(path or "."),
-    path and "list " .. path or "list")
+    path and "list " .. path or "list", fields)
   return entries, msg, code
 end
 
 -- list() of the absolute path abs, and how it was read: "mlsd" (times
 -- to the second) or "list" (LIST: times to the minute, or the day).
-function M._listdir(s, abs, what)
+-- fields: the entry fields to keep (nil: all).
+function M._listdir(s, abs, what, fields)
   local kind = "list"
   local f = has_mlsd(s)
   if f then
@@ -333,10 +350,10 @@ function M._listdir(s, abs, what)
   -- line, no copy of the whole text
   local out, rest, now = {}, "", os.time()
   local ok, msg, code = s:retrbinary((kind == "mlsd" and "MLSD " or "LIST ") .. abs, function(b)
-    out, rest = core.ftp_parse_list(b, kind, now, out, true, rest)
+    out, rest = core.ftp_parse_list(b, kind, now, out, true, rest, fields)
   end, 256 * 1024, nil, what)
   if not ok then return nil, msg, code end
-  core.ftp_parse_list(rest, kind, now, out)
+  core.ftp_parse_list(rest, kind, now, out, false, nil, fields)
   return core.ftp_sort_names(out), kind
 end
 
