@@ -165,6 +165,21 @@ describe("telnet vs busybox telnetd with /bin/login", function()
     s:close()
   end)
 
+  it("keeps a session log with the password masked", function()
+    local dir = H.tmpdir()
+    finally(function() H.rm_rf(dir) end)
+    local s = assert(telnet.open("127.0.0.1", port, {timeout = 15, log = dir .. "/s.log"}))
+    assert(s:login{user = user, password = password})
+    assert.equal(user .. "\n", s:cmd("id -un"))
+    s:close()
+    local log = H.read_file(dir .. "/s.log")
+    assert.is_nil(log:find(password, 1, true))
+    assert.matches("login: " .. user .. "\n", log, 1, true)  -- written
+    assert.matches("Password: ********\n", log, 1, true)
+    assert.matches("id -un\n", log, 1, true)
+    assert.matches("id -un\r\n" .. user .. "\r\n", log, 1, true)  -- read
+  end)
+
   it("recognises Login incorrect without waiting out the timeout", function()
     local s = assert(telnet.open("127.0.0.1", port, {timeout = 30}))
     local dt, ok, msg, code = H.timed(s.login, s, {user = user, password = "wrong"})
