@@ -92,6 +92,16 @@ describe("telnet device helpers against a router CLI", function()
       s:close()
     end)
 
+    it("takes a prompt pattern, captures and all, and removes its whole line", function()
+      local s = session()
+      assert.equal(VERSION, s:cmd("show version", {prompt = "(%w+)([>#])$"}))
+      assert.equal(VERSION, s:cmd("show version", {prompt = "[>#]"}))
+      assert.equal("", s:cmd("terminal pager custom"))
+      assert.equal(running_config(), s:cmd("show running-config",
+        {prompt = "R1>$", pager = {pattern = "== (next) page%? ==$"}}))
+      s:close()
+    end)
+
     it("keeps the bytes with raw = true, less the echo and the prompt line", function()
       local s = session()
       assert.equal("Interface              Status\r\nGigabitEthernet0/1     \27[32mup\27[0m\r\n"

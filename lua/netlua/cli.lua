@@ -24,6 +24,13 @@ local monotime = core.monotime
 -- log = {write = fn, close = fn}}
 local state = setmetatable({}, {__mode = "k"})
 
+local function add_secret(t, secret)
+  for _, v in ipairs(t.secrets) do
+    if v == secret then return end
+  end
+  t.secrets[#t.secrets + 1] = secret
+end
+
 local function st(s)
   local t = state[s]
   if not t then
@@ -140,9 +147,7 @@ function M.login(self, opts)
   local timeout = opts.timeout or self:gettimeout()
   local deadline = timeout and monotime() + timeout
   t.prompt, t.learnt, t.base = prompt, nil, nil
-  if opts.password and #opts.password > 0 then
-    t.secrets[#t.secrets + 1] = opts.password
-  end
+  if opts.password and #opts.password > 0 then add_secret(t, opts.password) end
   local seen = {}
   local sent_user, sent_pass = false, false
   while true do
@@ -295,8 +300,9 @@ local function run(self, line, opts, pagers)
       local m = r[3] == "timeout" and "cmd: timeout" or (r[2]:gsub("^expect", "cmd"))
       return nil, m, r[3], finish(table.concat(parts), line, opts.raw)
     end
+    -- the first and last captures are ours: the match's start and end
     local text = r[2]
-    local body = text:sub(1, #text - (r[4] - r[3]))
+    local body = text:sub(1, #text - (r[r.n] - r[3]))
     if r[1] == #pats then
       if whole_line then body = body:match("^(.*[\r\n])") or "" end
       parts[#parts + 1] = body
@@ -419,7 +425,7 @@ function M.set_log(self, target, secrets)
   end
   local t = st(self)
   for _, sec in ipairs(secrets or {}) do
-    if type(sec) == "string" and #sec > 0 then t.secrets[#t.secrets + 1] = sec end
+    if type(sec) == "string" and #sec > 0 then add_secret(t, sec) end
   end
   if t.log then t.log.close() t.log = nil end
   if target == nil then
