@@ -82,6 +82,23 @@ describe("telnet device helpers against a router CLI", function()
     end)
   end)
 
+  it("learns a bracketed prompt (<R1>, [R1], [R1-GigabitEthernet0/1])", function()
+    local s = session()
+    assert.equal("", s:cmd("terminal brackets"))
+    assert.equal("<R1>", s:find_prompt())
+    assert.equal(VERSION, s:cmd("show version"))
+    assert.equal("", s:cmd("enable"))
+    assert.equal("Enter configuration commands, one per line.  End with CNTL/Z.\n",
+      s:cmd("configure terminal"))
+    assert.equal("[R1]", s:find_prompt())
+    assert.equal("", s:cmd("interface GigabitEthernet0/1"))
+    assert.equal(VERSION, s:cmd("show version"))
+    assert.equal("[R1-GigabitEthernet0/1]", s:find_prompt())
+    assert.equal("", s:cmd("end"))
+    assert.equal("<R1>", s:find_prompt())
+    s:close()
+  end)
+
   describe("cmd", function()
     it("removes the echo, the whole prompt line and the colours", function()
       local s = session()
@@ -240,6 +257,22 @@ describe("telnet device helpers against a router CLI", function()
       assert.has_error(function() s:cmds({"a\nb"}) end)
       assert.has_error(function() s:cmds({"a"}, {error_pattern = 5}) end)
       s:close()
+    end)
+  end)
+
+  describe("in tasks", function()
+    it("runs many sessions at once under netlua.run, pagers and all", function()
+      local netlua = require "netlua"
+      local got = {}
+      for i = 1, 8 do
+        netlua.spawn(function()
+          local s = session()
+          got[i] = {s:cmd("show running-config"), assert(s:cmds({"enable", "show version"}))[2]}
+          s:close()
+        end)
+      end
+      assert(netlua.run())
+      for i = 1, 8 do assert.same({running_config(), VERSION}, got[i]) end
     end)
   end)
 

@@ -76,7 +76,8 @@ end
 -- The base of a prompt line: what stays the same when the device changes
 -- mode (R1> R1# R1(config)#) or the shell its directory (dev1:~# dev1:/tmp#):
 -- the line without its last character and blanks, up to the first "(",
--- ":" or blank.  Nil when that has no letter or digit (a bare "$ " or
+-- ":" or blank; in a prompt opening with "<" or "[", the part between
+-- that bracket (matched as optional) and the first "-".  Nil when that has no letter or digit (a bare "$ " or
 -- "/tmp # "): then no base can be trusted.
 local function rstrip(s)  -- blanks and whole colour/DSR sequences
   repeat
@@ -91,6 +92,9 @@ local function base_of(raw)
   if not b:find(ENDS .. "$") then return nil end
   b = rstrip(b:sub(1, -2))
   b = b:match("^[^%(: ]*") or b
+  -- <R1>, [R1] and [R1-GigabitEthernet0/1] (Huawei, H3C): the bracket
+  -- changes with the mode, a view is added after a "-"
+  if b:find("^[<%[]") then b = b:sub(2):match("^[^%-]*") end
   local visible = screen.clean(b)
   if not visible:find("%w") then return nil end
   return b
@@ -116,7 +120,7 @@ local function prompt_pattern(s, opts)
   if opts.prompt then return framed(opts.prompt) end
   local t = state[s]
   if t and t.base then
-    return "()" .. esc(t.base) .. "[^\n\r]-" .. ENDS .. TAIL .. "()$", false
+    return "()[<%[]?" .. esc(t.base) .. "[^\n\r]-" .. ENDS .. TAIL .. "()$", false
   end
   return framed((t and t.prompt) or M.DEFAULT_PROMPT)
 end
@@ -199,7 +203,7 @@ end
 -- answers with, colours removed and trailing blanks trimmed ("R1#").
 -- `cmd` then uses it (its part before the mode: "R1" matches R1>, R1#
 -- and R1(config)#).  opts: `prompt` (a Lua pattern for the prompt's end,
--- default "[%$#>%%] ?$"), `timeout`.
+-- default: one of > # $ % ] then blanks or colour codes), `timeout`.
 -- @return the prompt, or nil, msg, code, text so far
 function M.find_prompt(self, opts)
   opts = checkopts(opts, 1, "find_prompt")
@@ -208,7 +212,8 @@ function M.find_prompt(self, opts)
   if not junk and jc ~= "closed" then return nil, jm, jc, "" end
   local ok, msg, code = self:write("\n")
   if not ok then return nil, msg, code, "" end
-  local i, text, c2, part = self:expect({opts.prompt or M.DEFAULT_PROMPT}, timeout)
+  -- the device was asked for a prompt: one ending in "]" counts too
+  local i, text, c2, part = self:expect({opts.prompt or ENDS .. TAIL .. "$"}, timeout)
   if not i then
     return nil, c2 == "timeout" and "find_prompt: timeout" or (text:gsub("^expect", "find_prompt")), c2, part
   end

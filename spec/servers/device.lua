@@ -15,6 +15,8 @@
 --                            anykey "Press any key to continue",
 --                            quit "Press Q to quit", juniper "---(more 42%)---",
 --                            custom "== next page? ==" (no built-in pattern)
+--   terminal brackets        Huawei-style prompts: <R1> (exec), [R1] (config),
+--                            [R1-GigabitEthernet0/1] (interface)
 --   terminal echo STYLE      plain (default), cr (echo, CR, prompt and
 --                            command again), bs (echo, backspaces over it,
 --                            echo again), none
@@ -97,7 +99,12 @@ local function session(c)
     end
   end
 
-  local function prompt() return hostname .. mode end
+  local brackets = false  -- Huawei/H3C style: <R1> and [R1], [R1-if]
+  local function prompt()
+    if not brackets then return hostname .. mode end
+    if mode == ">" or mode == "#" then return "<" .. hostname .. ">" end
+    return "[" .. hostname .. (mode == "(config-if)#" and "-GigabitEthernet0/1" or "") .. "]"
+  end
 
   -- what the terminal shows when the line is echoed: wrapped at the width
   local function wrap(text, col)
@@ -187,6 +194,7 @@ local function session(c)
       length = tonumber(words[3])
     elseif words[1] == "terminal" and words[2] == "pager" and PAGERS[words[3] or ""] then
       pager = words[3]
+    elseif cmd == "terminal brackets" then brackets = true
     elseif words[1] == "terminal" and words[2] == "echo" and words[3] then
       echo = words[3]
     elseif cmd == "show version" then
