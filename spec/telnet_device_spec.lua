@@ -113,6 +113,10 @@ describe("telnet device helpers against a router CLI", function()
       local s = session()
       assert.equal(VERSION, s:cmd("show version", {prompt = "(%w+)([>#])$"}))
       assert.equal(VERSION, s:cmd("show version", {prompt = "[>#]"}))
+      -- both anchors: the match takes all the pending data, so no output,
+      -- but the prompt is found
+      assert.equal("", s:cmd("show version", {prompt = "^.-R1>$"}))
+      assert.equal(VERSION, s:cmd("show version"))
       assert.equal("", s:cmd("terminal pager custom"))
       assert.equal(running_config(), s:cmd("show running-config",
         {prompt = "R1>$", pager = {pattern = "== (next) page%? ==$"}}))

@@ -111,9 +111,10 @@ end
 -- A pattern whose two position captures frame its match, and whether the
 -- whole line the match is on goes (false: only the match).
 local function framed(p)
-  if p:sub(1, 1) == "^" then return "^()" .. p:sub(2) .. "()", true end
-  if p:sub(-1) == "$" and p:sub(-2) ~= "%$" then return "()" .. p:sub(1, -2) .. "()$", true end
-  return "()" .. p .. "()", true
+  local head, tail = "", ""
+  if p:sub(1, 1) == "^" then head, p = "^", p:sub(2) end
+  if p:sub(-1) == "$" and p:sub(-2) ~= "%$" then tail, p = "$", p:sub(1, -2) end
+  return head .. "()" .. p .. "()" .. tail, true
 end
 
 local function prompt_pattern(s, opts)
@@ -131,7 +132,8 @@ end
 -- "Login incorrect" is recognised as soon as it arrives.
 -- opts: `user`, `password`, `login_prompt` (Lua pattern, default
 -- "[Ll]ogin: ?$" or "[Uu]sername: ?$"), `password_prompt` ("[Pp]assword: ?$"),
--- `prompt` ("[%$#>%%] ?$"), `timeout` (whole call; default the session's).
+-- `prompt` (M.DEFAULT_PROMPT: one of $ # > % then blanks, colour codes or
+-- a cursor position query), `timeout` (whole call; default the session's).
 -- @return the text before the prompt (banner, motd) and the prompt line,
 -- or nil, msg, code ("denied", "timeout", "closed"), text so far
 function M.login(self, opts)
@@ -324,7 +326,7 @@ end
 -- command and the prompt line, as a terminal shows it (netlua.screen:
 -- LF line ends, no colours or cursor moves, backspaces applied).
 -- opts: `prompt` (Lua pattern; default the prompt `login`/`find_prompt`
--- learnt, else "[%$#>%%] ?$"), `timeout` (whole call, default the
+-- learnt, else login's or M.DEFAULT_PROMPT), `timeout` (whole call, default the
 -- session's), `pager` (false: answer none; `{pattern =, answer =}` or a
 -- list of them: answered before the built-in ones), `raw` (true: the
 -- bytes as received, only the echo line, pager texts and prompt removed).
