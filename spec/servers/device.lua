@@ -1,8 +1,8 @@
--- device.lua PORT [HOSTNAME] - a router CLI over Telnet, for the device
--- helper specs (login, find_prompt, cmd, cmds).
+-- device.lua PORT [HOSTNAME [PASSWORD]] - a router CLI over Telnet, for
+-- the device helper specs (login, find_prompt, cmd, cmds) and the docs.
 --
 -- Behaves like the devices Netmiko users meet: a coloured banner before
--- "Username:"/"Password:" (any user, password "secret"; else
+-- "Username:"/"Password:" (any user, password "secret" or PASSWORD; else
 -- "% Login invalid"), hostname prompts R1> (exec), R1# (after "enable"),
 -- R1(config)# and R1(config-if)#, a pager every 24 lines, colour codes in
 -- some output, `% Invalid input detected` errors with the caret line, and
@@ -28,7 +28,7 @@ local netlua = require "netlua"
 local tcp = require "netlua.tcp"
 local telnet = require "netlua.telnet"
 
-local port, hostname = tonumber(arg[1]), arg[2] or "R1"
+local port, hostname, password = tonumber(arg[1]), arg[2] or "R1", arg[3] or "secret"
 local srv = assert(tcp.listen("127.0.0.1", port, {backlog = 64}))
 
 local IAC, WILL, DO = "\255", "\251", "\253"
@@ -164,7 +164,7 @@ local function session(c)
     local pw = readline()
     if not pw then return end
     send("\r\n")
-    if pw == "secret" then break end
+    if pw == password then break end
     tries = tries + 1
     send("% Login invalid\r\n\r\n")
     if tries == 3 then return end
