@@ -103,7 +103,7 @@ function M.clean(bytes)
       return ""
     end)
     :gsub("\27[%(%)%*%+%-%./#%%].", "")             -- character sets, DEC line modes
-    :gsub("\27([^%[])", "")                          -- ESC 7, ESC =, ESC M, ...
+    :gsub("\27[ -Z\\-~]", "")                         -- ESC 7, ESC =, ESC M, ... (not ESC [)
   if not s:find("[\r\b\27]") then return s end
   return (s:gsub("[^\n]*[\r\b\27][^\n]*", emulate))
 end
