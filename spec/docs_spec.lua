@@ -59,6 +59,7 @@ local function placeholders(dir)
     {"%f[%d]2121%f[%D]", tostring(P.ftp)},
     {'"192.0.2.10", 23%f[%D]', ('"127.0.0.1", %d'):format(P.telnet)},
     {"%f[%d]2323%f[%D]", tostring(P.telnet)},
+    {'"192.0.2.20", 23%f[%D]', ('"127.0.0.1", %d'):format(P.device)},
     {"%f[%d]8080%f[%D]", tostring(P.echo)},
     {"%f[%d]9000%f[%D]", tostring(P.mc1)},
     {"%f[%d]5000%f[%D]", tostring(P.mc2)},
@@ -193,6 +194,10 @@ describe("documentation examples", function()
       :format(P.telnet, P.telnet))
     H.wait_port("::1", P.telnet, 10)
     stops[#stops + 1] = function() H.kill(relay) H.kill(router) end
+    -- a router CLI with pagers, modes and errors (password "pw")
+    P.device = H.free_port("inet")
+    local device = H.lua_server("device", P.device, "R1", "pw")
+    stops[#stops + 1] = function() H.kill(device) end
     P.echo = H.free_port("inet")
     local echo = H.lua_server("echo", P.echo)
     stops[#stops + 1] = function() H.kill(echo) end
