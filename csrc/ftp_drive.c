@@ -228,8 +228,9 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
                      void *sp) {
   ftp_sess *s = ud;
   (void)e; (void)sp;
-  int i;
+  int i, known;
   for (i = 0; i < s->nw && s->wfd[i] != fd; i++) {}
+  known = i < s->nw;   /* in the epoll set already (unless closed since) */
   if (what == CURL_POLL_REMOVE) {
     if (i < s->nw) { s->nw--; s->wfd[i] = s->wfd[s->nw]; s->wev[i] = s->wev[s->nw]; }
   } else if (i < NWATCH) {
@@ -247,8 +248,14 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) |
                 ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
     ev.data.fd = fd;
-    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
-      epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    /* try what is likely first: a socket closed since (its number reused)
+     * has left the set, one curl forgot to remove is still in it */
+    if (known) {
+      if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    } else if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno == EEXIST) {
+      epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+    }
   }
 #endif
   return 0;
