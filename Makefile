@@ -5,7 +5,9 @@
 #   make test       install missing packages, build, run the spec suite
 #   make asan       the spec suite against an ASan+UBSan build
 #   make valgrind   the spec suite under valgrind memcheck
-#   make bench      build the C reference programs in bench/c
+#   make bench      install what the benches need (lftp too), build the
+#                   C reference programs in bench/c; then run a bench/*.lua
+#                   as its header says (bench/mirror.lua: netlua vs lftp)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #                   (or FUZZ_RUNS executions each)
 #   make install    PREFIX=/usr/local DESTDIR= (luarocks uses this too)

@@ -2,7 +2,9 @@ rockspec_format = "3.0"
 package = "netlua"
 version = "scm-1"
 source = {
-  url = "git+file:///dev/null",  -- replaced by the project's public URL when published
+  -- where the project is to be published; until then `make rock` packs
+  -- the local tree (see README, Installing)
+  url = "git+https://github.com/netlua/netlua",
 }
 description = {
   summary = "Multicast sockets, name lookup, FTP/FTPS (libcurl) and Telnet for Lua 5.4",

@@ -155,7 +155,7 @@ for round = 1, 2 do
     end
     best("netlua_raw", netlua.monotime() - t0)
     t0 = netlua.monotime()
-    assert(s:mirror("small", work .. "/mirror" .. round, {parallel = 4}) == NSMALL)
+    assert(assert(s:mirror("small", work .. "/mirror" .. round, {parallel = 4})).files == NSMALL)
     best("netlua_mirror", netlua.monotime() - t0)
     s:close()
   end)
@@ -171,25 +171,39 @@ end
 
 -- 5. s:list() of a big directory, in a child process so VmHWM is its own:
 -- LIST on vsftpd, MLSD on pyftpdlib (vsftpd has no MLSD).
-local function list_child(sv, label)
+local function list_child(sv, label, lean)
   local p = script("list.lua", ([[
     local ftp = require "netlua.ftp"
     local netlua = require "netlua"
     local s = assert(ftp.new{host = %q, port = %d, user = %q, password = %q, timeout = 600})
     local t0, c0 = netlua.monotime(), os.clock()
-    local t = assert(s:list("many"))
+    local t = assert(s:list("many", %s))
     local dt, cpu = netlua.monotime() - t0, os.clock() - c0
     assert(t[1].name == "f000001" and t[#t].size == 0, "bad entries")
     s:close()
     local hwm = io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)")
     print(#t, dt, cpu, hwm)
-  ]]):format(sv.host, sv.port, sv.user, sv.password))
+  ]]):format(sv.host, sv.port, sv.user, sv.password,
+    lean and '{fields = {"type", "size", "modify"}}' or "nil"))
   local out = F.sh(luaenv .. "lua5.4 " .. H.shquote(p))
   local n, dt, cpu, hwm = out:match("(%d+)%s+([%d.e-]+)%s+([%d.e-]+)%s+(%d+)")
   assert(n and tonumber(n) == NLIST, label .. ": " .. out)
   results[label .. "_s"] = tonumber(dt)
   results[label .. "_cpu"] = tonumber(cpu)
   results[label .. "_rss"] = tonumber(hwm) / 1024
+  if lean then return end
+  -- the floor the server sets: the curl CLI fetching the same listing to
+  -- /dev/null, parsing nothing (best of 2)
+  local verb = label == "list_MLSD" and "-X MLSD " or ""
+  for _ = 1, 2 do
+    local t0 = netlua.monotime()
+    local _, ok = F.sh(("curl -s -o /dev/null %s-u %s:%s ftp://%s:%d/many/"):format(verb,
+      sv.user, sv.password, sv.host, sv.port))
+    local dt = netlua.monotime() - t0
+    if ok and (not results[label .. "_curl"] or dt < results[label .. "_curl"]) then
+      results[label .. "_curl"] = dt
+    end
+  end
 end
 
 local function make_many(sv)
@@ -205,12 +219,14 @@ if NLIST > 0 and (not ONLY or ONLY == "list") then
     make_many(srv)
     F.sh("chown -R " .. srv.user .. " " .. H.shquote(srv.path("many")))
     list_child(srv, "list_LIST")
+    list_child(srv, "lean_LIST", true)
   end)
   run(function()
     local py = F.pyftpd()
     local ok, err = pcall(function()
       make_many(py)
       list_child(py, "list_MLSD")
+      list_child(py, "lean_MLSD", true)
     end)
     py.stop()
     assert(ok, err)
@@ -239,8 +255,14 @@ print("  ftplib sequential " .. fmt(r.ftplib_seq, "s", 3))
 print("  ftplib / netlua get()       " .. ratio(r.ftplib_seq, r.netlua_seq) .. "   (target >= 1.25)")
 print("  ftplib / netlua retrbinary  " .. ratio(r.ftplib_seq, r.netlua_raw) .. "   (target >= 1.25)")
 print(("s:list() of %d files (target < 0.3 s, < 40 MiB)"):format(NLIST))
-print("  (seconds include the server making the listing; cpu is netlua's alone)")
+print("  (seconds include the server making the listing; cpu is netlua's alone;")
+print("   curl is the curl CLI fetching the same listing unparsed: the server's floor)")
 print("  LIST (vsftpd)     " .. fmt(r.list_LIST_s, "s", 3) .. fmt(r.list_LIST_cpu, "s cpu", 3)
-  .. fmt(r.list_LIST_rss, "MiB"))
+  .. fmt(r.list_LIST_rss, "MiB") .. "   curl" .. fmt(r.list_LIST_curl, "s", 3))
 print("  MLSD (pyftpdlib)  " .. fmt(r.list_MLSD_s, "s", 3) .. fmt(r.list_MLSD_cpu, "s cpu", 3)
-  .. fmt(r.list_MLSD_rss, "MiB"))
+  .. fmt(r.list_MLSD_rss, "MiB") .. "   curl" .. fmt(r.list_MLSD_curl, "s", 3))
+print("  with fields = {type, size, modify}, as mirror lists:")
+print("  LIST (vsftpd)     " .. fmt(r.lean_LIST_s, "s", 3) .. fmt(r.lean_LIST_cpu, "s cpu", 3)
+  .. fmt(r.lean_LIST_rss, "MiB"))
+print("  MLSD (pyftpdlib)  " .. fmt(r.lean_MLSD_s, "s", 3) .. fmt(r.lean_MLSD_cpu, "s cpu", 3)
+  .. fmt(r.lean_MLSD_rss, "MiB"))

@@ -24,6 +24,7 @@ NL_EXPORT int luaopen_netlua_core(lua_State *L) {
   nl_open_resolve(L);
   nl_open_lookup(L);
   nl_open_tcp(L);
+  nl_open_tcp_master(L);
   nl_open_udp(L);
   nl_open_telnet(L);
   nl_open_ftp(L);

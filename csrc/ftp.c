@@ -637,10 +637,11 @@ static int finish_quit(lua_State *L, ftp_sess *s, CURLcode rc) {
 /* s:_clone() -> a session with the same server, login and settings, as
  * if its connection had dropped: its first call connects and logs in
  * (mirror's workers inside netlua.run, one connection each).  No debug
- * output: that goes to the original's callback only. */
+ * output: that goes to the original's callback only.  Only settings are
+ * copied, so a session busy in another task may be cloned. */
 static int m_clone(lua_State *L) {
   ftp_sess *s = ftp_check_sess(L), *c;
-  ftp_check_logged(L, s);
+  if (!s->connected || !s->logged) luaL_error(L, "ftp session is not logged in");
   c = sess_alloc(L);
   c->host = ftp_dupstr(s->host); c->port = s->port;
   c->user = ftp_dupstr(s->user); c->pass = ftp_dupstr(s->pass);

@@ -228,8 +228,9 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
                      void *sp) {
   ftp_sess *s = ud;
   (void)e; (void)sp;
-  int i;
+  int i, known;
   for (i = 0; i < s->nw && s->wfd[i] != fd; i++) {}
+  known = i < s->nw;   /* in the epoll set already (unless closed since) */
   if (what == CURL_POLL_REMOVE) {
     if (i < s->nw) { s->nw--; s->wfd[i] = s->wfd[s->nw]; s->wev[i] = s->wev[s->nw]; }
   } else if (i < NWATCH) {
@@ -247,8 +248,14 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud,
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) |
                 ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
     ev.data.fd = fd;
-    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
-      epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    /* try what is likely first: a socket closed since (its number reused)
+     * has left the set, one curl forgot to remove is still in it */
+    if (known) {
+      if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    } else if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno == EEXIST) {
+      epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+    }
   }
 #endif
   return 0;
@@ -363,6 +370,10 @@ static CURLcode drive(ftp_sess *s) {
     if (s->paused) {  /* by on_write, for that turn: go on */
       s->paused = 0;
       curl_easy_pause(s->easy, CURLPAUSE_CONT);
+      /* curl 7.88 takes the data socket out of its interest while paused
+       * and does not put it back on CONT: without a run of every
+       * transfer here the wait below sleeps its whole 0.2 s */
+      kick(s);
     }
     sock_ready(s);
     if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;  /* see reply_line */
@@ -373,6 +384,9 @@ static CURLcode drive(ftp_sess *s) {
       if (xfer_done(s, &rc)) return rc;
     }
     if (d->at >= 0 && nl_monotime() > d->at + 0.25) return CURLE_OPERATION_TIMEDOUT;
+    /* paused by on_write just now: the data socket is out of curl's
+     * interest, so a wait would sleep; take turns and go on instead */
+    if (s->paused) continue;
     w.at = d->at >= 0 ? d->at + 0.25 : -1.0;
     t = timer_at(s);
     if (t >= 0 && (w.at < 0 || t < w.at)) w.at = t;

@@ -53,14 +53,31 @@ static void set_int(lua_State *L, const char *k, long long v) {
   lua_setfield(L, -2, k);
 }
 
-/* Pushes the table of an entry, sized for its fields plus `extra`. */
-static void push_entry(lua_State *L, const fl_entry *e, int extra) {
-  int n = 2 + extra;   /* name, type */
-  n += (e->target.p != NULL) + (e->perm.p != NULL) + (e->owner.p != NULL) +
-       (e->group.p != NULL) + (e->unique.p != NULL) + (e->size >= 0) +
-       (e->links >= 0) + (e->has_modify != 0);
+/* Fields an entry may keep (the mask of ftp_parse_list): name is always
+ * kept.  Fewer fields make smaller tables: Lua sizes a table's hash part
+ * to a power of two, so four fields take half the room of eight. */
+enum {
+  F_TYPE = 1, F_SIZE = 2, F_MODIFY = 4, F_PERM = 8, F_LINKS = 16,
+  F_OWNER = 32, F_GROUP = 64, F_TARGET = 128, F_UNIQUE = 256, F_ALL = 511
+};
+
+#define HAS(m, f, cond) (((m) & (f)) && (cond))
+
+static void keep_span(lua_State *L, int mask, int f, const char *k, const fl_span *s) {
+  if (mask & f) set_span(L, k, s);
+}
+
+/* Pushes the table of an entry with the fields of mask, sized for them
+ * plus `extra`. */
+static void push_entry(lua_State *L, const fl_entry *e, int extra, int mask) {
+  int n = 1 + extra + ((mask & F_TYPE) != 0);   /* name, type */
+  n += HAS(mask, F_TARGET, e->target.p != NULL) + HAS(mask, F_PERM, e->perm.p != NULL) +
+       HAS(mask, F_OWNER, e->owner.p != NULL) + HAS(mask, F_GROUP, e->group.p != NULL) +
+       HAS(mask, F_UNIQUE, e->unique.p != NULL) + HAS(mask, F_SIZE, e->size >= 0) +
+       HAS(mask, F_LINKS, e->links >= 0) + HAS(mask, F_MODIFY, e->has_modify != 0);
   lua_createtable(L, 0, n);
   set_span(L, "name", &e->name);
+  if (!(mask & F_TYPE)) goto rest;
   switch (e->kind) {
     case FL_FILE: lua_pushliteral(L, "file"); break;
     case FL_DIR: lua_pushliteral(L, "dir"); break;
@@ -71,14 +88,38 @@ static void push_entry(lua_State *L, const fl_entry *e, int extra) {
       break;
   }
   lua_setfield(L, -2, "type");
-  if (e->size >= 0) set_int(L, "size", e->size);
-  if (e->has_modify) set_int(L, "modify", e->modify);
-  set_span(L, "perm", &e->perm);
-  if (e->links >= 0) set_int(L, "links", e->links);
-  set_span(L, "owner", &e->owner);
-  set_span(L, "group", &e->group);
-  set_span(L, "target", &e->target);
-  set_span(L, "unique", &e->unique);
+rest:
+  if (HAS(mask, F_SIZE, e->size >= 0)) set_int(L, "size", e->size);
+  if (HAS(mask, F_MODIFY, e->has_modify)) set_int(L, "modify", e->modify);
+  keep_span(L, mask, F_PERM, "perm", &e->perm);
+  if (HAS(mask, F_LINKS, e->links >= 0)) set_int(L, "links", e->links);
+  keep_span(L, mask, F_OWNER, "owner", &e->owner);
+  keep_span(L, mask, F_GROUP, "group", &e->group);
+  keep_span(L, mask, F_TARGET, "target", &e->target);
+  keep_span(L, mask, F_UNIQUE, "unique", &e->unique);
+}
+
+/* the field mask argument: an array of field names, or nil for all */
+static int check_fields(lua_State *L, int arg) {
+  static const char *const names[] = {"type", "size", "modify", "perm", "links",
+                                      "owner", "group", "target", "unique", NULL};
+  lua_Integer i, n;
+  int mask = 0;
+  if (lua_isnoneornil(L, arg)) return F_ALL;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  n = (lua_Integer)lua_rawlen(L, arg);
+  for (i = 1; i <= n; i++) {
+    int k;
+    lua_rawgeti(L, arg, i);
+    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "name") == 0) {
+      lua_pop(L, 1);
+      continue;
+    }
+    k = luaL_checkoption(L, -1, NULL, names);
+    mask |= 1 << k;
+    lua_pop(L, 1);
+  }
+  return mask;
 }
 
 static lua_Integer opt_now(lua_State *L, int arg) {
@@ -90,22 +131,24 @@ static int parse(int kind, const fl_span *line, lua_Integer now, fl_entry *e) {
                    : fl_parse_mlsd(line->p, line->n, e);
 }
 
-/* core.ftp_parse_list(text, kind [, now [, out [, more [, head]]]]) ->
- * out, rest: the entries of every line of text appended to out (a new
- * table when nil).  With `more`, text may end inside a line, which is not
- * parsed but returned as rest, to be passed as `head` with the next block
- * (head goes before text; the block itself is never copied). */
+/* core.ftp_parse_list(text, kind [, now [, out [, more [, head [,
+ * fields]]]]]) -> out, rest: the entries of every line of text appended
+ * to out (a new table when nil).  With `more`, text may end inside a
+ * line, which is not parsed but returned as rest, to be passed as `head`
+ * with the next block (head goes before text; the block itself is never
+ * copied).  `fields` (array of names) keeps only those fields and name. */
 static int l_parse_list(lua_State *L) {
   size_t len, hn = 0;
   const char *text = luaL_checklstring(L, 1, &len);
   int kind = check_kind(L, 2);
   lua_Integer now = opt_now(L, 3);
   int more = lua_toboolean(L, 5);
+  int mask = check_fields(L, 7);
   luaL_optlstring(L, 6, "", &hn);   /* head */
   lua_Integer n;
   fl_span rest, line;
   fl_entry e;
-  lua_settop(L, 6);
+  lua_settop(L, 6);   /* fields is in mask now: slot 7 is reused below */
   if (lua_isnil(L, 4)) {
     size_t lines = 1;
     const char *p = text, *end = text + len;
@@ -131,7 +174,7 @@ static int l_parse_list(lua_State *L) {
     lua_concat(L, 2);   /* 7: head and the rest of its line */
     rest.p = lua_tolstring(L, 7, &rest.n);
     if (fl_next_line(&rest, &line, 1) && parse(kind, &line, now, &e)) {
-      push_entry(L, &e, 0);
+      push_entry(L, &e, 0, mask);
       lua_rawseti(L, 4, ++n);
     }
     rest.p = text + k;
@@ -139,7 +182,7 @@ static int l_parse_list(lua_State *L) {
   }
   while (fl_next_line(&rest, &line, !more)) {
     if (!parse(kind, &line, now, &e)) continue;
-    push_entry(L, &e, 0);
+    push_entry(L, &e, 0, mask);
     lua_rawseti(L, 4, ++n);
   }
   lua_pushvalue(L, 4);
@@ -157,7 +200,7 @@ static int l_parse_line(lua_State *L) {
   kind = check_kind(L, 2);
   now = opt_now(L, 3);
   if (!parse(kind, &line, now, &e)) return 0;
-  push_entry(L, &e, 0);
+  push_entry(L, &e, 0, F_ALL);
   return 1;
 }
 
@@ -295,7 +338,7 @@ static int l_mlsd_entry(lua_State *L) {
     lua_pop(L, 1);
   }
   if (!fl_mlsd_end(&e, name, nn)) return 0;
-  push_entry(L, &e, 1);
+  push_entry(L, &e, 1, F_ALL);
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "facts");
   return 1;

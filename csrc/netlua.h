@@ -167,6 +167,16 @@ const char *nl_strerror(int err);
 int nl_pushfail(lua_State *L, int err, const char *fmt, ...);
 /* Pushes nil, msg, code with a caller-made code; returns 3. */
 int nl_pushfailcode(lua_State *L, const char *code, const char *fmt, ...);
+/* LuaSocket-named methods (accept, bind, connect, listen, receive,
+ * receivefrom, send, sendto, setpeername, setsockname) fail with
+ * nil, err, msg, code: err is LuaSocket's own string ("timeout",
+ * "closed", "connection refused", ...), msg and code netlua's. */
+const char *nl_lserror(int err);          /* for an NL_* result or errno */
+const char *nl_lsgaierror(int gerr);      /* for a getaddrinfo error */
+/* Pushes nil, LuaSocket's err, "<what>: <reason>", code; returns 4. */
+int nl_pushlsfail(lua_State *L, int err, const char *fmt, ...);
+/* After nil, msg, code were pushed: inserts err before msg; returns 4. */
+int nl_lsresult(lua_State *L, const char *err);
 
 /* ---- buffer and stream reader (buffer.c) ------------------------------ */
 typedef struct nl_buf {
@@ -243,6 +253,13 @@ typedef struct nl_sock {
   struct addrinfo *ai_list, *ai_cur;  /* a connect in progress */
   int blocking;            /* fd is blocking (connected streams) */
   double rcvtimeo;         /* SO_RCVTIMEO set on it (nl_rcvtimeo) */
+  /* LuaSocket's getstats/setstats: bytes read from and written to the
+   * descriptor, and the time the counting started (monotonic) */
+  unsigned long long nrecv, nsent;
+  double birth;
+  /* an unconnected TCP object (tcp_master.c): bind() fixed its family;
+   * anyfamily: made by tcp.tcp(), its family follows the address used */
+  int bound, anyfamily;
 } nl_sock;
 
 /* Makes a new socket userdata with metatable tname; fd must be valid or
@@ -271,6 +288,10 @@ nl_sock *nl_sock_open(lua_State *L, nl_sock *s);
  * socket while the method waited (nl_coop_closed). */
 nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
                     const char *who);
+/* The same for a LuaSocket-named method: nil, "closed", "<who>: closed",
+ * "closed" pushed (4 values). */
+nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
+                      const char *who);
 /* Fetches without checking that it is open. */
 nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname);
 int nl_sock_closefd(nl_sock *s);
@@ -286,12 +307,29 @@ void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra);
 int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
                      const nl_deadline *d);
 
+/* ---- TCP pieces shared by tcp.c and tcp_master.c ---------------------- */
+#define NL_TCP "netlua.tcp"
+#define NL_TCPSERVER "netlua.tcpserver"
+#define NL_TCPMASTER "netlua.tcpmaster"
+/* host argument: a string; with passive, "*" or nil is NULL (any). */
+const char *nl_tcp_host(lua_State *L, int arg, int passive);
+/* port argument: a number 0..65535 or a service name, as text in buf. */
+void nl_tcp_serv(lua_State *L, int arg, char *buf, size_t n);
+/* Any of the three TCP objects, open; raises otherwise. */
+nl_sock *nl_tcp_check(lua_State *L, int arg);
+/* sock:setoption(name, value) / sock:getoption(name) of any TCP object. */
+int nl_tcp_setoption(lua_State *L);
+int nl_tcp_getoption(lua_State *L);
+/* Methods every TCP object has: setfd, getstats, setstats. */
+void nl_tcp_common(lua_State *L, const char *tname);
+
 /* ---- module openers: each adds its functions to the table on top ------ */
 void nl_open_timeout(lua_State *L);
 void nl_open_sched(lua_State *L);
 void nl_open_resolve(lua_State *L);
 void nl_open_lookup(lua_State *L);
 void nl_open_tcp(lua_State *L);
+void nl_open_tcp_master(lua_State *L);
 void nl_open_udp(lua_State *L);
 void nl_open_telnet(lua_State *L);
 void nl_open_ftp(lua_State *L);

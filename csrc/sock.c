@@ -85,6 +85,7 @@ static int sock_fill(nl_stream *st, const nl_deadline *d) {
                    p, room, &got);
   if (r != NL_OK) return r;
   nl_buf_commit(&st->in, got);
+  s->nrecv += got;
   nl_coop_share(&s->co);  /* a long read of ready data takes turns */
   return NL_OK;
 }
@@ -110,6 +111,9 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
   s->ai_list = s->ai_cur = NULL;
   s->blocking = 0;
   s->rcvtimeo = 0;
+  s->nrecv = s->nsent = 0;
+  s->birth = nl_monotime();
+  s->bound = s->anyfamily = 0;
   luaL_setmetatable(L, tname);
   if (fd >= 0) {
     s->fd = fd;  /* owned from here on, so __gc closes it on error */
@@ -142,6 +146,16 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
   return nl_sock_open(L, s);
 }
 
+nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
+                      const char *who) {
+  nl_sock *s = nl_sock_raw(L, arg, tname);
+  if (nl_coop_closed(&s->co) || nl_coop_closed(&s->wco)) {
+    nl_pushlsfail(L, NL_ABORTED, "%s", who);
+    return NULL;
+  }
+  return nl_sock_open(L, s);
+}
+
 int nl_sock_closefd(nl_sock *s) {
   int r = 0;
   if (s->fd >= 0) {
@@ -161,6 +175,7 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
     ssize_t k = send(s->fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k >= 0) {
       done += (size_t)k;
+      s->nsent += (size_t)k;
       s->wco.progress += (size_t)k;  /* survives a yield: no resends */
       nl_coop_share(&s->wco);  /* a long write that never waits takes turns */
       continue;

@@ -17,8 +17,8 @@
 
 #include "netlua.h"
 
-#define TCP "netlua.tcp"
-#define SERVER "netlua.tcpserver"
+#define TCP NL_TCP
+#define SERVER NL_TCPSERVER
 
 static int opt_family(lua_State *L, int opts, const char *field) {
   int fam = AF_UNSPEC;
@@ -53,7 +53,7 @@ static void check_opts(lua_State *L, int arg) {
 }
 
 /* host argument: a string; "*" or nil means any address when passive. */
-static const char *check_host(lua_State *L, int arg, int passive) {
+const char *nl_tcp_host(lua_State *L, int arg, int passive) {
   const char *h;
   if (passive && lua_isnoneornil(L, arg)) return NULL;
   h = luaL_checkstring(L, arg);
@@ -64,7 +64,7 @@ static const char *check_host(lua_State *L, int arg, int passive) {
 }
 
 /* port argument: number 0..65535 or a service name string. */
-static void check_serv(lua_State *L, int arg, char *buf, size_t n) {
+void nl_tcp_serv(lua_State *L, int arg, char *buf, size_t n) {
   if (lua_type(L, arg) == LUA_TSTRING && !lua_isnumber(L, arg)) {
     snprintf(buf, n, "%s", lua_tostring(L, arg));
   } else {
@@ -176,8 +176,8 @@ static int tcp_connect(lua_State *L) {
     return connect_loop(L, s, &o, &d);
   }
   r = nl_resolve_resumed(L);  /* a yield while looking the name up */
-  host = check_host(L, 1, 0);
-  check_serv(L, 2, serv, sizeof serv);
+  host = nl_tcp_host(L, 1, 0);
+  nl_tcp_serv(L, 2, serv, sizeof serv);
   check_connect_opts(L, &o);
   if (r == NULL) {
     lua_settop(L, 3);
@@ -204,12 +204,12 @@ static int tcp_connect(lua_State *L) {
 
 /* tcp.listen(host, port [, opts]) -> server */
 static int tcp_listen(lua_State *L) {
-  const char *host = check_host(L, 1, 1);
+  const char *host = nl_tcp_host(L, 1, 1);
   char serv[64], where[600] = "";
   struct addrinfo hints, *res = NULL, *ai;
   int gerr, err = EADDRNOTAVAIL, backlog = 128, reuse = 1, v6only = -1;
   nl_sock *s;
-  check_serv(L, 2, serv, sizeof serv);
+  nl_tcp_serv(L, 2, serv, sizeof serv);
   check_opts(L, 3);
   memset(&hints, 0, sizeof hints);
   hints.ai_socktype = SOCK_STREAM;
@@ -251,11 +251,11 @@ static int tcp_listen(lua_State *L) {
   return 1;
 }
 
-/* server:accept([timeout]) -> client socket */
+/* server:accept([timeout]) -> client socket | nil, err, msg, code */
 static int srv_accept(lua_State *L) {
-  nl_sock *srv = nl_sock_op(L, 1, SERVER, "accept");
+  nl_sock *srv = nl_sock_lsop(L, 1, SERVER, "accept");
   nl_deadline d;
-  if (srv == NULL) return 3;
+  if (srv == NULL) return 4;
   nl_coop_begin(L, &srv->co, srv_accept, nl_opttimeout(L, 2, srv->timeout),
                 &d);
   for (;;) {
@@ -279,7 +279,7 @@ static int srv_accept(lua_State *L) {
       r = nl_coop_wait(&srv->co, srv->fd, NL_WAIT_READ, &d);
     if (r != NL_OK) {
       nl_coop_end(&srv->co);
-      return nl_pushfail(L, r, "accept");
+      return nl_pushlsfail(L, r, "accept");
     }
   }
 }
@@ -400,8 +400,7 @@ static int tcp_receive(lua_State *L) {
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, r == NL_TIMEOUT ? "timeout"
-                    : r == NL_CLOSED ? "closed" : nl_strerror(r));
+  lua_pushstring(L, nl_lserror(r));
   lua_pushlstring(L, prefix, plen);  /* partial data is handed over */
   lua_pushlstring(L, nl_buf_head(&s->st.in), s->st.in.len);
   lua_concat(L, 2);
@@ -444,7 +443,7 @@ static int tcp_send(lua_State *L) {
     return 1;
   }
   lua_pushnil(L);
-  lua_pushstring(L, r == NL_TIMEOUT ? "timeout" : nl_code(r));
+  lua_pushstring(L, nl_lserror(r));
   lua_pushinteger(L, i - 1 + (lua_Integer)done);
   return 3;
 }
@@ -566,8 +565,16 @@ static int linger_get(lua_State *L, nl_sock *s) {
   return 1;
 }
 
-static int opt_set(lua_State *L, const char *tname) {
-  nl_sock *s = nl_sock_check(L, 1, tname);
+nl_sock *nl_tcp_check(lua_State *L, int arg) {
+  void *p = luaL_testudata(L, arg, TCP);
+  if (p == NULL) p = luaL_testudata(L, arg, SERVER);
+  if (p == NULL) p = luaL_testudata(L, arg, NL_TCPMASTER);
+  if (p == NULL) luaL_typeerror(L, arg, TCP);
+  return nl_sock_open(L, (nl_sock *)p);
+}
+
+int nl_tcp_setoption(lua_State *L) {
+  nl_sock *s = nl_tcp_check(L, 1);
   const struct boolopt *o;
   int v;
   if (is_linger(L)) return linger_set(L, s);
@@ -580,8 +587,8 @@ static int opt_set(lua_State *L, const char *tname) {
   return 1;
 }
 
-static int opt_get(lua_State *L, const char *tname) {
-  nl_sock *s = nl_sock_check(L, 1, tname);
+int nl_tcp_getoption(lua_State *L) {
+  nl_sock *s = nl_tcp_check(L, 1);
   const struct boolopt *o;
   int v = 0;
   socklen_t len = sizeof v;
@@ -593,10 +600,6 @@ static int opt_get(lua_State *L, const char *tname) {
   return 1;
 }
 
-static int tcp_setoption(lua_State *L) { return opt_set(L, TCP); }
-static int tcp_getoption(lua_State *L) { return opt_get(L, TCP); }
-static int srv_setoption(lua_State *L) { return opt_set(L, SERVER); }
-static int srv_getoption(lua_State *L) { return opt_get(L, SERVER); }
 
 void nl_open_tcp(lua_State *L) {
   static const luaL_Reg client[] = {
@@ -604,14 +607,16 @@ void nl_open_tcp(lua_State *L) {
     {"recv", tcp_recv},
     {"send", tcp_send}, {"write", tcp_write}, {"shutdown", tcp_shutdown},
     {"dirty", tcp_dirty}, {"setlimit", tcp_setlimit},
-    {"setoption", tcp_setoption}, {"getoption", tcp_getoption},
+    {"setoption", nl_tcp_setoption}, {"getoption", nl_tcp_getoption},
     {NULL, NULL}};
   static const luaL_Reg server[] = {
-    {"accept", srv_accept}, {"setoption", srv_setoption},
-    {"getoption", srv_getoption}, {NULL, NULL}};
+    {"accept", srv_accept}, {"setoption", nl_tcp_setoption},
+    {"getoption", nl_tcp_getoption}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"tcp_connect", tcp_connect}, {"tcp_listen", tcp_listen}, {NULL, NULL}};
   nl_sock_methods(L, TCP, client);
   nl_sock_methods(L, SERVER, server);
+  nl_tcp_common(L, TCP);
+  nl_tcp_common(L, SERVER);
   luaL_setfuncs(L, f, 0);
 }

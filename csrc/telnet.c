@@ -42,6 +42,7 @@ typedef struct tsession {
   int in_cb;           /* it is running now: no reads from inside it */
   int secret;          /* mask the next debug "send" line */
   int wrote;           /* we just wrote: the answer cannot be there yet */
+  int has_log;         /* a session log function is set (uservalue 2) */
   double rcvtimeo;     /* SO_RCVTIMEO now set (nl_rcvtimeo), 0 = none */
   size_t rsize;        /* next recv() size: doubles while recv()s come back
                         * full (bulk data), halves when they do not, so an
@@ -354,6 +355,18 @@ static void run_callbacks(tsession *s) {
   if (err) lua_error(L);
 }
 
+/* Hands data bytes to the session log (telnet.lua's set_log): dir 0 read,
+ * 1 written, 2 written secret.  Best effort, as a log should be: an error
+ * in it must not break the session, so it is dropped. */
+static void log_data(tsession *s, const char *p, size_t n, int dir) {
+  lua_State *L = s->L;
+  if (!s->has_log || n == 0) return;
+  lua_getiuservalue(L, 1, 2);
+  lua_pushlstring(L, p, n);
+  lua_pushinteger(L, dir);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
 /* Receives one chunk, decodes it into s->in and answers the peer.
  * NL_OK means bytes arrived (possibly only commands).  With nowait, no
  * waiting: NL_TIMEOUT when nothing is there. */
@@ -376,11 +389,14 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
     return NL_CLOSED;
   }
   if (r != NL_OK) return r;
+  /* the next receive size follows the traffic (see RECV_MIN) */
   if (n == s->rsize && s->rsize < CHUNK) s->rsize *= 2;
   else if (n < s->rsize / 4 && s->rsize > RECV_MIN) s->rsize /= 2;
-  nl_buf_commit(&s->in, tn_recv(&s->eng, (unsigned char *)p, n));
+  n = tn_recv(&s->eng, (unsigned char *)p, n);
+  nl_buf_commit(&s->in, n);
   r = flush_out(s, &s->co, d);
   if (r != NL_OK && r != NL_TIMEOUT) return r;
+  log_data(s, p, n, 0);
   run_callbacks(s);
   nl_coop_share(&s->co);  /* a long read of ready data takes turns */
   return NL_OK;
@@ -410,15 +426,29 @@ static int push_limit(lua_State *L, tsession *s, const char *who) {
                          "(max_buffer)", who, s->name, s->max_buffer);
 }
 
-/* What a read returns when it stops early: the data so far plus why, or
- * nil, msg, "closed" when there is nothing at EOF. */
-static int partial(lua_State *L, tsession *s, int r, const char *who) {
+/* What read_some returns when it stops early: the data so far plus why,
+ * or nil, msg, "closed" when there is nothing at EOF. */
+static int so_far(lua_State *L, tsession *s, int r, const char *who) {
   if (r == NL_TIMEOUT || (r == NL_CLOSED && s->in.len > 0)) {
     take(L, s, s->in.len);
     lua_pushstring(L, nl_code(r));
     return 2;
   }
   return nl_pushfail(L, r, "%s %s", who, s->name);
+}
+
+/* A read with a target (read_until, expect, read_all) that stopped before
+ * it: a failure, so that assert() catches it, as LuaSocket's receive
+ * does; nil, "<who>: timeout", "timeout" or nil, msg, "closed", then the
+ * data so far (consumed, possibly "") as the fourth value. */
+static int missed(lua_State *L, tsession *s, int r, const char *who) {
+  if (r == NL_TIMEOUT)
+    nl_pushfailcode(L, "timeout", "%s: timeout", who);
+  else
+    nl_pushfail(L, r, "%s %s", who, s->name);
+  if (r != NL_TIMEOUT && r != NL_CLOSED) return 3;
+  take(L, s, s->in.len);
+  return 4;
 }
 
 /* Whatever is buffered, or nil, msg, "closed" at EOF with nothing. */
@@ -431,7 +461,8 @@ static int buffered(lua_State *L, tsession *s, const char *who) {
 
 /* ---- reading methods --------------------------------------------------- */
 
-/* s:read_until(expected [, timeout]) -> data | data, "timeout"|"closed" */
+/* s:read_until(expected [, timeout]) -> data |
+ *   nil, msg, "timeout"|"closed", partial */
 static int t_read_until(lua_State *L) {
   tsession *s = session_op(L, "read_until", 1);
   size_t m;
@@ -454,11 +485,12 @@ static int t_read_until(lua_State *L) {
     *scanned = s->in.len;
     if (over_limit(s)) return push_limit(L, s, "read_until");
     r = fill_data(s, &d, 0);
-    if (r != NL_OK) return partial(L, s, r, "read_until");
+    if (r != NL_OK) return missed(L, s, r, "read_until");
   }
 }
 
-/* s:read_all() -> every byte up to EOF */
+/* s:read_all() -> every byte up to EOF (nil, msg, "closed" when there is
+ * none) | nil, "read_all: timeout", "timeout", partial */
 static int t_read_all(lua_State *L) {
   tsession *s = session_op(L, "read_all", 1);
   nl_deadline d;
@@ -474,7 +506,8 @@ static int t_read_all(lua_State *L) {
     take(L, s, s->in.len);
     return 1;
   }
-  return partial(L, s, r, "read_all");
+  if (r == NL_CLOSED) return nl_pushfail(L, r, "read_all %s", s->name);
+  return missed(L, s, r, "read_all");
 }
 
 /* s:read_some() -> at least one byte, unless EOF or timeout */
@@ -485,7 +518,7 @@ static int t_read_some(lua_State *L) {
   nl_coop_begin(L, &s->co, t_read_some, nl_opttimeout(L, 2, s->timeout), &d);
   if (s->in.len == 0) {
     int r = fill_data(s, &d, 0);
-    if (r != NL_OK && s->in.len == 0) return partial(L, s, r, "read_some");
+    if (r != NL_OK && s->in.len == 0) return so_far(L, s, r, "read_some");
   }
   take(L, s, s->in.len);
   return 1;
@@ -583,7 +616,7 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
 }
 
 /* s:expect(patterns [, timeout]) -> index, text, captures... |
- *   nil, text, "timeout"|"closed" */
+ *   nil, msg, "timeout"|"closed", text */
 static int t_expect(lua_State *L) {
   tsession *s = session_op(L, "expect", 1);
   int n, i, find, pats;
@@ -629,15 +662,7 @@ search:
       }
       if (over_limit(s)) return push_limit(L, s, "expect");
       r = fill_data(s, &d, 0);
-      if (r != NL_OK) {
-        if (r == NL_TIMEOUT || (r == NL_CLOSED && s->in.len > 0)) {
-          lua_pushnil(L);
-          take(L, s, s->in.len);
-          lua_pushstring(L, nl_code(r));
-          return 3;
-        }
-        return nl_pushfail(L, r, "expect %s", s->name);
-      }
+      if (r != NL_OK) return missed(L, s, r, "expect");
     }
   }
 }
@@ -674,6 +699,7 @@ static int t_write(lua_State *L) {
       if (secret) dbg_line(s->name, "send '****'");
       else dbg_data(s, "send", p, n);
     }
+    log_data(s, p, n, secret ? 2 : 1);
     if (n > ((size_t)-1) / 2 || (room = nl_buf_reserve(&s->out, 2 * n)) == NULL)
       return nl_pushfail(L, ENOMEM, "write %s", s->name);
     nl_buf_commit(&s->out, tn_escape(&s->eng, (const unsigned char *)p, n,
@@ -771,6 +797,17 @@ static int t_set_callback(lua_State *L) {
   lua_setiuservalue(L, 1, 1);
   s->has_cb = !lua_isnil(L, 2) ? 1 : 0;
   s->eng.manual = s->has_cb;
+  return 0;
+}
+
+/* s:_set_log(fn | nil): fn(data, dir) gets every data byte read and
+ * written (telnet.lua's set_log builds it) */
+static int t_set_log(lua_State *L) {
+  tsession *s = check_session(L, 1);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 2);
+  s->has_log = !lua_isnil(L, 2);
   return 0;
 }
 
@@ -989,7 +1026,7 @@ static int t_wrap(lua_State *L) {
   tsession *s;
   nl_addr a;
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  s = (tsession *)lua_newuserdatauv(L, sizeof *s, 1);
+  s = (tsession *)lua_newuserdatauv(L, sizeof *s, 2);  /* callback, log */
   memset(s, 0, sizeof *s);
   s->fd = -1;
   nl_buf_init(&s->in);
@@ -1222,6 +1259,7 @@ void nl_open_telnet(lua_State *L) {
     {"option", t_option}, {"request", t_request},
     {"set_window", t_set_window},
     {"set_option_negotiation_callback", t_set_callback},
+    {"_set_log", t_set_log},
     {"set_debuglevel", t_set_debuglevel},
     {"get_debuglevel", t_get_debuglevel}, {"_name", t_name},
     {"_memory", t_memory},

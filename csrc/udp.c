@@ -339,7 +339,8 @@ static int udp_is_multicast(lua_State *L) {
   return 1;
 }
 
-/* sock:bind(ip, port): ip "*" or nil = any address of the socket's family */
+/* sock:bind(ip, port) -> 1 | nil, err, msg, code (LuaSocket's
+ * setsockname): ip "*" or nil = any address of the socket's family */
 static int udp_bind(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
   const char *ip = luaL_optstring(L, 2, "*");
@@ -350,7 +351,7 @@ static int udp_bind(lua_State *L) {
     return luaL_argerror(L, 2, lua_pushfstring(L, "'%s' is not an %s "
                          "address", ip, nl_family_name(s->family)));
   if (bind(s->fd, (struct sockaddr *)&a.ss, a.len) < 0)
-    return nl_pushfail(L, errno, "bind %s port %d", ip, port);
+    return nl_pushlsfail(L, errno, "bind %s port %d", ip, port);
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -860,7 +861,7 @@ static int udp_getoption(lua_State *L) {
  * (3 values) and returns a message. */
 static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
                                 int arg, lua_CFunction self,
-                                const char *who) {
+                                const char *who, int ls) {
   size_t iplen;
   const char *ip = luaL_checklstring(L, arg, &iplen);
   int port = nl_checkport(L, arg + 1);
@@ -888,12 +889,14 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
     w = nl_resolve_wait(r, &s->wco, &res, &gerr, &dl);
     if (w != NL_OK) {
       nl_pushfail(L, w, "%s %s: name lookup", who, ip);
+      if (ls) nl_lsresult(L, nl_lserror(w));
       return NULL;
     }
     if (gerr != 0) {
       nl_pushfailcode(L, "resolve", "%s %s: %s", who, ip,
                       gerr == EAI_SYSTEM ? strerror(errno)
                                          : gai_strerror(gerr));
+      if (ls) nl_lsresult(L, nl_lsgaierror(gerr));
       return NULL;
     }
     memcpy(&e->lastaddr.ss, res->ai_addr, res->ai_addrlen);
@@ -938,31 +941,31 @@ static int send_datagram(lua_State *L, nl_sock *s, const char *p,
   if (a != NULL) {
     char where[INET6_ADDRSTRLEN + 16];
     nl_addr_format((const struct sockaddr *)&a->ss, where, sizeof where);
-    return nl_pushfail(L, err, "sendto %s", where);
+    return nl_pushlsfail(L, err, "sendto %s", where);
   }
-  return nl_pushfail(L, err, "send");
+  return nl_pushlsfail(L, err, "send");
 }
 
-/* sock:sendto(data, ip, port) -> bytes sent | nil, msg, code */
+/* sock:sendto(data, ip, port) -> bytes sent | nil, err, msg, code */
 static int udp_sendto(lua_State *L) {
-  nl_sock *s = nl_sock_op(L, 1, UDP, "sendto");
+  nl_sock *s = nl_sock_lsop(L, 1, UDP, "sendto");
   size_t len;
   const char *p;
   const nl_addr *a;
-  if (s == NULL) return 3;
+  if (s == NULL) return 4;
   p = luaL_checklstring(L, 2, &len);
-  a = dest_addr(L, s, get_ext(L, 1), 3, udp_sendto, "sendto");
-  if (a == NULL) return 3;
+  a = dest_addr(L, s, get_ext(L, 1), 3, udp_sendto, "sendto", 1);
+  if (a == NULL) return 4;
   return send_datagram(L, s, p, len, a, udp_sendto);
 }
 
-/* sock:send(data) -> bytes sent | nil, msg, code: to the peer that
+/* sock:send(data) -> bytes sent | nil, err, msg, code: to the peer that
  * setpeername chose (LuaSocket's connected UDP). */
 static int udp_send(lua_State *L) {
-  nl_sock *s = nl_sock_op(L, 1, UDP, "send");
+  nl_sock *s = nl_sock_lsop(L, 1, UDP, "send");
   size_t len;
   const char *p;
-  if (s == NULL) return 3;
+  if (s == NULL) return 4;
   p = luaL_checklstring(L, 2, &len);
   return send_datagram(L, s, p, len, NULL, udp_send);
 }
@@ -990,28 +993,28 @@ static int drop_peer(nl_sock *s) {
   return NL_OK;
 }
 
-/* sock:setpeername(ip, port) -> 1 | nil, msg, code; setpeername("*")
+/* sock:setpeername(ip, port) -> 1 | nil, err, msg, code; setpeername("*")
  * drops the peer.  With a peer, send() needs no address, the kernel
  * keeps the route (a cheaper send), and only the peer's datagrams are
  * received, as with LuaSocket. */
 static int udp_setpeername(lua_State *L) {
-  nl_sock *s = nl_sock_op(L, 1, UDP, "setpeername");
+  nl_sock *s = nl_sock_lsop(L, 1, UDP, "setpeername");
   const nl_addr *a;
-  if (s == NULL) return 3;
+  if (s == NULL) return 4;
   if (strcmp(luaL_checkstring(L, 2), "*") == 0) {
     int r = drop_peer(s);
-    if (r != NL_OK) return nl_pushfail(L, r, "setpeername *");
+    if (r != NL_OK) return nl_pushlsfail(L, r, "setpeername *");
     lua_pushinteger(L, 1);
     return 1;
   }
   a = dest_addr(L, s, get_ext(L, 1), 2, udp_setpeername,
-                "setpeername");
-  if (a == NULL) return 3;
+                "setpeername", 1);
+  if (a == NULL) return 4;
   if (connect(s->fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
     char where[INET6_ADDRSTRLEN + 16];
     int err = errno;
     nl_addr_format((const struct sockaddr *)&a->ss, where, sizeof where);
-    return nl_pushfail(L, err, "setpeername %s", where);
+    return nl_pushlsfail(L, err, "setpeername %s", where);
   }
   lua_pushinteger(L, 1);
   return 1;
@@ -1111,7 +1114,7 @@ static int udp_sendmany(lua_State *L) {
                                           (int)i, luaL_typename(L, -1)));
     lua_pop(L, 1);
   }
-  a = dest_addr(L, s, e, 3, udp_sendmany, "sendmany");
+  a = dest_addr(L, s, e, 3, udp_sendmany, "sendmany", 0);
   if (a == NULL) return 3;
   if (nl_coop_begin(L, &s->wco, udp_sendmany, s->timeout, &d))
     done = (lua_Integer)s->wco.progress;  /* sent before a yield */
@@ -1271,11 +1274,11 @@ static size_t opt_max(lua_State *L, int arg) {
 #define RECV_FLAGS MSG_DONTWAIT
 #endif
 
-/* sock:receivefrom([max]) -> data, ip, port [, info] | nil, msg, code
- * Without pktinfo a datagram longer than max fails with code "truncated";
+/* sock:receivefrom([max]) -> data, ip, port [, info] | nil, err, msg, code
+ * Without pktinfo a datagram longer than max fails with "truncated";
  * with pktinfo it is returned cut, and info.truncated says so. */
 static int udp_receivefrom(lua_State *L) {
-  nl_sock *s = nl_sock_op(L, 1, UDP, "receivefrom");
+  nl_sock *s = nl_sock_lsop(L, 1, UDP, "receivefrom");
   size_t max;
   udp_ext *e;
   struct sockaddr_storage from;
@@ -1286,13 +1289,13 @@ static int udp_receivefrom(lua_State *L) {
   int started = 0;
   ssize_t n;
   char *buf;
-  if (s == NULL) return 3;
+  if (s == NULL) return 4;
   max = opt_max(L, 2);
   lua_settop(L, 2);
   lua_getiuservalue(L, 1, 1);  /* the ext stays at index 3 */
   e = (udp_ext *)lua_touserdata(L, 3);
   buf = ext_buf(e, max);
-  if (buf == NULL) return nl_pushfail(L, ENOMEM, "receivefrom");
+  if (buf == NULL) return nl_pushlsfail(L, ENOMEM, "receivefrom");
   for (;;) {
     int r;
     memset(&m, 0, sizeof m);
@@ -1321,19 +1324,20 @@ static int udp_receivefrom(lua_State *L) {
     if (n >= 0) break;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return nl_pushfail(L, errno, "receivefrom");
+      return nl_pushlsfail(L, errno, "receivefrom");
     if (!started) {
       nl_coop_begin(L, &s->co, udp_receivefrom, s->timeout, &d);
       started = 1;
     }
     r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, &d);
-    if (r != NL_OK) return nl_pushfail(L, r, "receivefrom");
+    if (r != NL_OK) return nl_pushlsfail(L, r, "receivefrom");
   }
-  if ((m.msg_flags & MSG_TRUNC) && !e->pktinfo)
-    return nl_pushfailcode(L, "truncated", "receivefrom: datagram of %d "
-                           "bytes truncated to %d (ask for more, or set "
-                           "pktinfo)", (int)((size_t)n > max ? (size_t)n : max),
-                           (int)max);
+  if ((m.msg_flags & MSG_TRUNC) && !e->pktinfo) {
+    nl_pushfailcode(L, "truncated", "receivefrom: datagram of %d bytes "
+                    "truncated to %d (ask for more, or set pktinfo)",
+                    (int)((size_t)n > max ? (size_t)n : max), (int)max);
+    return nl_lsresult(L, "truncated");  /* LuaSocket has no word for it */
+  }
   lua_pushlstring(L, buf, (size_t)n < max ? (size_t)n : max);
   push_ip(L, e, 3, (struct sockaddr *)&from);
   lua_pushinteger(L, nl_addr_port((struct sockaddr *)&from));

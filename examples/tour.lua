@@ -12,7 +12,7 @@ package.cpath = root .. "/" .. (os.getenv("NETLUA_BUILD") or "build") .. "/?.so;
 local netlua = require "netlua"
 print(("netlua %s tour\n"):format(netlua.version))
 
-local parts = {"lookup", "tcp", "tasks", "multicast", "ftp", "telnet"}
+local parts = {"lookup", "tcp", "tasks", "multicast", "ftp", "telnet", "device"}
 local failed = 0
 for _, part in ipairs(parts) do
   local file = root .. "/examples/tour_" .. part .. ".lua"

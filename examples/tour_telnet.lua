@@ -33,10 +33,11 @@ else
     print(("expect matched pattern %d, captured %q"):format(i, answer))
     tn:read_until("# ", 5)
 
-    -- a timeout gives the data so far plus "timeout", never an exception
+    -- a timeout is a failure (so assert() catches it), never an
+    -- exception; the data so far comes fourth
     tn:write("sleep 3\n")
-    local data, why = tn:read_until("never printed", 0.5)
-    print(("read_until with 0.5 s: %q, %s"):format((data:gsub("\r\n", " ")), why))
+    local ok, msg, code, data = tn:read_until("never printed", 0.5)
+    print(("read_until with 0.5 s: %s, %q, %s, %q"):format(ok, msg, code, (data:gsub("\r\n", " "))))
 
     tn:close()
     print("closed:", tostring(tn))

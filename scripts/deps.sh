@@ -21,7 +21,8 @@ case "$what" in
   demo) pkgs="$base $peers $proftpd_libs" ;;
   test) pkgs="$base $peers $proftpd_libs" ;;
   valgrind) pkgs="$base $peers $proftpd_libs valgrind" ;;
-  bench) pkgs="$base $peers $proftpd_libs lua-socket curl python3" ;;
+  # lftp: bench/mirror.lua times its mirror against netlua's
+  bench) pkgs="$base $peers $proftpd_libs lua-socket curl python3 lftp" ;;
   fuzz) pkgs="$base clang libclang-rt-14-dev" ;;
   *) pkgs="$base" ;;
 esac

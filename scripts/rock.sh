@@ -3,9 +3,10 @@
 # archive of what the build and the modules need (csrc, lua, Makefile,
 # LICENSE, README.md), never bench/, fuzz/ or spec/.
 #
-# The rockspec's source.url names no public place yet, so `luarocks pack`
-# of it cannot fetch anything: the archive is made here and a copy of the
-# rockspec pointing at it is packed instead.  Installing the .src.rock
+# The rockspec's source.url is the git address the project is to be
+# published at; `luarocks pack` of it would clone from there, which needs
+# the network and the published tree.  So the archive is made here from
+# the local tree and a copy of the rockspec pointing at it is packed.  Installing the .src.rock
 # uses the archive inside it.
 set -eu
 cd "$(dirname "$0")/.."

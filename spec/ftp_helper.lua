@@ -264,15 +264,19 @@ function F.pyftpd()
   srv.user, srv.password = "tester", "secret"
   srv.host = "127.0.0.1"
   srv.port = H.free_port("inet")
+  -- its log (one line per command and transfer) lives outside the root
+  srv.logdir = H.tmpdir()
+  srv.log = srv.logdir .. "/pyftpd.log"
   srv.pid = H.spawn(("/usr/bin/python3 -m pyftpdlib -i 127.0.0.1 -p %d -w -d %s -u %s -P %s")
     :format(srv.port, H.shquote(srv.dir), srv.user, srv.password),
-    {log = "/dev/null"})
+    {log = srv.log})
   H.wait_port(srv.host, srv.port, 15)
   function srv.stop()
     if srv.stopped then return end
     srv.stopped = true
     H.kill(srv.pid)
     H.rm_rf(srv.dir)
+    H.rm_rf(srv.logdir)
   end
   function srv.path(p) return srv.root .. "/" .. p end
   function srv.opts(extra)

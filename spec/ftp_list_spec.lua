@@ -80,6 +80,18 @@ describe("ftp listings against pyftpdlib", function()
     assert.same({"B", "a.txt", "link", "sub dir"}, names)
   end)
 
+  it("list keeps only the fields asked for, and refuses unknown ones", function()
+    local full = assert(s:list())
+    local lean = assert(s:list(nil, {fields = {"size", "modify"}}))
+    assert.equal(#full, #lean)
+    for i, e in ipairs(lean) do
+      local want = {name = full[i].name, size = full[i].size, modify = full[i].modify}
+      assert.same(want, e)
+    end
+    assert.has_error(function() s:list(nil, {fields = {"sizes"}}) end)
+    assert.has_error(function() s:list(nil, {fields = "size"}) end)
+  end)
+
   it("nlst gives bare names", function()
     local names = assert(s:nlst())
     table.sort(names)

@@ -201,7 +201,7 @@ describe("ftp safety (vsftpd)", function()
     local dir = H.tmpdir()
     local before = srv.connections()
     local n = assert(s:mirror("tree", dir .. "/copy", {parallel = 4}))
-    assert.equal(30, n)
+    assert.equal(30, n.files)
     for p, data in pairs(want) do
       assert.equal(data, H.read_file(dir .. "/copy/" .. p:sub(6)), p)
     end

@@ -71,6 +71,19 @@ describe("installation", function()
     H.rm_rf(src)
   end)
 
+  it("the rockspec names a git URL luarocks accepts, and lints clean", function()
+    if not H.sh("command -v luarocks"):find("luarocks") then
+      pending("luarocks is not installed")
+      return
+    end
+    local spec = assert(io.open(H.root .. "/netlua-scm-1.rockspec")):read("a")
+    local url = spec:match('\n%s*url%s*=%s*"([^"]+)"')
+    assert.matches("^git%+https://[%w%.%-]+/[%w%-]+/[%w%-]+$", url)
+    local out, ok = H.sh(("luarocks --lua-version=5.4 lint %s 2>&1"):format(
+      H.shquote(H.root .. "/netlua-scm-1.rockspec")))
+    assert(ok, out)
+  end)
+
   it("luarocks make builds and installs the rock offline", function()
     if not H.sh("command -v luarocks"):find("luarocks") then
       pending("luarocks is not installed")

@@ -80,7 +80,7 @@ describe("multicast between two namespaces", function()
     -- TTL 0 in the header, so no router will pass it on
     assert(s:setttl(0))
     assert(s:sendto("zero", GROUP, PORT))
-    local reply, _, code = s:receivefrom()
+    local reply, code = s:receivefrom()
     if reply then
       assert.equal("got:zero|" .. GROUP .. "|nlmx1|0", reply)
     else  -- kernels that keep TTL 0 on the host
@@ -94,9 +94,9 @@ describe("multicast between two namespaces", function()
     local s = sender{ttl = 1, loop = false}
     assert(s:sendto("remote only", GROUP, PORT))
     assert.equal("got:remote only|" .. GROUP .. "|nlmx1|1", (s:receivefrom()))
-    local none, _, code = here:receivefrom()
+    local none, err = here:receivefrom()
     assert.is_nil(none)
-    assert.equal("timeout", code)
+    assert.equal("timeout", err)
     -- loop on: both hear it
     assert(s:setloop(true))
     assert(s:sendto("both", GROUP, PORT))

@@ -183,12 +183,12 @@ describe("closing an object another task waits on", function()
     local took, r = close_under(function() return assert(tcp.listen("127.0.0.1", 0)) end,
       function(s) return s:accept(WAIT) end)
     assert.is_true(took < PROMPT, tostring(took))
-    assert.same({n = 3, nil, "accept: closed", "closed"}, r)
+    assert.same({n = 4, nil, "closed", "accept: closed", "closed"}, r)
   end)
 
   it("wakes a UDP receivefrom, receivemany, receivedatas and receivepacked", function()
     for _, call in ipairs {
-      {"receivefrom", function(u) return u:receivefrom() end},
+      {"receivefrom", function(u) return u:receivefrom() end, ls = true},
       {"receivemany", function(u) return u:receivemany(8) end},
       {"receivedatas", function(u) return u:receivedatas(8) end},
       {"receivepacked", function(u) return u:receivepacked(8) end},
@@ -200,7 +200,11 @@ describe("closing an object another task waits on", function()
         return u
       end, call[2])
       assert.is_true(took < PROMPT, call[1] .. " " .. took)
-      assert.same({n = 3, nil, call[1] .. ": closed", "closed"}, r)
+      if call.ls then  -- LuaSocket's name: its bare "closed" first
+        assert.same({n = 4, nil, "closed", call[1] .. ": closed", "closed"}, r)
+      else
+        assert.same({n = 3, nil, call[1] .. ": closed", "closed"}, r)
+      end
     end
   end)
 

@@ -185,19 +185,24 @@ end
 -- MLST line) as an OPTS MLST argument, or nil}.
 local feats = setmetatable({}, {__mode = "k"})
 
-local function has_mlsd(s)
+-- The FEAT answer of s, asked once: {MDTM = true, MFMT = true, ...} by
+-- upper-case feature name, and mlst = {facts=} or false.
+local function features(s)
   local f = feats[s]
   if f == nil then
     local r = s:_cmds("FEAT")
-    f = false
+    f = {mlst = false}
     if r and r[1].code == 211 then
       for line in r[1].text:gmatch("\n([^\n]*)") do
-        local rest = line:match("^%s*[Mm][Ll][Ss][Tt](.*)$")
-        if rest and (rest == "" or rest:find("^%s")) then
-          local on = {}
-          for fact in rest:gmatch("([^;%s]+)%*") do on[#on + 1] = fact .. ";" end
-          f = {facts = #on > 0 and table.concat(on) or nil}
-          break
+        local name, rest = line:match("^%s*(%S+)(.*)$")
+        if name then
+          name = name:upper()
+          f[name] = true
+          if name == "MLST" then
+            local on = {}
+            for fact in rest:gmatch("([^;%s]+)%*") do on[#on + 1] = fact .. ";" end
+            f.mlst = {facts = #on > 0 and table.concat(on) or nil}
+          end
         end
       end
     end
@@ -205,6 +210,15 @@ local function has_mlsd(s)
   end
   return f
 end
+M._features = features
+
+-- A clone of s talks to the same server: it may take s's FEAT answer
+-- instead of asking again (one round trip per mirror worker).
+function M._share_features(s, clone)
+  if feats[s] ~= nil and feats[clone] == nil then feats[clone] = feats[s] end
+end
+
+local function has_mlsd(s) return features(s).mlst end
 
 -- Sessions whose MLSD facts an OPTS MLST of s:mlsd(path, facts) narrowed
 -- (weak keys: sessions come and go).
@@ -284,37 +298,63 @@ local function unnarrow(s, f)
   return false
 end
 
+-- What list entries can hold (fields = {...} picks among them).
+local ENTRY_FIELDS = {name = true, type = true, size = true, modify = true, perm = true,
+  links = true, owner = true, group = true, target = true, unique = true}
+
 --- Parsed directory listing: an array of entries `{name=, type="file"|
 -- "dir"|"link"|..., size=, modify=epoch seconds (UTC), perm=, target=
 -- (links), owner=, group=, unique=, links=}` sorted by name, from MLSD
 -- where the server has it, else LIST parsed.  Fields the listing lacks
 -- are nil.
 -- @return array, or nil, message, code
-function S:list(path)
+function S:list(path, opts)
   if path ~= nil then checkstr(path, 1, "list") end
-  local abs = self:_abspath(path or ".")
-  local what = path and "list " .. path or "list"
-  local ok, msg, code = checkdir(self, abs, what)
-  if not ok then return nil, msg, code end
+  opts = checkopts(opts, 2, "list")
+  local fields = opts.fields
+  if fields ~= nil then
+    if type(fields) ~= "table" then
+      error("bad option 'fields' to 'list' (array of field names expected)", 2)
+    end
+    for _, f in ipairs(fields) do
+      if not ENTRY_FIELDS[f] then
+        error(("bad option 'fields' to 'list' (no field '%s')"):format(tostring(f)), 2)
+      end
+    end
+  end
+  local entries, msg, code = M._listdir(self, self:_abspath(path or "."),
+    path and "list " .. path or "list", fields)
+  return entries, msg, code
+end
+
+-- list() of the absolute path abs, and how it was read: "mlsd" (times
+-- to the second) or "list" (LIST: times to the minute, or the day).
+-- fields: the entry fields to keep (nil: all).
+function M._listdir(s, abs, what, fields)
   local kind = "list"
-  local f = has_mlsd(self)
+  local f = has_mlsd(s)
   if f then
     kind = "mlsd"
-    if narrowed[self] then
-      ok, msg, code = unnarrow(self, f)
+    if narrowed[s] then
+      local ok, msg, code = unnarrow(s, f)
       if ok == nil then return nil, msg, code end
       if not ok then kind = "list" end
     end
   end
+  if kind == "list" then
+    -- MLSD of a missing folder is an error; LIST of one is empty on vsftpd
+    local ok, msg, code = checkdir(s, abs, what)
+    if not ok then return nil, msg, code end
+  end
   -- the listing is parsed block by block as it comes: no Lua string per
   -- line, no copy of the whole text
   local out, rest, now = {}, "", os.time()
-  ok, msg, code = self:retrbinary((kind == "mlsd" and "MLSD " or "LIST ") .. abs, function(b)
-    out, rest = core.ftp_parse_list(b, kind, now, out, true, rest)
+  local ok, msg, code = s:retrbinary((kind == "mlsd" and "MLSD " or "LIST ") .. abs, function(b)
+    out, rest = core.ftp_parse_list(b, kind, now, out, true, rest, fields)
   end, 256 * 1024, nil, what)
   if not ok then return nil, msg, code end
-  core.ftp_parse_list(rest, kind, now, out)
-  return core.ftp_sort_names(out)
+  core.ftp_parse_list(rest, kind, now, out, false, nil, fields)
+  return core.ftp_sort_names(out), kind
 end
 
 --- True when `path` names a file or directory on the server.
@@ -359,7 +399,8 @@ end
 -- and renamed only on success, so a failure never leaves a complete-looking
 -- file), an open Lua file, or nil (the data is returned as a string).
 -- opts: `resume` (continue a `.part` left by an earlier failed get; the
--- partial file is then kept on failure), `progress(done, total)`.
+-- partial file is then kept on failure), `progress(done, total)`, `size`
+-- (the size a listing gave: the file must have it, and SIZE is not asked).
 -- A download succeeds only when the bytes received match the size the
 -- server gave: its 150 reply, and SIZE when `progress` asked for it or
 -- when the 150 named no size (pyftpdlib's); otherwise it fails with code
@@ -373,10 +414,13 @@ function S:get(remote, dst, opts)
   end
   opts = checkopts(opts, 3, "get")
   checkfn(opts.progress, "progress", "get")
+  if opts.size ~= nil and math.type(opts.size) ~= "integer" then
+    error("bad option 'size' to 'get' (integer expected)", 2)
+  end
   local what = "get " .. remote
   local progress = opts.progress
-  local total, done = nil, 0
-  if progress then total = self:size(remote) end
+  local total, done = opts.size, 0
+  if progress and total == nil then total = self:size(remote) end
   -- what SIZE says must hold too (the 150 reply is checked in C); asked
   -- after the transfer only when the 150 named no size
   local function short(offset)
@@ -385,7 +429,8 @@ function S:get(remote, dst, opts)
     local want = total
     if want == nil and announced == nil and offset == 0 then want = self:size(remote) end
     if want and moved + offset ~= want then
-      return nil, ("%s: %d of %d bytes received"):format(what, moved + offset, want), "partial"
+      return nil, ("%s: %d of %d bytes%s received"):format(what, moved + offset, want,
+        opts.size and " (as listed)" or ""), "partial"
     end
     return true
   end
@@ -474,128 +519,20 @@ function S:put(src, remote, opts)
   return ok, msg, code
 end
 
--- Downloads jobs[i] = {remote, local, listed size} into results[i] (true or {msg,
--- code}) on `parallel` sessions: this one plus clones, each driven by a
--- task of netlua.run, taking the next job when it is done with one.
--- Every download is checked as get's are.
-local function fetch_in_tasks(self, jobs, parallel)
-  local sched = require "netlua.sched"
-  local results, nextjob = {}, 1
-  local function work(sess)
-    while nextjob <= #jobs do
-      local i = nextjob
-      nextjob = i + 1
-      local f, ferr = io.open(jobs[i][2], "wb")
-      if not f then
-        results[i] = {ferr, "io"}
-      else
-        local what = "get " .. jobs[i][1]
-        local ok, r, m, c = pcall(sess.retrbinary, sess, "RETR " .. jobs[i][1], f,
-          nil, nil, what)
-        f:close()
-        if not ok then r, m, c = nil, r, "error" end
-        -- a 150 that named no size: the listing's size must hold
-        local moved, announced = sess:_received()
-        local listed = jobs[i][3]
-        if r and moved and not announced and listed and moved ~= listed then
-          r, m, c = nil, ("%s: %d of %d bytes (as listed) received"):format(what, moved, listed),
-            "partial"
-        end
-        results[i] = r and true or {m, c}
-      end
-    end
-  end
-  local helpers = {}
-  for i = 1, math.min(parallel, #jobs) - 1 do
-    local clone = self:_clone()
-    helpers[i] = sched.spawn(function()
-      work(clone)
-      clone:close()
-    end)
-  end
-  work(self)
-  for _, co in ipairs(helpers) do sched.join(co) end
-  return results
-end
-
--- How deep mirror goes when max_depth is not given: a server that lists
--- a directory inside every directory must not take it down forever.
-local MIRROR_DEPTH = 100
-
---- Copies the tree under `remote_dir` into `local_dir` (made if missing),
--- fetching files over `opts.parallel` connections at once (default 4).
--- Files are written as name.part and renamed when complete.  `max_depth`
--- (levels of folders below remote_dir) skips what lies deeper; without it
--- a tree deeper than 100 levels fails with code "limit".
--- @return number of files fetched, or nil, message, code, failures
+--- Makes `local_dir` a copy of the tree under `remote_dir` (or, with
+-- `reverse`, the server's `remote_dir` a copy of `local_dir`), copying
+-- only what differs, as lftp's mirror does; see doc/ftp.md for the
+-- options (parallel, delete, dry_run, reverse, only_newer, ignore_time,
+-- ignore_size, include, exclude, max_depth, symlinks, progress, resume).
+-- @return report {files=, bytes=, skipped=, transferred=, deleted=,
+-- failed=}, or nil, message, code, report when the run itself failed
 function S:mirror(remote_dir, local_dir, opts)
   checkname(remote_dir, 1, "mirror")
   checkstr(local_dir, 2, "mirror")
   opts = checkopts(opts, 3, "mirror")
-  local parallel = opts.parallel or 4
-  if math.type(parallel) ~= "integer" or parallel < 1 or parallel > 64 then
-    error("bad option 'parallel' (integer 1..64 expected)", 2)
-  end
-  local max_depth = opts.max_depth
-  if max_depth ~= nil and (math.type(max_depth) ~= "integer" or max_depth < 0) then
-    error("bad option 'max_depth' (integer >= 0 expected)", 2)
-  end
-  local jobs, finals = {}, {}
-  local function walk(rdir, ldir, depth)
-    local made, merr, mcode = core.mkdir_p(ldir)
-    if not made then return nil, "mirror: " .. merr, mcode end
-    local entries, msg, code = self:list(rdir)
-    if not entries then return nil, msg, code end
-    for _, e in ipairs(entries) do
-      -- a hostile server may list "../x" or "a/b": never write outside
-      -- local_dir, so such names are skipped
-      local bad = e.name == "" or e.name == "." or e.name == ".." or e.name:find("[/%z]")
-      if bad then goto continue end
-      local r = (rdir == "/" and "" or rdir) .. "/" .. e.name
-      if e.type == "dir" then
-        if max_depth and depth >= max_depth then goto continue end
-        if not max_depth and depth >= MIRROR_DEPTH then
-          return nil, ("mirror: %s is more than %d levels deep (set max_depth)")
-            :format(r, MIRROR_DEPTH), "limit"
-        end
-        local ok, m2, c2 = walk(r, ldir .. "/" .. e.name, depth + 1)
-        if not ok then return nil, m2, c2 end
-      elseif e.type == "file" then
-        jobs[#jobs + 1] = {r, ldir .. "/" .. e.name .. ".part", e.size}
-        finals[#jobs] = ldir .. "/" .. e.name
-      end
-      ::continue::
-    end
-    return true
-  end
-  local ok, msg, code = walk(self:_abspath(remote_dir), local_dir, 0)
-  if not ok then return nil, msg, code end
-  local results
-  if core.coop_active() then
-    results = fetch_in_tasks(self, jobs, parallel)
-  else
-    -- outside a task: the same workers, under a scheduler of their own
-    local rok, rerr = require("netlua.sched").run(function()
-      results = fetch_in_tasks(self, jobs, parallel)
-    end)
-    if not rok then return nil, "mirror: " .. tostring(rerr), "error" end
-  end
-  local failures, count = {}, 0
-  for i, r in ipairs(results) do
-    if r == true then
-      os.rename(jobs[i][2], finals[i])
-      count = count + 1
-    else
-      os.remove(jobs[i][2])
-      failures[#failures + 1] = {path = jobs[i][1], message = r[1], code = r[2]}
-    end
-  end
-  if #failures > 0 then
-    local f = failures[1]
-    return nil, ("mirror: %d of %d files failed; %s"):format(#failures, #jobs,
-      tostring(f.message)), f.code, failures
-  end
-  return count
+  return require("netlua.ftp_mirror").run(self, {listdir = M._listdir,
+    features = features, share_features = M._share_features, timegm = timegm},
+    remote_dir, local_dir, opts)
 end
 
 ---------------------------------------------------------------------------

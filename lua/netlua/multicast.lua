@@ -17,7 +17,10 @@
 --
 -- Misuse (a group that is not multicast, an unknown interface, a TTL
 -- outside 0..255, a port outside 0..65535, a source of the other family)
--- raises an error; failures at run time return `nil, message, code`.
+-- raises an error; failures at run time return `nil, message, code`, but
+-- for the LuaSocket-named methods (`bind`/`setsockname`, `setpeername`,
+-- `send`, `sendto`, `receive`, `receivefrom`): `nil, err, message, code`
+-- with LuaSocket's own `err` ("timeout", "closed", ...).
 -- @module netlua.multicast
 local core = require "netlua.core"
 
@@ -28,11 +31,11 @@ local udp_methods = core.methods("netlua.udp")
 --- LuaSocket's `receive([size])`: the next datagram without its sender
 -- (`receivefrom` gives that). With pktinfo on, its info table comes
 -- second, so that a cut datagram is still reported as cut.
--- @return data [, info], or nil, message, code
+-- @return data [, info], or nil, err ("timeout", "closed", ...), message, code
 function udp_methods:receive(size)
-  local data, a, b, info = self:receivefrom(size)
-  if data == nil then return nil, (a:gsub("^receivefrom", "receive", 1)), b end
-  return data, info
+  local data, a, b, c = self:receivefrom(size)
+  if data == nil then return nil, a, (b:gsub("^receivefrom", "receive", 1)), c end
+  return data, c
 end
 
 --- True when `ip` is an IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) multicast
@@ -69,14 +72,19 @@ end
 
 -- Runs sock:method(...) for option `opt`; a raised error closes the socket
 -- and is re-raised as a bad option of the constructor.
+-- A LuaSocket-named method (bind) fails with nil, err, msg, code: the
+-- constructor answers netlua's nil, msg, code.
 local function apply(who, opt, sock, method, ...)
-  local ok, a, b, c = pcall(sock[method], sock, ...)
+  local ok, a, b, c, d = pcall(sock[method], sock, ...)
   if not ok then
     sock:close()
     local msg = tostring(a)
     bad(who, opt, msg:match("%((.*)%)$") or msg, 4)
   end
-  if a == nil then sock:close() end
+  if a == nil then
+    sock:close()
+    if method == "bind" then return nil, c, d end
+  end
   return a, b, c
 end
 

@@ -7,7 +7,11 @@
 --     s:close()
 --
 -- Reads accept Lua io formats ("l", "L", "a", a byte count, "n") with or
--- without LuaSocket's leading "*".  Failures return `nil, message, code`.
+-- without LuaSocket's leading "*".  Failures return `nil, message, code`;
+-- the LuaSocket-named methods (`receive`, `send`, `accept`, and `bind`,
+-- `connect`, `listen` of a `tcp.tcp()` object) put LuaSocket's bare
+-- string second instead (`nil, "timeout", message, code`; `receive` and
+-- `send` give LuaSocket's partial data or last index third).
 -- @module netlua.tcp
 local core = require "netlua.core"
 
@@ -23,6 +27,26 @@ M.connect = core.tcp_connect
 -- opts: `backlog` (128), `reuse` (true: SO_REUSEADDR), `family`, `ipv6only`.
 -- @return server, or nil, message, code
 M.listen = core.tcp_listen
+
+--- LuaSocket's unconnected TCP object (a "master"): set a timeout and
+-- options, `bind`, then `connect` (it becomes a client, the same object)
+-- or `listen` (it becomes a server).  Its family follows the first
+-- address it is bound or connected to (IPv4 until then).
+--
+--     local c = assert(tcp.tcp())
+--     c:settimeout(5)
+--     assert(c:connect("127.0.0.1", 8080))
+--
+-- Its methods, and every LuaSocket-named method, fail with
+-- `nil, err, message, code`: `err` is LuaSocket's string.
+-- @return master, or nil, err, message, code
+M.tcp = core.tcp_new
+--- The same as `tcp.tcp()`.
+M.new = core.tcp_new
+--- A master that stays IPv4.
+M.tcp4 = core.tcp_new4
+--- A master that stays IPv6 (IPV6_V6ONLY set, as LuaSocket's tcp6).
+M.tcp6 = core.tcp_new6
 
 local file = {}
 file.__index = file

@@ -9,9 +9,11 @@
 -- The protocol engine (IAC parsing, RFC 1143 negotiation, NVT line ends,
 -- TTYPE/NAWS/NEW-ENVIRON answers) and every read/write method are C
 -- (csrc/telnet.c); this file connects, adds telnetlib's `msg` and the
--- helpers `login`, `cmd`, and holds the command and option constants.
--- Failures return `nil, message, code`; a read that stops early on a
--- timeout returns the data so far and `"timeout"`.
+-- device helpers (`login`, `find_prompt`, `cmd`, `cmds`, `set_log`, from
+-- netlua.cli), and holds the command and option constants.
+-- Failures return `nil, message, code`; a read that stops before its
+-- target (read_until, expect, read_all) fails the same way, with the data
+-- so far as a fourth value.
 -- @module netlua.telnet
 local core = require "netlua.core"
 local tcp = require "netlua.tcp"
@@ -46,6 +48,8 @@ local function checkopts(opts, who)
   return opts or {}
 end
 
+local patched = false
+
 --- Connects to a Telnet server.
 -- opts (all optional):
 -- `timeout` (seconds for connect and the default for every read; nil blocks),
@@ -54,7 +58,8 @@ end
 -- variables), `max_buffer` (bytes kept unread before a read fails with
 -- "limit"; default 16 MiB), `max_match` (longest `expect` match searched
 -- incrementally; default 64 KiB), `debug` (telnetlib's debuglevel),
--- `family` ("inet" | "inet6").
+-- `family` ("inet" | "inet6"), `log` (session log: a path or an open
+-- file, see `set_log`).
 -- @return session, or nil, message, code ("refused", "timeout", "resolve")
 function M.open(host, port, opts)
   if type(host) ~= "string" then
@@ -64,10 +69,25 @@ function M.open(host, port, opts)
   if port == nil then port = M.DEFAULT_PORT end
   local sock, msg, code = tcp.connect(host, port, {timeout = opts.timeout, family = opts.family})
   if not sock then return nil, msg, code end
+  if opts.log ~= nil and type(opts.log) ~= "string" and io.type(opts.log) ~= "file" then
+    sock:close()
+    error("bad option 'log' (path or open file expected)", 2)
+  end
   local ok, s = pcall(core.telnet_wrap, sock, opts)
   if not ok then  -- a bad option: do not leave the connection open
     sock:close()
     error(s, 2)
+  end
+  if not patched then  -- <close> must close the session log too
+    getmetatable(s).__close = function(x) x:close() end
+    patched = true
+  end
+  if opts.log then
+    local lok, lmsg, lcode = s:set_log(opts.log)
+    if not lok then
+      s:close()
+      return nil, lmsg, lcode
+    end
   end
   return s
 end
@@ -81,124 +101,20 @@ function methods:msg(fmt, ...)
   end
 end
 
--- per-session helper state (the prompt login() learnt), weak keys
-local state = setmetatable({}, {__mode = "k"})
+-- the device helpers: login, find_prompt, cmd, cmds, set_log
+local cli = require "netlua.cli"
+cli.install(methods)
 
-local DEFAULT_PROMPT = "[%$#>%%] ?$"
-local DEFAULT_LOGIN = "[Ll]ogin: ?$"
-local DEFAULT_PASSWORD = "[Pp]assword: ?$"
-local INCORRECT = "[Ll]ogin incorrect"
+--- The text a terminal would show for device output (netlua.screen):
+-- what `cmd` returns, for text read with the read methods.
+M.clean = require("netlua.screen").clean
 
-local function left(deadline)
-  if not deadline then return nil end
-  local t = deadline - core.monotime()
-  return t > 0 and t or 0
-end
+local c_close = methods.close
 
-local function fail(text, what, code)
-  return nil, what .. (text and #text > 0 and (": " .. text:sub(-200)) or ""), code
-end
-
---- Logs in: answers the login prompt with `user` and the password prompt
--- with `password` (never shown in debug output), then waits for the shell
--- prompt.  "Login incorrect" is recognised as soon as it arrives.
--- opts: `user`, `password`, `login_prompt` (Lua pattern, default
--- "[Ll]ogin: ?$"), `password_prompt` ("[Pp]assword: ?$"), `prompt`
--- ("[%$#>%%] ?$"; kept for `cmd`), `timeout` (whole call; default the
--- session's).
--- @return the text before the prompt (banner, motd), or nil, msg, code
--- ("denied", "timeout", "closed")
-function methods:login(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'login' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  for _, k in ipairs {"user", "password", "login_prompt", "password_prompt", "prompt"} do
-    if opts[k] ~= nil and type(opts[k]) ~= "string" then
-      error(("bad argument #1 to 'login' (field '%s' must be a string)"):format(k), 2)
-    end
-  end
-  local prompt = opts.prompt or DEFAULT_PROMPT
-  local lp, pp = opts.login_prompt or DEFAULT_LOGIN, opts.password_prompt or DEFAULT_PASSWORD
-  local timeout = opts.timeout or self:gettimeout()
-  local deadline = timeout and core.monotime() + timeout
-  state[self] = {prompt = prompt}
-  local seen = {}
-  local sent_user, sent_pass = false, false
-  while true do
-    local i, text, code = self:expect({prompt, INCORRECT, lp, pp}, left(deadline))
-    if not i then
-      seen[#seen + 1] = text
-      return fail(table.concat(seen), "login: " .. (code == "timeout" and "no prompt" or "connection closed"), code)
-    end
-    seen[#seen + 1] = text
-    if i == 1 then
-      return table.concat(seen)
-    elseif i == 2 or (i == 3 and sent_user) then
-      return fail(nil, "login: Login incorrect", "denied")
-    elseif i == 3 then
-      if not opts.user then return fail(nil, "login: the server asks for a user name", "denied") end
-      local ok, msg, c = self:write(opts.user .. "\n")
-      if not ok then return nil, msg, c end
-      sent_user = true
-    elseif i == 4 then
-      if sent_pass or not opts.password then
-        return fail(nil, "login: " .. (sent_pass and "Login incorrect" or "a password is needed"), "denied")
-      end
-      local ok, msg, c = self:write(opts.password .. "\n", true)
-      if not ok then return nil, msg, c end
-      sent_pass = true
-    end
-  end
-end
-
-local function strip_echo(out, line)
-  local first, rest = out:match("^([^\n]*)\n(.*)$")
-  if first then
-    first = first:gsub("[\r%z]", "")
-    if first == line or (#line > 0 and first:sub(-#line) == line) then return rest end
-  end
-  return out
-end
-
---- Runs one command line: writes `line` and a newline, waits for the
--- prompt and returns the output between the echoed command and the
--- prompt, with CR LF turned into LF.
--- opts: `prompt` (Lua pattern; default the one `login` used, else
--- "[%$#>%%] ?$"), `timeout` (default the session's).
--- @return output, or nil, msg, code (on "timeout" the output so far is
--- the 4th value)
-function methods:cmd(line, opts)
-  if type(line) ~= "string" then
-    error("bad argument #1 to 'cmd' (string expected, got " .. type(line) .. ")", 2)
-  end
-  if line:find("[\r\n]") then error("bad argument #1 to 'cmd' (line contains CR or LF)", 2) end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'cmd' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  opts = opts or {}
-  local prompt = opts.prompt or (state[self] and state[self].prompt) or DEFAULT_PROMPT
-  local ok, msg, code = self:write(line .. "\n")
-  if not ok then return nil, msg, code end
-  local pat = prompt
-  if prompt:sub(1, 1) ~= "^" then  -- position captures around the prompt
-    if prompt:sub(-1) == "$" and prompt:sub(-2) ~= "%$" then
-      pat = "()" .. prompt:sub(1, -2) .. "()$"
-    else
-      pat = "()" .. prompt .. "()"
-    end
-  end
-  local r = table.pack(self:expect({pat}, opts.timeout))
-  if not r[1] then
-    local text = r[2] or ""
-    return nil, ("cmd '%s': %s"):format(line, r[3] == "timeout" and "no prompt" or "connection closed"),
-      r[3], (strip_echo(text, line):gsub("\r\n", "\n"))
-  end
-  local text = r[2]
-  if pat ~= prompt then
-    text = text:sub(1, #text - (r[4] - r[3]))
-  end
-  text = strip_echo(text, line):gsub("\r\n", "\n"):gsub("%z", "")
-  return text
+--- Closes the session (and its session log); safe to call twice.
+function methods:close()
+  cli.close_log(self)
+  return c_close(self)
 end
 
 local c_interact = methods.interact
