@@ -262,4 +262,19 @@ function H.busybox()
   return nil
 end
 
+--- inetutils telnetd running /bin/sh, one per connection under socat on
+-- a free loopback port.  Returns the port and a stop function that ends
+-- socat's telnetd children first (by PID, from /proc), then socat.
+function H.inetutils_telnetd()
+  local port = H.free_port()
+  local pid = H.spawn(("socat TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork "
+    .. "EXEC:\"/usr/sbin/telnetd -h -E /bin/sh\",nofork"):format(port))
+  H.wait_port("127.0.0.1", port)
+  return port, function()
+    local kids = H.read_file(("/proc/%d/task/%d/children"):format(pid, pid)) or ""
+    for kid in kids:gmatch("%d+") do H.sh("kill -TERM " .. kid) end
+    H.kill(pid)
+  end
+end
+
 return H

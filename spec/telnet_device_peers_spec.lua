@@ -95,20 +95,10 @@ describe("device helpers vs busybox telnetd with a coloured ash prompt", functio
 end)
 
 describe("device helpers vs inetutils-telnetd running dash", function()
-  local pid, port
+  local port, stop
 
-  setup(function()
-    port = H.free_port()
-    pid = H.spawn(("socat TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork "
-      .. "EXEC:\"/usr/sbin/telnetd -h -E /bin/sh\",nofork"):format(port))
-    H.wait_port("127.0.0.1", port)
-  end)
-
-  teardown(function()
-    local kids = H.read_file(("/proc/%d/task/%d/children"):format(pid, pid)) or ""
-    for kid in kids:gmatch("%d+") do H.sh("kill -TERM " .. kid) end
-    H.kill(pid)
-  end)
+  setup(function() port, stop = H.inetutils_telnetd() end)
+  teardown(function() if stop then stop() end end)
 
   local function shell()
     local s = assert(telnet.open("127.0.0.1", port, {timeout = 10, window = {40, 24}}))

@@ -213,21 +213,10 @@ describe("telnet vs busybox telnetd with /bin/login", function()
 end)
 
 describe("telnet vs inetutils-telnetd under socat", function()
-  local pid, port
+  local port, stop
 
-  setup(function()
-    port = H.free_port()
-    pid = H.spawn(("socat TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork "
-      .. "EXEC:\"/usr/sbin/telnetd -h -E /bin/sh\",nofork"):format(port))
-    H.wait_port("127.0.0.1", port)
-  end)
-
-  teardown(function()
-    -- socat's telnetd children first, by PID (from /proc), then socat
-    local kids = H.read_file(("/proc/%d/task/%d/children"):format(pid, pid)) or ""
-    for kid in kids:gmatch("%d+") do H.sh("kill -TERM " .. kid) end
-    H.kill(pid)
-  end)
+  setup(function() port, stop = H.inetutils_telnetd() end)
+  teardown(function() if stop then stop() end end)
 
   it("answers its DO TTYPE etc. at once and shows TERM to the shell", function()
     local s = assert(telnet.open("127.0.0.1", port, {timeout = 10, terminal = "vt220"}))
