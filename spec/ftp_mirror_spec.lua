@@ -211,6 +211,33 @@ for _, peer in ipairs(peers) do
       end
     end)
 
+    it("reverse with delete replaces what is in the way, both ways round", function()
+      lay_out(dir .. "/src", {["x/inner.txt"] = "in\n", ["y"] = "file y\n"}, 5000)
+      -- on the server: a file where the folder x goes, a folder where the file y goes
+      lay_out(srv.root .. "/up", {["x"] = "was a file\n", ["y/old.txt"] = "old\n"}, 5000)
+      -- the server's user must own what it is to remove
+      if srv.uid or srv.user ~= "tester" then
+        F.sh(("chown -R %s %s"):format(srv.uid or srv.user, H.shquote(srv.root .. "/up")))
+      end
+      local r = select(4, s:mirror("up", dir .. "/src", {reverse = true}))
+      assert.equal(2, #r.failed)
+      assert.equal("exists", r.failed[1].code)
+      r = assert(s:mirror("up", dir .. "/src", {reverse = true, delete = true, parallel = 4}))
+      assert.same({"x/inner.txt", "y"}, r.transferred)
+      same_tree({["x/inner.txt"] = "in\n", ["y"] = "file y\n"}, read_tree(srv.root .. "/up"))
+    end)
+
+    it("delete replaces local files and folders in the way", function()
+      -- a folder where the file a.txt goes, a file where the folder sub goes
+      lay_out(dir .. "/copy", {["a.txt/keep"] = "x", ["sub"] = "a file\n"}, 100)
+      local r = select(4, s:mirror("top", dir .. "/copy"))
+      assert.same({"a.txt", "sub"}, {r.failed[1].path, r.failed[2].path})
+      assert.equal("exists", r.failed[1].code)
+      assert.equal("x", H.read_file(dir .. "/copy/a.txt/keep"))
+      r = assert(s:mirror("top", dir .. "/copy", {delete = true}))
+      same_tree(base_tree(), read_tree(dir .. "/copy"))
+    end)
+
     it("a file that vanishes after the listing is reported and the rest continues", function()
       local gone = false
       local r = select(4, s:mirror("top", dir .. "/copy", {parallel = 1,

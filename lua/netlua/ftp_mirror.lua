@@ -277,7 +277,10 @@ function M.run(self, lib, remote_dir, local_dir, opts)
         local e, r = src[n], join(rel, n)
         local t = e.type
         if t == "link" then
-          if o.symlinks == "skip" then goto next end
+          -- with reverse a link still here is one fs_stat could not
+          -- follow (dangling), or symlinks = "link", which has no
+          -- server-side meaning: both are skipped
+          if o.symlinks == "skip" or o.reverse then goto next end
           if o.symlinks == "link" and not o.reverse and e.target then
             copy(rel, n, e, dst[n], sdir, ddir, "link")
             goto next
@@ -299,7 +302,9 @@ function M.run(self, lib, remote_dir, local_dir, opts)
               fail(r, ("mirror %s: a file is in the way of a folder"):format(r), "exists")
               goto next
             end
-            copy(rel, n, nil, d, sdir, ddir, "delete")
+            -- removed now, on this session: the folder is made next
+            copy(rel, n, nil, d, sdir, ddir, "delete", sess)
+            d = nil
           end
           if t == "follow" then
             -- a remote link: a folder if it lists as one, else a file
@@ -339,7 +344,8 @@ function M.run(self, lib, remote_dir, local_dir, opts)
               fail(r, ("mirror %s: a folder is in the way of a file"):format(r), "exists")
               goto next
             end
-            copy(rel, n, nil, d, sdir, ddir, "delete")
+            -- removed now, on this session: the upload must not race it
+            copy(rel, n, nil, d, sdir, ddir, "delete", sess)
             d = nil
           end
           if needs_copy(e, d, o) then
@@ -450,10 +456,11 @@ function M.run(self, lib, remote_dir, local_dir, opts)
       deleted(r)
       if o.dry_run then return end
       if o.reverse then
-        queue(files, function(sess)
+        local job = function(sess)
           local ok, msg, code = remote_remove(sess, join(ddir, n), d.type == "dir", "mirror " .. r)
           if not ok then fail(r, msg, code) end
-        end)
+        end
+        if now_sess then job(now_sess) else queue(files, job) end
       else
         local ok, msg, code = remove_tree(join(ddir, n))
         if not ok then fail(r, msg, code) end
