@@ -389,18 +389,18 @@ function M.run(self, lib, remote_dir, local_dir, opts)
       local part = core.fs_stat(lpath .. ".part")
       if part and part.modify + (e.prec or 0) < e.modify then os.remove(lpath .. ".part") end
     end
+    local t = e.modify
+    if (e.prec ~= 0 or t == nil) and lib.features(sess).MDTM then
+      -- the listing's time is rounded: MDTM gives the second.  Asked
+      -- before the transfer, so that a file changed in between gets the
+      -- older time (and is fetched again next run), never the newer one
+      local rr = sess:_ask("mirror " .. r, "MDTM " .. rpath)
+      local exact = rr and rr[1].code == 213 and parse_mdtm(rr[1].text, lib.timegm)
+      if exact then t = exact end
+    end
     local ok, msg, code = sess:get(rpath, lpath, {resume = o.resume, size = e.size,
       progress = progress_for(r)})
     if not ok then return nil, msg, code end
-    local t = e.modify
-    if e.prec ~= 0 or t == nil then
-      -- the listing's time is rounded: MDTM gives the second
-      if lib.features(sess).MDTM then
-        local rr = sess:_ask("mirror " .. r, "MDTM " .. rpath)
-        local exact = rr and rr[1].code == 213 and parse_mdtm(rr[1].text, lib.timegm)
-        if exact then t = exact end
-      end
-    end
     if t then core.fs_setmtime(lpath, t) end
     return true
   end
