@@ -47,7 +47,10 @@ local ok, err = pcall(function()
   s:retrlines("RETR summary.csv", function(line) print("  | " .. line) end)
 
   print("mirroring the folder with 4 parallel connections")
-  print("  fetched " .. assert(s:mirror(".", work .. "/mirror", {parallel = 4})) .. " files")
+  local r = assert(s:mirror(".", work .. "/mirror", {parallel = 4}))
+  print(("  fetched %d files, %d bytes"):format(r.files, r.bytes))
+  r = assert(s:mirror(".", work .. "/mirror", {parallel = 4}))
+  print(("  again: %d fetched, %d unchanged (sizes and times match)"):format(r.files, r.skipped))
 
   print("CR/LF in a command is refused before anything is sent:")
   print("  " .. select(2, pcall(s.sendcmd, s, "NOOP\r\nDELE summary.csv")))
