@@ -49,16 +49,23 @@ const char *nl_strerror(int err) {
   }
 }
 
-int nl_pushfail(lua_State *L, int err, const char *fmt, ...) {
-  va_list ap;
+/* nil, "<what>: <strerror>", code for errno err, what made from fmt */
+static int vpushfail(lua_State *L, int err, const char *fmt, va_list ap) {
   char what[512];
-  va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
-  va_end(ap);
   lua_pushnil(L);
   lua_pushfstring(L, "%s: %s", what, nl_strerror(err));
   lua_pushstring(L, nl_code(err));
   return 3;
+}
+
+int nl_pushfail(lua_State *L, int err, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vpushfail(L, err, fmt, ap);
+  va_end(ap);
+  return n;
 }
 
 int nl_pushfailcode(lua_State *L, const char *code, const char *fmt, ...) {
@@ -119,13 +126,8 @@ int nl_lsresult(lua_State *L, const char *err) {
 
 int nl_pushlsfail(lua_State *L, int err, const char *fmt, ...) {
   va_list ap;
-  char what[512];
   va_start(ap, fmt);
-  vsnprintf(what, sizeof what, fmt, ap);
+  vpushfail(L, err, fmt, ap);
   va_end(ap);
-  lua_pushnil(L);
-  lua_pushstring(L, nl_lserror(err));
-  lua_pushfstring(L, "%s: %s", what, nl_strerror(err));
-  lua_pushstring(L, nl_code(err));
-  return 4;
+  return nl_lsresult(L, nl_lserror(err));
 }

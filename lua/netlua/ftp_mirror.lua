@@ -232,6 +232,18 @@ function M.run(self, lib, remote_dir, local_dir, opts)
   -- one file job: copy src to dst (both entries; rel its relative path)
   local copy
 
+  -- The target side's entry d is in the way of a copy: with delete it is
+  -- removed now, on this session (what replaces it comes right after and
+  -- must not race the removal); without, the path fails.
+  local function clear_way(sess, rel, n, d, sdir, ddir, why)
+    if not o.delete then
+      fail(join(rel, n), ("mirror %s: %s"):format(join(rel, n), why), "exists")
+      return false
+    end
+    copy(rel, n, nil, d, sdir, ddir, "delete", sess)
+    return true
+  end
+
   -- A folder: rel ("" for the top), its remote and local paths, depth.
   local function list_job(rel, rdir, ldir, depth)
     return function(sess)
@@ -297,13 +309,9 @@ function M.run(self, lib, remote_dir, local_dir, opts)
           end
           local d = dst[n]
           if d and d.type ~= "dir" and t == "dir" then
-            -- a file where the folder must go
-            if not o.delete then
-              fail(r, ("mirror %s: a file is in the way of a folder"):format(r), "exists")
+            if not clear_way(sess, rel, n, d, sdir, ddir, "a file is in the way of a folder") then
               goto next
             end
-            -- removed now, on this session: the folder is made next
-            copy(rel, n, nil, d, sdir, ddir, "delete", sess)
             d = nil
           end
           if t == "follow" then
@@ -340,12 +348,9 @@ function M.run(self, lib, remote_dir, local_dir, opts)
           if not want(r, e, false) then goto next end
           local d = dst[n]
           if d and d.type == "dir" then
-            if not o.delete then
-              fail(r, ("mirror %s: a folder is in the way of a file"):format(r), "exists")
+            if not clear_way(sess, rel, n, d, sdir, ddir, "a folder is in the way of a file") then
               goto next
             end
-            -- removed now, on this session: the upload must not race it
-            copy(rel, n, nil, d, sdir, ddir, "delete", sess)
             d = nil
           end
           if needs_copy(e, d, o) then
