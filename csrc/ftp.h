@@ -110,6 +110,11 @@ typedef struct ftp_sess {
    * attribute, so it is dropped */
   int op_sent, op_finals;
   int got421;              /* the server said it is closing the connection */
+  /* bytes of reply lines curl has shown us (debug stream) on the current
+   * control connection, and in this operation: checked against what the
+   * kernel received, to find a reply curl read but kept back */
+  unsigned long long in_seen;
+  size_t op_in;
   int fresh;               /* the next operation must open a new connection */
   char *label;             /* what failed, for messages ("get f"), or NULL */
   long long rx_moved, rx_announced;  /* the last download's bytes, and the

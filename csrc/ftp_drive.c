@@ -18,9 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #endif
 
@@ -127,6 +131,13 @@ static int on_debug(CURL *h, curl_infotype type, char *p, size_t n,
   (void)h;
   if (type == CURLINFO_HEADER_IN || type == CURLINFO_HEADER_OUT) {
     /* each call carries whole lines here; split to be safe */
+    if (type == CURLINFO_HEADER_IN) {
+      /* bytes before any command of an operation: a new connection's
+       * greeting (on a kept one a command always goes first) */
+      if (s->op_sent == 0 && s->op_in == 0) s->in_seen = 0;
+      s->in_seen += n;
+      s->op_in += n;
+    }
     while (n > 0) {
       char *e = memchr(p, '\n', n);
       size_t len = e ? (size_t)(e - p) : n, used = e ? len + 1 : n;
@@ -418,6 +429,7 @@ static void op_reset(ftp_sess *s) {
   s->not_ftp = 0;
   s->paused = 0;
   s->op_sent = s->op_finals = 0;
+  s->op_in = 0;
   s->got421 = 0;
   for (i = 0; i < NQUOTE; i++) { s->qr[i].code = -1; s->qr[i].text.len = 0; s->qr[i].text.start = 0; }
   nl_ftpr_reset(&s->fr);
@@ -446,6 +458,33 @@ static void drop_connection(ftp_sess *s) {
   s->fresh = 1;
 }
 
+/* Whether the kept control connection holds reply bytes nobody asked
+ * for.  curl reads a segment whole and keeps what follows the reply it
+ * wanted for the next command, which would take it as its own answer; a
+ * reply sent late waits in the socket for the same fate.  Both show as
+ * bytes the kernel received (TCP_INFO) that were never shown to us as
+ * reply lines, or as bytes still unread.  Over TLS the wire bytes are
+ * not the reply bytes: only unread ones are seen there. */
+static int stray_input(ftp_sess *s) {
+#ifdef __linux__
+  int inq = 0;
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (s->ctl_fd == CURL_SOCKET_BAD) return 0;
+  memset(&ti, 0, sizeof ti);
+  /* received first: anything arriving before the SIOCINQ shows there */
+  if (getsockopt(s->ctl_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return 0;
+  if (ioctl(s->ctl_fd, SIOCINQ, &inq) == 0 && inq > 0) return 1;
+  if (s->tls != TLS_NONE) return 0;
+  if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+    return 0;  /* a kernel before 4.1: unread bytes are all we can see */
+  return ti.tcpi_bytes_received > s->in_seen;
+#else
+  (void)s;
+  return 0;
+#endif
+}
+
 /* Runs the operation in s->op: reset, apply every option, drive; retried
  * once when a reused connection turned out dead before any payload
  * moved.  Then the method's finish step makes the results. */
@@ -456,6 +495,8 @@ static int op_loop(lua_State *L, ftp_sess *s) {
   for (;;) {
     if (!o->added) {
       o->was_logged = s->logged;
+      /* a reply that came since the last operation answered nothing */
+      if (!s->fresh && stray_input(s)) drop_connection(s);
       op_reset(s);
       apply_session(s, &o->dl, lua_tostring(L, o->url));
       if (o->setup) o->setup(s);
@@ -477,7 +518,8 @@ static int op_loop(lua_State *L, ftp_sess *s) {
     }
     curl_multi_remove_handle(s->multi, s->easy);
     o->added = 0;
-    if (s->got421 || s->op_sent != s->op_finals) drop_connection(s);
+    if (s->got421 || s->op_sent != s->op_finals || stray_input(s))
+      drop_connection(s);
     if (o->attempt == 0 && o->was_logged && !s->op_login &&
         (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
          rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) &&

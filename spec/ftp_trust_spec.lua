@@ -156,6 +156,25 @@ describe("ftp answers against a hostile server", function()
     s:close()
   end)
 
+  -- curl keeps what it read past a reply and would hand it to the next
+  -- command as that command's answer: a DELE "done" that never happened
+  for _, mode in ipairs {"twice", "twicelate"} do
+    it("a reply nobody asked for is never taken for the next command's (" .. mode .. ")", function()
+      start(mode)
+      local s = session()
+      assert.equal("200 noop", s:sendcmd("NOOP"))
+      if mode == "twicelate" then netlua.sleep(0.3) end
+      local ok, msg, code = s:delete("f")
+      assert.is_nil(ok, msg)
+      assert.equal(550, code, msg)
+      assert.matches('^257 "/"', s:sendcmd("PWD"))
+      assert.equal("200 noop", s:sendcmd("NOOP"))
+      if mode == "twicelate" then netlua.sleep(0.3) end
+      assert.matches('^257 "/"', s:sendcmd("PWD"))
+      s:close()
+    end)
+  end
+
   it("mirror of an endless tree stops at a depth limit with an error, never raises", function()
     start("deep")
     local s = session()

@@ -26,7 +26,10 @@
 -- one file "f"), stall_VERB (VERB -- retr, size or pasv -- is never
 -- answered), stall_stor (STOR takes the data connection and never reads
 -- it), stall_prelim (RETR: a 150 and 1000 bytes, then nothing, the data
--- connection left open).  Serves each
+-- connection left open), twice (NOOP is answered "200 noop" and
+-- "200 noop again" in one segment), twicelate (NOOP is answered "200
+-- noop", and 0.1 s later "200 noop late").  DELE is always "550 no such
+-- file".  Serves each
 -- client in a task of its own on 127.0.0.1:PORT, so parallel connections
 -- work; prints "ready" once listening.  Tests nothing itself.
 local tcp = require "netlua.tcp"
@@ -190,9 +193,16 @@ local function serve(c)
         send(c, "200-first\r\n second\r\n200-third\r\n200 done\r\n")
       elseif mode == "longline" then
         send(c, "200-" .. ("L"):rep(100000) .. "\r\n200 long done\r\n")
+      elseif mode == "twice" then
+        send(c, "200 noop\r\n200 noop again\r\n")
+      elseif mode == "twicelate" then
+        send(c, "200 noop\r\n")
+        netlua.sleep(0.1)
+        send(c, "200 noop late\r\n")
       else
         send(c, "200 noop\r\n")
       end
+    elseif verb == "DELE" then send(c, "550 no such file\r\n")
     elseif verb == "QUIT" then send(c, "221 bye\r\n"); return
     else send(c, "500 what is " .. verb .. "\r\n") end
     local _ = rest
