@@ -41,7 +41,10 @@ describe("device helpers vs busybox telnetd with a coloured ash prompt", functio
 
   it("learns the prompt with its colours and finds it again", function()
     local s, prompt = shell()
-    assert.equal("\27[1;32m" .. HOST .. "\27[0m:\27[1;34m" .. dir .. "\27[0m# \27[6n", prompt)
+    -- ash redraws the prompt (CR, prompt, ESC [J) when the window size
+    -- comes after it: either line is the prompt
+    local line = "\27[1;32m" .. HOST .. "\27[0m:\27[1;34m" .. dir .. "\27[0m# "
+    assert.is_true(prompt == line .. "\27[6n" or prompt == line .. "\27[J", prompt)
     assert.equal(HOST .. ":" .. dir .. "#", s:find_prompt())
     s:close()
   end)

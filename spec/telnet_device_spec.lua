@@ -4,6 +4,7 @@
 -- at the window width and "% Invalid input" errors.
 local H = require "helper"
 local telnet = require "netlua.telnet"
+local netlua = require "netlua"
 
 local MARGIN = 0.5
 local BANNER = "\r\n\27[1;31m*** R1 lab router: authorized access only ***\27[0m\r\n"
@@ -171,6 +172,23 @@ describe("telnet device helpers against a router CLI", function()
       assert.equal("hello\n", s:cmd("echo hello"))
       assert.equal("", s:cmd("terminal echo bs"))
       assert.equal(VERSION, s:cmd("show version"))
+      assert.equal("hello\n", s:cmd("echo hello"))
+      s:close()
+    end)
+
+    -- busybox ash redraws its prompt when the window size comes after it:
+    -- that old prompt is not the end of the next command's output
+    it("takes a prompt redrawn before the echo, or while idle, for no command's end", function()
+      local s = assert(telnet.open("127.0.0.1", port, {timeout = 5}))
+      local _, prompt = assert(s:login{user = "redraw", password = "secret"})
+      assert.equal("R1>\27[J", prompt)
+      assert.equal("R1>", s:find_prompt())
+      assert.equal(VERSION, s:cmd("show version"))
+      assert.equal("hello\n", s:cmd("echo hello"))
+      assert.equal("", s:cmd("terminal redraw after"))
+      netlua.sleep(0.15)  -- the redraw is waiting, unread
+      assert.equal(VERSION, s:cmd("show version"))
+      netlua.sleep(0.15)
       assert.equal("hello\n", s:cmd("echo hello"))
       s:close()
     end)

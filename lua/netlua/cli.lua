@@ -40,9 +40,11 @@ local function st(s)
   return t
 end
 
--- a prompt may end in colour codes, blanks and a cursor position query
--- (busybox ash sends ESC [6n) after its last character
-local TAIL = "[ \27%[%d;mn]*"
+-- a prompt may end in colour codes, blanks, a cursor position query
+-- (busybox ash sends ESC [6n) and erase sequences (ash redraws its prompt
+-- as CR, prompt, ESC [J when the window size arrives after it) after its
+-- last character
+local TAIL = "[ \27%[%d;mnJK]*"
 local ENDS = "[>#%$%%%]]"
 
 M.DEFAULT_PROMPT = "[%$#>%%]" .. TAIL .. "$"
@@ -79,10 +81,10 @@ end
 -- ":" or blank; in a prompt opening with "<" or "[", the part between
 -- that bracket (matched as optional) and the first "-".  Nil when that has no letter or digit (a bare "$ " or
 -- "/tmp # "): then no base can be trusted.
-local function rstrip(s)  -- blanks and whole colour/DSR sequences
+local function rstrip(s)  -- blanks and whole colour/DSR/erase sequences
   repeat
     local n = #s
-    s = s:gsub("%s+$", ""):gsub("\27%[[%d;]*[mn]$", "")
+    s = s:gsub("%s+$", ""):gsub("\27%[[%d;]*[mnJK]$", "")
   until #s == n
   return s
 end
@@ -214,12 +216,20 @@ function M.find_prompt(self, opts)
   if not junk and jc ~= "closed" then return nil, jm, jc, "" end
   local ok, msg, code = self:write("\n")
   if not ok then return nil, msg, code, "" end
-  -- the device was asked for a prompt: one ending in "]" counts too
-  local i, text, c2, part = self:expect({opts.prompt or ENDS .. TAIL .. "$"}, timeout)
-  if not i then
-    return nil, c2 == "timeout" and "find_prompt: timeout" or (text:gsub("^expect", "find_prompt")), c2, part
-  end
-  local raw = learn(self, text .. (self:read_very_eager() or ""))
+  -- the device was asked for a prompt: one ending in "]" counts too; it
+  -- comes after the line end that answers ours (before it: a redraw)
+  local deadline = timeout and monotime() + timeout
+  local seen = {}
+  repeat
+    local i, text, c2, part = self:expect({opts.prompt or ENDS .. TAIL .. "$"}, left(deadline))
+    if not i then
+      seen[#seen + 1] = part
+      return nil, c2 == "timeout" and "find_prompt: timeout" or (text:gsub("^expect", "find_prompt")),
+        c2, table.concat(seen)
+    end
+    seen[#seen + 1] = text
+  until text:find("\n")
+  local raw = learn(self, seen[#seen] .. (self:read_very_eager() or ""))
   return (screen.clean(raw):gsub("%s+$", ""))
 end
 
@@ -297,9 +307,13 @@ local function run(self, line, opts, pagers)
   local pats = {}
   for i, p in ipairs(pagers) do pats[i] = "()" .. p.pattern .. "()$" end
   pats[#pats + 1] = pat
+  -- what came before the command is not its output (a late prompt
+  -- redraw, the tail of an earlier command)
+  local _, jm, jc = self:read_very_eager()
+  if jm and jc ~= "closed" then return nil, (jm:gsub("^[%w_]+", "cmd")), jc, "" end
   local ok, msg, code = self:write(line .. "\n")
   if not ok then return nil, msg, code, "" end
-  local parts = {}
+  local parts, ended = {}, false
   while true do
     local r = table.pack(self:expect(pats, left(deadline)))
     if not r[1] then
@@ -310,14 +324,21 @@ local function run(self, line, opts, pagers)
     -- the first and last captures are ours: the match's start and end
     local text = r[2]
     local body = text:sub(1, #text - (r[r.n] - r[3]))
-    if r[1] == #pats then
+    ended = ended or text:find("\n") ~= nil
+    if r[1] == #pats and not ended then
+      -- a prompt before any line ended: the command's echo and its line
+      -- end always come first, so this is the old prompt redrawn (ash
+      -- does when the window size arrives late), not the command's end
+      parts[#parts + 1] = body
+    elseif r[1] == #pats then
       if whole_line then body = body:match("^(.*[\r\n])") or "" end
       parts[#parts + 1] = body
       return finish(table.concat(parts), line, opts.raw)
+    else
+      parts[#parts + 1] = body
+      ok, msg, code = self:write(pagers[r[1]].answer)
+      if not ok then return nil, msg, code, finish(table.concat(parts), line, opts.raw) end
     end
-    parts[#parts + 1] = body
-    ok, msg, code = self:write(pagers[r[1]].answer)
-    if not ok then return nil, msg, code, finish(table.concat(parts), line, opts.raw) end
   end
 end
 

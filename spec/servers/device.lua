@@ -20,6 +20,12 @@
 --   terminal echo STYLE      plain (default), cr (echo, CR, prompt and
 --                            command again), bs (echo, backspaces over it,
 --                            echo again), none
+--   terminal redraw WHEN     the prompt redrawn (CR, prompt, ESC [J), as
+--                            busybox ash does when a window size comes
+--                            late: "before" each echo (0.05 s before
+--                            it), "after" (0.05 s after each prompt),
+--                            "off"; user "redraw" logs in to a prompt
+--                            sent twice so, then "before"
 -- Commands: show version, show running-config (57 lines),
 -- show interfaces brief, echo TEXT, show slow (a line, then silence),
 -- enable, disable, configure terminal, interface X, exit, end, quit.
@@ -100,6 +106,7 @@ local function session(c)
   end
 
   local brackets = false  -- Huawei/H3C style: <R1> and [R1], [R1-if]
+  local redraw = "off"
   local function prompt()
     if not brackets then return hostname .. mode end
     if mode == ">" or mode == "#" then return "<" .. hostname .. ">" end
@@ -119,6 +126,10 @@ local function session(c)
 
   local function echo_line(line)
     local p = prompt()
+    if redraw == "before" then
+      send("\r" .. p .. "\27[J")
+      netlua.sleep(0.05)
+    end
     if echo == "none" then return send("\r\n") end
     if echo == "cr" then
       return send(wrap(line, #p) .. "\r" .. p .. wrap(line, #p) .. "\r\n")
@@ -155,10 +166,10 @@ local function session(c)
   send(IAC .. WILL .. "\1" .. IAC .. WILL .. "\3" .. IAC .. DO .. "\31")
   send("\r\n\27[1;31m*** " .. hostname .. " lab router: authorized access only ***\27[0m\r\n"
     .. "\r\nUser Access Verification\r\n\r\n")
-  local tries = 0
+  local tries, user = 0, nil
   while true do
     send("Username: ")
-    local user = readline()
+    user = readline()
     if not user then return end
     send(user .. "\r\nPassword: ")
     local pw = readline()
@@ -169,7 +180,12 @@ local function session(c)
     send("% Login invalid\r\n\r\n")
     if tries == 3 then return end
   end
-  send("\r\n" .. prompt())
+  if user == "redraw" then
+    redraw = "before"
+    send("\r\n" .. prompt() .. "\r" .. prompt() .. "\27[J")
+  else
+    send("\r\n" .. prompt())
+  end
   while true do
     local line = readline()
     if not line then return end
@@ -197,6 +213,8 @@ local function session(c)
     elseif cmd == "terminal brackets" then brackets = true
     elseif words[1] == "terminal" and words[2] == "echo" and words[3] then
       echo = words[3]
+    elseif words[1] == "terminal" and words[2] == "redraw" and words[3] then
+      redraw = words[3]
     elseif cmd == "show version" then
       ok = output {
         "Cisco IOS Software, Version 15.2(4)M7",
@@ -222,6 +240,10 @@ local function session(c)
     end
     if not ok then return end
     send(prompt())
+    if redraw == "after" then
+      local p = prompt()
+      netlua.spawn(function() netlua.sleep(0.05) send("\r" .. p .. "\27[J") end)
+    end
   end
 end
 
