@@ -217,6 +217,7 @@ int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
     if (r != NL_OK) break;
   }
   if (r == NL_OK) return arg - first;
+  if (r == NL_PENDING) return -1;  /* the formats read stay above last */
   if (r == NOT_A_NUMBER) return arg - first + 1;
   if (r == NL_CLOSED) {  /* io gives a bare nil; we also say why */
     lua_pushfstring(L, "%s: closed by peer", who);

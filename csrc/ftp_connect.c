@@ -1,6 +1,6 @@
 /*
  * ftp_connect.c - connect and login: reaching the server (every address
- * the name has, waits that yield inside netlua.run), peeking at its whole
+ * the name has, waits that pend inside netlua.run), peeking at its whole
  * greeting through the reply framer while leaving it unread for libcurl,
  * and the login operation that hands libcurl the connected socket.
  * What does not live here: running the login operation (ftp_drive.c).
@@ -45,7 +45,7 @@ void ftp_connect_end(ftp_sess *s, int keep) {
   nl_coop_end(&s->co);
 }
 
-/* Connecting: walks the address list kept in s (a wait may yield; the
+/* Connecting: walks the address list kept in s (a wait may pend; the
  * connect comes back through nl_ftp_connect).  NL_OK with s->cn_fd connected. */
 static int connect_addrs(ftp_sess *s, const nl_deadline *d) {
   int err = s->cn_err;
@@ -59,7 +59,7 @@ static int connect_addrs(ftp_sess *s, const nl_deadline *d) {
       err = connect(s->cn_fd, ai->ai_addr, ai->ai_addrlen) == 0 ? NL_OK : errno;
     } else err = EINPROGRESS;  /* resumed after a wait */
     if (err == EINPROGRESS) err = nl_connect_wait(s->cn_fd, &s->co, d);
-    if (err == NL_OK) return NL_OK;
+    if (err == NL_OK || err == NL_PENDING) return err;
     close(s->cn_fd);
     s->cn_fd = -1;
     s->cn_err = err;
@@ -105,6 +105,7 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
   int err;
   if (s->cn_phase == 1) {
     err = connect_addrs(s, d);
+    if (err == NL_PENDING) return nl_coop_pend(L, &s->co);
     if (err != NL_OK) {
       ftp_connect_end(s, 0);
       return nl_pushfail(L, err, "connect %s", s->cn_where);
@@ -122,7 +123,7 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
     }
   }
   for (;;) {
-    /* look first: after a yield we come back here with the data there */
+    /* look first: after a wait we come back here with the data there */
     ssize_t r = recv(s->cn_fd, buf, sizeof buf, MSG_PEEK);
     int g;
     if (r == 0) {
@@ -132,6 +133,7 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
     if (r < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         int w = nl_coop_wait(&s->co, s->cn_fd, NL_WAIT_READ, d);
+        if (w == NL_PENDING) return nl_coop_pend(L, &s->co);
         if (w != NL_OK) {
           ftp_connect_end(s, 0);
           return nl_pushfail(L, w, "connect %s: greeting", s->cn_where);
@@ -153,7 +155,8 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
       nl_deadline tiny;
       nl_deadline_start(&tiny, 0.01);
       if (d->at >= 0 && tiny.at > d->at) tiny = *d;
-      nl_coop_wait(&s->co, -1, 0, &tiny);
+      if (nl_coop_wait(&s->co, -1, 0, &tiny) == NL_PENDING)
+        return nl_coop_pend(L, &s->co);
       if (nl_deadline_passed(d)) {
         ftp_connect_end(s, 0);
         return nl_pushfail(L, NL_TIMEOUT, "connect %s: greeting", s->cn_where);
@@ -170,7 +173,7 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
 /* s:connect(host, port, timeout) -> welcome.  Opens the control connection
  * and peeks at the greeting (left unread for curl, who takes the socket
  * over at login).  Implicit TLS hides the greeting until login.  Inside
- * netlua.run the name lookup and the waits yield; the timeout bounds
+ * netlua.run the name lookup and the waits pend; the timeout bounds
  * both. */
 int nl_ftp_connect(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
@@ -180,15 +183,15 @@ int nl_ftp_connect(lua_State *L) {
   char serv[16];
   struct addrinfo hints, *res = NULL;
   nl_offload *r;
-  if (nl_coop_closed(&s->co))  /* by another task, while we waited */
+  if (nl_coop_closed(L, &s->co))  /* by another task, while we waited */
     return nl_pushfail(L, NL_ABORTED, "connect %s", s->cn_where);
   ftp_check_sess(L);
-  if (s->co.resuming && s->cn_phase) {  /* after a yield */
-    nl_coop_begin(L, &s->co, nl_ftp_connect, 0, &d);
-    return connect_step(L, s, &d);
+  r = NULL;
+  if (nl_coop_resumes(L, &s->co)) {  /* after a wait: the stack is back */
+    nl_coop_begin(L, &s->co, NULL, 0, &d);
+    if (s->cn_phase) return connect_step(L, s, &d);
+    r = nl_offload_top(L);  /* the lookup */
   }
-  /* a yield while looking the name up left the lookup on top */
-  r = s->co.resuming ? nl_offload_top(L) : NULL;
   host = ftp_check_clean(L, 2, "host");
   if (r == NULL) {
     ftp_check_idle(L, s);
@@ -206,13 +209,14 @@ int nl_ftp_connect(lua_State *L) {
     snprintf(serv, sizeof serv, "%d", port);
     snprintf(s->cn_where, sizeof s->cn_where, "%s:%d", host, port);
     lua_settop(L, 4);
-    s->busy = 1;  /* the lookup may yield: no other call may start */
-    r = nl_resolve_start(L, host, serv, &hints, nl_ftp_connect, s->timeout);
+    s->busy = 1;  /* the lookup may pend: no other call may start */
+    r = nl_resolve_start(L, host, serv, &hints, NULL, s->timeout);
     /* the lookup waits as the session's operation: close() wakes it */
-    nl_coop_begin(L, &s->co, nl_ftp_connect, s->timeout, &fresh);
+    nl_coop_begin(L, &s->co, NULL, s->timeout, &fresh);
   }
   s->rs_fd = nl_offload_fd(r);
   w = nl_resolve_wait(r, &s->co, &res, &g, &d);
+  if (w == NL_PENDING) return nl_coop_pend(L, &s->co);
   s->rs_fd = -1;
   if (w != NL_OK || g != 0) {
     s->busy = 0;
@@ -224,7 +228,7 @@ int nl_ftp_connect(lua_State *L) {
   s->cn_fd = -1;
   s->cn_err = ECONNREFUSED;
   s->cn_phase = 1;
-  nl_coop_begin(L, &s->co, nl_ftp_connect, s->timeout, &fresh);
+  nl_coop_begin(L, &s->co, NULL, s->timeout, &fresh);
   s->co.dl = d;  /* what the lookup left of the timeout */
   return connect_step(L, s, &d);
 }

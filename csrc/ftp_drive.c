@@ -367,17 +367,22 @@ static int xfer_done(ftp_sess *s, CURLcode *rc) {
   return done;
 }
 
+/* drive()'s answer when a wait pends: the operation returns
+ * nl_coop_pend and comes back through op_resume. */
+#define DRIVE_PENDING ((CURLcode)-1)
+
 /* Drives the easy handle (on the multi already) to its end;
  * CURLE_OPERATION_TIMEDOUT when the deadline passes first.  Each wait is
- * for s->epfd, capped by curl's timer: inside netlua.run it yields, and
- * the operation comes back here through op_resume. */
+ * for s->epfd, capped by curl's timer: inside netlua.run it pends
+ * (DRIVE_PENDING), and the operation comes back here through op_resume. */
 static CURLcode drive(ftp_sess *s) {
   const nl_deadline *d = &s->op.dl;
   CURLcode rc = CURLE_OK;
   for (;;) {
     nl_deadline w;
     double t;
-    nl_coop_share(&s->co);  /* a transfer that never waits takes turns */
+    if (nl_coop_share(&s->co) == NL_PENDING)
+      return DRIVE_PENDING;  /* a transfer that never waits takes turns */
     if (s->paused) {  /* by on_write, for that turn: go on */
       s->paused = 0;
       curl_easy_pause(s->easy, CURLPAUSE_CONT);
@@ -404,7 +409,8 @@ static CURLcode drive(ftp_sess *s) {
     t = nl_monotime() + 0.2;  /* see kick(): never trust a long silence */
     if (w.at < 0 || t < w.at) w.at = t;
 #ifdef __linux__
-    nl_coop_wait(&s->co, s->epfd, NL_WAIT_READ, &w);
+    if (nl_coop_wait(&s->co, s->epfd, NL_WAIT_READ, &w) == NL_PENDING)
+      return DRIVE_PENDING;
 #else
     /* one descriptor per wait: with several (control and data), look
      * again soon */
@@ -413,8 +419,9 @@ static CURLcode drive(ftp_sess *s) {
       nl_deadline_start(&soon, 0.05);
       if (w.at < 0 || soon.at < w.at) w = soon;
     }
-    nl_coop_wait(&s->co, s->nw > 0 ? s->wfd[s->nw - 1] : -1,
-                 s->nw > 0 ? s->wev[s->nw - 1] : 0, &w);
+    if (nl_coop_wait(&s->co, s->nw > 0 ? s->wfd[s->nw - 1] : -1,
+                     s->nw > 0 ? s->wev[s->nw - 1] : 0, &w) == NL_PENDING)
+      return DRIVE_PENDING;
 #endif
   }
 }
@@ -508,7 +515,8 @@ static int op_loop(lua_State *L, ftp_sess *s) {
       o->added = 1;
     }
     s->L = L;
-    rc = drive(s);  /* may yield: then we come back through op_resume */
+    rc = drive(s);
+    if (rc == DRIVE_PENDING) return nl_coop_pend(L, &s->co);  /* op_resume */
     {
       /* only known while the handle is in the multi: kept for fileno */
       curl_socket_t fd = CURL_SOCKET_BAD;
@@ -557,12 +565,12 @@ int ftp_op_run(lua_State *L, ftp_sess *s, int url, setup_fn setup,
   return op_loop(L, s);
 }
 
-/* The restart after a yield: the method's frame is gone, the session (its
- * first argument) and the Lua stack are as they were. */
+/* The restart after a wait: the session (its first argument) and the
+ * Lua stack are as they were at the wait. */
 static int op_resume(lua_State *L) {
   ftp_sess *s = luaL_checkudata(L, 1, FTP);
   nl_deadline d;
-  if (nl_coop_closed(&s->co))  /* by another task: sess_free cleaned up */
+  if (nl_coop_closed(L, &s->co))  /* by another task: sess_free cleaned up */
     return nl_pushfail(L, NL_ABORTED, "%s", s->op.what);
   nl_coop_begin(L, &s->co, op_resume, 0, &d);  /* takes the resume */
   return op_loop(L, s);

@@ -9,7 +9,7 @@
  *
  * Not here: sockets (sock.c, tcp.c) and numeric address conversion for
  * them (addr.c).  The resolver calls run through resolve.c: a deadline
- * where the caller gives one, and yields inside netlua.run.
+ * where the caller gives one, and waits in its task only inside netlua.run.
  *
  * Errors: resolver failures return nil, msg, "EAI_*" (the gai error by
  * name; h_errno results are mapped onto the same names), or "limit" when
@@ -345,11 +345,11 @@ static double opt_timeout(lua_State *L, int arg) {
 }
 
 /* getaddrinfo(host, port_or_service [, opts]) -> array of entries.
- * Inside netlua.run the lookup yields; opts.timeout bounds it. */
+ * Inside netlua.run the lookup waits in its task only; opts.timeout bounds it. */
 static int l_getaddrinfo(lua_State *L) {
   static const char *const keys[] = {"family", "socktype", "protocol",
                                      "flags", "timeout", NULL};
-  nl_offload *r = nl_resolve_resumed(L);  /* after a yield */
+  nl_offload *r = nl_resolve_resumed(L);  /* after a wait */
   const char *host = opt_name(L, 1), *serv;
   char sbuf[16], label[300], what[600];
   struct addrinfo hints;
@@ -388,6 +388,7 @@ static int l_getaddrinfo(lua_State *L) {
     r = nl_resolve_start(L, host, serv, &hints, l_getaddrinfo, timeout);
   }
   w = nl_resolve_wait(r, NULL, &res, &e, &d);  /* r keeps res, frees it */
+  if (w == NL_PENDING) return nl_offload_pend(L, r);
   if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
   if (e != 0) return gai_fail(L, e, what);
   lua_newtable(L);
@@ -424,7 +425,7 @@ static void gni_run(void *arg) {
 }
 
 /* getnameinfo(ip [, port [, opts]]) -> host, service.  A reverse lookup
- * (no numerichost flag) yields inside netlua.run; opts.timeout bounds it. */
+ * (no numerichost flag) waits in its task only inside netlua.run; opts.timeout bounds it. */
 static int l_getnameinfo(lua_State *L) {
   static const char *const keys[] = {"flags", "timeout", NULL};
   nl_offload *o = nl_offload_resumed(L);
@@ -454,6 +455,7 @@ static int l_getnameinfo(lua_State *L) {
                          l_getnameinfo, timeout);
   }
   w = nl_offload_wait(o, NULL, &d);
+  if (w == NL_PENDING) return nl_offload_pend(L, o);
   if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
   g = (gni_job *)nl_offload_arg(o);
   if (g->gerr != 0) {
@@ -597,6 +599,7 @@ static int hent_call(lua_State *L, lua_CFunction fn, const char *fname,
     o = nl_offload_start(L, hent_run, h, hent_release, HENT_HERE, fn, -1);
   }
   w = nl_offload_wait(o, NULL, &d);
+  if (w == NL_PENDING) return nl_offload_pend(L, o);
   if (w != NL_OK) return nl_pushfail(L, w, "%s %s", fname, name);
   h = (hent_job *)nl_offload_arg(o);
   if (h->gerr != 0) {
@@ -629,7 +632,7 @@ static int l_gethostbyaddr(lua_State *L) {
   return hent_call(L, l_gethostbyaddr, "gethostbyaddr", 1, AF_UNSPEC);
 }
 
-/* gethostbyname(name) -> first IPv4 address as text (yields in a task) */
+/* gethostbyname(name) -> first IPv4 address as text (waits in its task only) */
 static int l_gethostbyname(lua_State *L) {
   nl_offload *r = nl_resolve_resumed(L);
   const char *name = check_name(L, 1);
@@ -647,6 +650,7 @@ static int l_gethostbyname(lua_State *L) {
     r = nl_resolve_start(L, name, NULL, &hints, l_gethostbyname, -1);
   }
   w = nl_resolve_wait(r, NULL, &res, &e, &d);
+  if (w == NL_PENDING) return nl_offload_pend(L, r);
   if (w != NL_OK) return nl_pushfail(L, w, "%s", what);
   if (e != 0) return gai_fail(L, e, what);
   addr_text(res->ai_addr, res->ai_addrlen, ip, sizeof ip);

@@ -62,56 +62,77 @@ int nl_wait(int fd, int events, const nl_deadline *d);
 int nl_rcvtimeo(int fd, double *armed, const nl_deadline *d);
 
 /* ---- cooperative waiting (sched.c) ------------------------------------ */
-/* State of one blocking operation on an object, kept in the object so the
- * operation can restart after its coroutine yielded to netlua.run. */
+/* A blocking operation is a step in C that finishes or says what it
+ * waits for; it never yields from C.  Outside a driven coroutine it just
+ * blocks (nl_wait).  In a coroutine that netlua.run drives, a wait comes
+ * back up as NL_PENDING to the method, which returns nl_coop_pend(): the
+ * wait (WAIT, fd, events, until, key, restart).  Its Lua driver
+ * (netlua/drive.lua) waits through the loop, then calls restart (or the
+ * method again) with the same arguments; the operation picks up from the
+ * state kept here and in its object. */
+#define NL_PENDING  (-5)   /* the caller must return nl_coop_pend() */
+
 typedef struct nl_coop {
   lua_State *L;            /* thread running the operation, or NULL */
-  lua_CFunction restart;   /* called again when the coroutine resumes */
-  int resuming;            /* set while a resumed operation re-enters */
-  nl_deadline dl;          /* the operation's deadline, kept across yields */
+  lua_CFunction restart;   /* what the driver calls after the wait; NULL:
+                            * the method itself */
+  nl_deadline dl;          /* the operation's deadline, kept across waits */
   size_t progress;         /* work already done (bytes written) */
   int base;                /* stack slot where the operation's values end */
   int closed;              /* the object is closed (nl_coop_closing) */
-  int parked;              /* yielded in nl_coop_wait, not resumed yet */
-  void *key;               /* parked on a key (nl_coop_park), not an fd */
+  int parked;              /* returned NL_PENDING; its restart not run yet */
+  int wfd, wev;            /* what it waits for: a descriptor and events, */
+  void *key;               /* or a key (nl_coop_park), */
+  double wat;              /* until then */
 } nl_coop;
 
-/* Starts (returns 0) or resumes (returns 1) an operation; *d gets the
- * operation's deadline, computed once from timeout when it starts. */
+/* Starts (returns 0) or resumes (returns 1: the stack is back as it was
+ * at the wait) an operation; *d gets the operation's deadline, computed
+ * once from timeout when it starts. */
 int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
                   double timeout, nl_deadline *d);
+/* The last value L's waiting operation kept, when it is a userdata of
+ * type tname (the object it made, a lookup), else NULL: how a restart
+ * finds what it had made before nl_coop_begin puts it back. */
+void *nl_coop_peek(lua_State *L, const char *tname);
+/* Whether this call is the driver's restart of c's operation (before
+ * nl_coop_begin takes it). */
+int nl_coop_resumes(lua_State *L, const nl_coop *c);
 void nl_coop_end(nl_coop *c);
-/* Like nl_wait(), but inside netlua.run it yields to the scheduler and
- * restarts the operation later instead of blocking the whole process. */
+/* Like nl_wait(), but in a driven coroutine it records the wait and
+ * returns NL_PENDING instead of blocking the whole process. */
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d);
 /* Like nl_coop_wait, but on no descriptor: the task is woken when its
  * key is named by a drain of the resolver's bell (resolve.c), when the
  * object closes (nl_coop_closing) or at the deadline.  Only for a c
  * whose nl_coop_yields() is true. */
 int nl_coop_park(nl_coop *c, void *key, const nl_deadline *d);
-/* True when L is a coroutine driven by netlua.run that may yield here. */
+/* The method's answer to NL_PENDING: keeps the operation's whole stack
+ * for its restart and returns the wait to the driver. */
+int nl_coop_pend(lua_State *L, nl_coop *c);
+/* True when L is a coroutine driven by netlua.run that may wait here. */
 int nl_coop_active(lua_State *L);
-/* Whether nl_coop_wait on c would yield to the scheduler (else it
- * blocks the thread in nl_wait). */
+/* Whether nl_coop_wait on c would pend (else it blocks the thread in
+ * nl_wait). */
 int nl_coop_yields(const nl_coop *c);
-/* Where an operation may restart (as after nl_coop_wait): inside
- * netlua.run, once it has run for a time slice without waiting (its data
- * always there), it yields so that the other tasks get a turn, and comes
- * back through its restart.  Otherwise returns at once. */
-void nl_coop_share(nl_coop *c);
-/* Whether nl_coop_share would yield now (for code that must first get
+/* Where an operation may restart (as after nl_coop_wait): in a driven
+ * coroutine, once it has run for a time slice without waiting (its data
+ * always there), NL_PENDING on nothing, so that the other tasks get a
+ * turn before its restart.  Otherwise NL_OK at once. */
+int nl_coop_share(nl_coop *c);
+/* Whether nl_coop_share would pend now (for code that must first get
  * out of a library's callback, e.g. pause a libcurl transfer). */
 int nl_coop_due(const nl_coop *c);
 /* The object that owns c is about to close fd (call it before close()):
  * tasks parked on fd run again and the poller forgets fd, so the number
- * can be reused safely.  Not from __gc: a parked task keeps its object
- * alive, so nothing can be parked on an object being collected. */
+ * can be reused safely.  Not from __gc: a parked task's driver holds its
+ * object, so nothing can be parked on an object being collected. */
 void nl_coop_closing(lua_State *L, nl_coop *c, int fd);
 /* First thing a method that may restart after a wait does: true when it
- * is resuming after another task closed its object; the method then
+ * is restarted after another task closed its object; the method then
  * returns its "closed" result (NL_ABORTED) instead of raising "attempt to
  * use a closed ...", which stays the answer to a fresh call. */
-int nl_coop_closed(nl_coop *c);
+int nl_coop_closed(lua_State *L, nl_coop *c);
 
 /* ---- blocking lookups with deadlines (resolve.c) ----------------------- */
 /* A call in progress: a userdata on the Lua stack. */
@@ -122,20 +143,25 @@ struct addrinfo;
  * in the resolver pool inside netlua.run or when timeout is a deadline
  * (>= 0), else (or with `here`) right away.  arg is malloc'd by the
  * caller and freed by release(arg) once neither side needs it (a
- * timed-out caller leaves the thread to finish alone).  restart is the
- * calling C function: after a yield it is called again with the run on
- * top of the stack (find it with nl_offload_resumed). */
+ * timed-out caller leaves the thread to finish alone).  restart is what
+ * the driver calls after a wait (NULL: the calling method), with the same
+ * arguments; nl_offload_resumed then puts the run back on top. */
 nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
                              void (*release)(void *arg), int here,
                              lua_CFunction restart, double timeout);
-/* The run on top of the stack when the caller is being restarted. */
+/* The run the caller made before its wait, put back on top of the stack,
+ * when the caller is being restarted after waiting on the run's own
+ * nl_coop; else NULL. */
 nl_offload *nl_offload_resumed(lua_State *L);
+/* The caller's answer when nl_offload_wait without an owner pended. */
+int nl_offload_pend(lua_State *L, nl_offload *o);
 /* The run on top of the stack, if any (for callers waiting as `owner`). */
 nl_offload *nl_offload_top(lua_State *L);
-/* Waits for fn to have run (yielding in a task): NL_OK, NL_TIMEOUT or an
- * errno.  *d gets the run's deadline, for the work that follows.  With an
- * owner, the wait parks on the owning object's nl_coop (whose restart is
- * the caller), so closing that object wakes it; else on the run's own. */
+/* Waits for fn to have run: NL_OK, NL_TIMEOUT, NL_PENDING (in a task) or
+ * an errno.  *d gets the run's deadline, for the work that follows.  With
+ * an owner, the wait parks on the owning object's nl_coop (the caller
+ * returns nl_coop_pend on it), so closing that object wakes it; else on
+ * the run's own (the caller returns nl_offload_pend). */
 int nl_offload_wait(nl_offload *o, nl_coop *owner, nl_deadline *d);
 /* The descriptor a run's wait is on: always -1 now (a run parks on a
  * key, and closing the owner wakes it through nl_coop_closing). */
@@ -151,7 +177,7 @@ nl_offload *nl_resolve_start(lua_State *L, const char *host,
                              const char *serv, const struct addrinfo *hints,
                              lua_CFunction restart, double timeout);
 /* NL_OK: *gerr is getaddrinfo's result and *res its list, still owned by
- * the run (freed with it); else NL_TIMEOUT or an errno. */
+ * the run (freed with it); else NL_PENDING, NL_TIMEOUT or an errno. */
 int nl_resolve_wait(nl_offload *o, nl_coop *owner, struct addrinfo **res,
                     int *gerr, nl_deadline *d);
 /* Takes the list out of a finished lookup: the caller frees it. */
@@ -215,9 +241,9 @@ int nl_stream_count(nl_stream *s, const nl_deadline *d, size_t want,
 int nl_stream_all(nl_stream *s, const nl_deadline *d, size_t *n);
 /* Reads the io-library formats at stack slots [first, last] and pushes one
  * result per format above `last`, io style; results already above `last`
- * (from before a yield) count as done.  On failure the stack is cut to
+ * (kept across a wait) count as done.  On failure the stack is cut to
  * `last` and nil, msg, code pushed.  Returns the number of values above
- * `last`. */
+ * `last`, or -1 for NL_PENDING (the results so far left above `last`). */
 int nl_stream_read(lua_State *L, nl_stream *s, const nl_deadline *d,
                    int first, int last, const char *who);
 

@@ -35,8 +35,9 @@
  * A lookup whose caller went away (timeout, closed object) before a
  * thread took it is dropped from the queue without running.
  *
- * A call in progress lives on the Lua stack as a userdata, so an operation
- * that yields finds it again when it restarts (nl_offload_resumed).  What
+ * A call in progress lives on the Lua stack as a userdata, kept across a
+ * wait with what the waiting operation keeps, so its restart finds it
+ * again (nl_offload_resumed, nl_offload_top).  What
  * a thread touches is a separate block shared by reference count, since
  * a timed-out caller leaves the thread behind.
  *
@@ -105,7 +106,7 @@ static struct {
           {0}};
 
 struct nl_offload {
-  nl_coop co;              /* the wait, restartable after a yield */
+  nl_coop co;              /* the wait, restartable after it pended */
   nl_deadline dl;          /* set once, when the call starts */
   job *j;                  /* NULL once collected */
   int done;                /* fn ran (here, or the job is J_DONE) */
@@ -482,9 +483,15 @@ nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
 }
 
 nl_offload *nl_offload_resumed(lua_State *L) {
-  nl_offload *o = (nl_offload *)luaL_testudata(L, -1, OFFLOAD);
-  if (o == NULL || !o->co.resuming || o->co.L != L) return NULL;
+  nl_offload *o = (nl_offload *)nl_coop_peek(L, OFFLOAD);
+  nl_deadline d;
+  if (o == NULL || !nl_coop_resumes(L, &o->co)) return NULL;
+  nl_coop_begin(L, &o->co, NULL, 0, &d);  /* puts the run back on top */
   return o;
+}
+
+int nl_offload_pend(lua_State *L, nl_offload *o) {
+  return nl_coop_pend(L, &o->co);
 }
 
 nl_offload *nl_offload_top(lua_State *L) {
@@ -579,8 +586,9 @@ int nl_offload_wait(nl_offload *o, nl_coop *owner, nl_deadline *d) {
     j->waiting = 1;
     j->b->waiters++;
     pthread_mutex_unlock(&pool.mu);
-    /* yields; the caller's restart comes back here */
+    /* pends; the caller's restart comes back here */
     w = nl_coop_park(c, j, &o->dl);
+    if (w == NL_PENDING) return w;
     if (w != NL_OK) {
       abandon(j);
       nl_coop_end(c);

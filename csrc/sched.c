@@ -2,16 +2,22 @@
  * sched.c - how blocking calls cooperate with netlua.run, and the poller
  * the scheduler waits on.
  *
- * Inside a coroutine that netlua.run drives, an operation that would block
- * yields (WAIT, fd, events, deadline) to the scheduler instead of sleeping
- * in nl_wait(); when the scheduler resumes it, the operation restarts from
- * the state it keeps in its object (nl_coop).  Outside netlua.run nothing
- * changes.  The scheduler itself (queues, timers) is Lua: netlua/sched.lua.
+ * An operation that would block inside a coroutine netlua.run drives
+ * does not block and does not yield from C: nl_coop_wait records what it
+ * waits for and returns NL_PENDING, which every caller passes up until
+ * the method returns nl_coop_pend(): (WAIT, fd, events, until, key,
+ * restart).  The method's Lua driver (netlua/drive.lua) yields that to
+ * the scheduler and, once resumed, calls restart (or the method) again
+ * with the same arguments; nl_coop_begin then hands back the deadline and
+ * the whole stack the operation had at the wait, kept per thread in the
+ * registry meanwhile (values it pushed, results it had read).  Outside netlua.run nothing changes: the
+ * operation blocks in nl_wait.  The scheduler itself (queues, timers) is
+ * Lua: netlua/sched.lua.
  * Closing an object under a parked operation (nl_coop_closing) hands
  * the descriptor to the scheduler's onclose hook, which wakes the task;
- * the operation then finds nl_coop_closed() and returns "closed".
- * Also here: netlua.wait(), for scripts that bring their own loop.
- * Not here: any policy about which coroutine runs next.
+ * the restarted operation then finds nl_coop_closed() and returns
+ * "closed".  Also here: netlua.wait(), for scripts that bring their own
+ * loop.  Not here: any policy about which coroutine runs next.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,13 +31,27 @@
 
 #include "netlua.h"
 
-static const char coop_key = 'c';    /* registry: set of driven threads */
-static const char wait_token = 'w';  /* first value of a WAIT yield */
-static const char close_key = 'x';   /* registry: the scheduler's onclose */
+#if defined(__GNUC__) || defined(__clang__)
+#define NL_THREAD_LOCAL __thread
+#else
+#define NL_THREAD_LOCAL
+#endif
 
-int nl_coop_active(lua_State *L) {
+static const char coop_key = 'c';    /* registry: set of driven threads */
+static const char wait_token = 'w';  /* first value of a WAIT */
+static const char close_key = 'x';   /* registry: the scheduler's onclose */
+static const char kept_key = 'k';    /* registry: thread -> values kept
+                                      * across its operation's wait */
+static const char driver_key = 'd';  /* registry: set of Lua drivers */
+
+/* Another event loop drives coroutines (netlua.loop.use): then every
+ * coroutine that can yield waits through it, not only netlua.run's
+ * tasks.  Per OS thread, as the rest of the waiting state. */
+static NL_THREAD_LOCAL int foreign = 0;
+
+/* Whether L is one of netlua.run's tasks. */
+static int coop_task(lua_State *L) {
   int on;
-  if (!lua_isyieldable(L)) return 0;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &coop_key);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
@@ -43,19 +63,87 @@ int nl_coop_active(lua_State *L) {
   return on;
 }
 
+int nl_coop_active(lua_State *L) {
+  if (!lua_isyieldable(L)) return 0;
+  return foreign || coop_task(L);
+}
+
+/* A weak-keyed table in the registry at key (made on first use), pushed. */
+static void weak_table(lua_State *L, const void *key, const char *mode) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+/* Puts back on the stack what L's operation kept across its wait. */
+static void restore_kept(lua_State *L) {
+  weak_table(L, &kept_key, "k");
+  lua_pushthread(L);
+  if (lua_rawget(L, -2) == LUA_TTABLE) {
+    lua_Integer i, n;
+    lua_pushthread(L);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+    lua_getfield(L, -1, "n");
+    n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_checkstack(L, (int)n + 2, "too many values");
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1 - (int)(i - 1), i);
+    }
+    /* stack: kept-table-of-threads, values-table, v1..vn */
+    lua_rotate(L, -(int)n - 2, (int)n);
+    lua_pop(L, 2);
+  } else {
+    lua_pop(L, 2);
+  }
+}
+
+void *nl_coop_peek(lua_State *L, const char *tname) {
+  void *p = NULL;
+  weak_table(L, &kept_key, "k");
+  lua_pushthread(L);
+  if (lua_rawget(L, -2) == LUA_TTABLE) {
+    lua_Integer n;
+    lua_getfield(L, -1, "n");
+    n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_rawgeti(L, -1, n);
+    p = luaL_testudata(L, -1, tname);  /* the kept table anchors it */
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return p;
+}
+
+int nl_coop_resumes(lua_State *L, const nl_coop *c) {
+  return c->parked && c->L == L;
+}
+
 int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
                   double timeout, nl_deadline *d) {
   if (!lua_isyieldable(L)) {
     /* the main thread, or a callback run from C: this call blocks, and
-     * must not disturb the restart of an operation it may be nested in;
+     * must not disturb the restart of an operation parked on c; a thread
+     * left in c by an operation that ended must not make its waits pend;
      * progress is scratch for whoever runs now */
+    if (!c->parked) c->L = NULL;
     c->progress = 0;
     nl_deadline_start(d, timeout);
     return 0;
   }
-  if (c->resuming && c->L == L) {
-    c->resuming = 0;
+  if (c->parked && c->L == L) {  /* the driver's restart, after the wait */
+    c->parked = 0;
+    c->key = NULL;
     *d = c->dl;
+    lua_settop(L, 0);  /* the stack as it was at the wait */
+    restore_kept(L);
     return 1;
   }
   if (c->parked && c->L != NULL && c->L != L)
@@ -64,7 +152,6 @@ int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
                       "(one reading and one writing task at a time)");
   c->L = L;
   c->restart = restart;
-  c->resuming = 0;
   c->progress = 0;
   nl_deadline_start(d, timeout);
   c->dl = *d;
@@ -72,20 +159,9 @@ int nl_coop_begin(lua_State *L, nl_coop *c, lua_CFunction restart,
 }
 
 void nl_coop_end(nl_coop *c) {
+  if (c->closed && c->parked) return;  /* its restart must find it closed */
   c->L = NULL;
-  c->resuming = 0;
-}
-
-static int coop_continue(lua_State *L, int status, lua_KContext ctx) {
-  nl_coop *c = (nl_coop *)ctx;
-  int n;
-  (void)status;
   c->parked = 0;
-  c->key = NULL;
-  c->resuming = 1;
-  n = c->restart(L);  /* does not come back if it yields again */
-  c->resuming = 0;    /* an operation that needed no wait this time */
-  return n;
 }
 
 int nl_coop_yields(const nl_coop *c) {
@@ -93,32 +169,76 @@ int nl_coop_yields(const nl_coop *c) {
 }
 
 int nl_coop_wait(nl_coop *c, int fd, int events, const nl_deadline *d) {
-  lua_State *L = c->L;
   if (nl_deadline_passed(d)) return NL_TIMEOUT;
   if (!nl_coop_yields(c)) return nl_wait(fd, events, d);
-  c->dl = *d;
-  lua_pushlightuserdata(L, (void *)&wait_token);
-  lua_pushinteger(L, fd);
-  lua_pushinteger(L, events);
-  lua_pushnumber(L, d->at);
+  /* c->dl stays the operation's: d may be a shorter look */
+  c->wfd = fd;
+  c->wev = events;
+  c->key = NULL;
+  c->wat = d->at;
   c->parked = 1;
-  /* a C function that yields does not come back here: Lua unwinds to
-   * the resume and, later, calls coop_continue in this frame's place */
-  return lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
+  return NL_PENDING;
 }
 
 int nl_coop_park(nl_coop *c, void *key, const nl_deadline *d) {
-  lua_State *L = c->L;
   if (nl_deadline_passed(d)) return NL_TIMEOUT;
   c->dl = *d;
-  lua_pushlightuserdata(L, (void *)&wait_token);
-  lua_pushinteger(L, -1);
-  lua_pushinteger(L, 0);
-  lua_pushnumber(L, d->at);
-  lua_pushlightuserdata(L, key);
-  c->parked = 1;
+  c->wfd = -1;
+  c->wev = 0;
   c->key = key;
-  return lua_yieldk(L, 5, (lua_KContext)c, coop_continue);
+  c->wat = d->at;
+  c->parked = 1;
+  return NL_PENDING;
+}
+
+/* Whether the running C function was called by one of the Lua drivers
+ * (netlua/drive.lua), which call it through pcall. */
+static int called_by_driver(lua_State *L) {
+  lua_Debug ar;
+  int level, yes = 0;
+  for (level = 1; level <= 2 && !yes; level++) {
+    if (!lua_getstack(L, level, &ar)) break;
+    lua_getinfo(L, "fS", &ar);
+    weak_table(L, &driver_key, "k");
+    lua_pushvalue(L, -2);
+    yes = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 3);
+    if (strcmp(ar.what, "C") != 0) break;  /* only pcall may stand between */
+  }
+  return yes;
+}
+
+int nl_coop_pend(lua_State *L, nl_coop *c) {
+  int n = lua_gettop(L), i;
+  if (!called_by_driver(L)) {
+    c->parked = 0;
+    nl_coop_end(c);
+    return luaL_error(L, "a netlua method was called without its driver "
+                      "inside a task (a method saved before netlua.run "
+                      "started?): call it through its object");
+  }
+  if (n > 0) {  /* the whole stack, for the restart to pick up from */
+    weak_table(L, &kept_key, "k");
+    lua_pushthread(L);
+    lua_createtable(L, n, 1);
+    for (i = 1; i <= n; i++) {
+      lua_pushvalue(L, i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    lua_rawset(L, -3);
+  }
+  lua_settop(L, 0);
+  lua_pushlightuserdata(L, (void *)&wait_token);
+  lua_pushinteger(L, c->wfd);
+  lua_pushinteger(L, c->wev);
+  lua_pushnumber(L, c->wat);
+  if (c->key) lua_pushlightuserdata(L, c->key);
+  else lua_pushnil(L);
+  if (c->restart) lua_pushcfunction(L, c->restart);
+  else lua_pushnil(L);
+  return 6;
 }
 
 /* How long a task whose data is always there (so it never waits) runs
@@ -128,11 +248,6 @@ int nl_coop_park(nl_coop *c, void *key, const nl_deadline *d) {
 /* The task netlua.run resumed last and when (core.coop_slice): a slice
  * spans every call the task makes until it yields.  Per OS thread, for
  * programs that run a Lua state in each of several threads. */
-#if defined(__GNUC__) || defined(__clang__)
-#define NL_THREAD_LOCAL __thread
-#else
-#define NL_THREAD_LOCAL
-#endif
 static NL_THREAD_LOCAL const lua_State *slice_L = NULL;
 static NL_THREAD_LOCAL double slice_start = 0;
 
@@ -149,19 +264,16 @@ int nl_coop_due(const nl_coop *c) {
          nl_coop_active(L);
 }
 
-void nl_coop_share(nl_coop *c) {
-  lua_State *L = c->L;
-  double now;
-  if (!nl_coop_due(c)) return;
-  now = nl_monotime();
+int nl_coop_share(nl_coop *c) {
+  if (!nl_coop_due(c)) return NL_OK;
   /* a wait on nothing that is already due: the scheduler runs whatever
    * else is ready, then restarts this operation like after any wait */
-  lua_pushlightuserdata(L, (void *)&wait_token);
-  lua_pushinteger(L, -1);
-  lua_pushinteger(L, 0);
-  lua_pushnumber(L, now);
+  c->wfd = -1;
+  c->wev = 0;
+  c->key = NULL;
+  c->wat = nl_monotime();
   c->parked = 1;
-  lua_yieldk(L, 4, (lua_KContext)c, coop_continue);
+  return NL_PENDING;
 }
 
 /* Calls the scheduler's onclose hook with the value on top (popped). */
@@ -188,8 +300,14 @@ void nl_coop_closing(lua_State *L, nl_coop *c, int fd) {
   call_onclose(L);
 }
 
-int nl_coop_closed(nl_coop *c) {
-  if (!c->closed || !c->resuming) return 0;
+int nl_coop_closed(lua_State *L, nl_coop *c) {
+  if (!c->closed || !nl_coop_resumes(L, c)) return 0;
+  weak_table(L, &kept_key, "k");  /* what it kept is not needed now */
+  lua_pushthread(L);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  c->parked = 0;
   nl_coop_end(c);
   return 1;
 }
@@ -222,28 +340,35 @@ static int l_coop_register(lua_State *L) {
   return 0;
 }
 
+/* core.coop_driver(fn): fn is a Lua driver (netlua/drive.lua), the only
+ * caller a method may hand a wait to. */
+static int l_coop_driver(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  weak_table(L, &driver_key, "k");
+  lua_pushvalue(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* core.coop_foreign(on): another event loop drives coroutines from now
+ * on (or no longer). */
+static int l_coop_foreign(lua_State *L) {
+  foreign = lua_toboolean(L, 1);
+  return 0;
+}
+
+/* core.coop_task() -> whether the calling coroutine is a task of
+ * netlua.run (else a wait goes through the other loop's adapter). */
+static int l_coop_task(lua_State *L) {
+  lua_pushboolean(L, lua_isyieldable(L) && coop_task(L));
+  return 1;
+}
+
 /* core.coop_active() -> whether the calling coroutine is driven. */
 static int l_coop_active(lua_State *L) {
   lua_pushboolean(L, nl_coop_active(L));
   return 1;
-}
-
-/* core.sleep(s): inside netlua.run a timer-only WAIT (fd -1). */
-static int l_coop_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s == s, 1, "NaN");
-  if (s > 0 && nl_coop_active(L)) {
-    lua_pushlightuserdata(L, (void *)&wait_token);
-    lua_pushinteger(L, -1);
-    lua_pushinteger(L, 0);
-    lua_pushnumber(L, nl_monotime() + s);
-    return lua_yield(L, 4);
-  }
-  lua_settop(L, 1);
-  lua_getfield(L, lua_upvalueindex(1), "blocking_sleep");
-  lua_insert(L, 1);
-  lua_call(L, 1, 0);
-  return 0;
 }
 
 /* ---- the poller: epoll on Linux, poll(2) elsewhere -------------------- */
@@ -433,6 +558,8 @@ void nl_open_sched(lua_State *L) {
   static const luaL_Reg f[] = {
     {"coop_register", l_coop_register}, {"coop_active", l_coop_active},
     {"coop_onclose", l_coop_onclose}, {"coop_slice", l_coop_slice},
+    {"coop_driver", l_coop_driver}, {"coop_foreign", l_coop_foreign},
+    {"coop_task", l_coop_task},
     {"poller", l_poller}, {"wait", l_wait}, {NULL, NULL}};
   luaL_newmetatable(L, POLLER);
   lua_pushcfunction(L, m_pclose);
@@ -444,10 +571,4 @@ void nl_open_sched(lua_State *L) {
   luaL_setfuncs(L, f, 0);
   lua_pushlightuserdata(L, (void *)&wait_token);
   lua_setfield(L, -2, "WAIT");
-  /* sleep yields inside netlua.run; the plain one stays for the rest */
-  lua_getfield(L, -1, "sleep");
-  lua_setfield(L, -2, "blocking_sleep");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, l_coop_sleep, 1);
-  lua_setfield(L, -2, "sleep");
 }

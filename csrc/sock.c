@@ -86,8 +86,8 @@ static int sock_fill(nl_stream *st, const nl_deadline *d) {
   if (r != NL_OK) return r;
   nl_buf_commit(&st->in, got);
   s->nrecv += got;
-  nl_coop_share(&s->co);  /* a long read of ready data takes turns */
-  return NL_OK;
+  /* a long read of ready data takes turns: the restart finds it buffered */
+  return nl_coop_share(&s->co);
 }
 
 void nl_sock_blocking(nl_sock *s) {
@@ -139,7 +139,7 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
                     const char *who) {
   nl_sock *s = nl_sock_raw(L, arg, tname);
   /* only the side being resumed can answer yes */
-  if (nl_coop_closed(&s->co) || nl_coop_closed(&s->wco)) {
+  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
     nl_pushfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
@@ -149,7 +149,7 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
 nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
                       const char *who) {
   nl_sock *s = nl_sock_raw(L, arg, tname);
-  if (nl_coop_closed(&s->co) || nl_coop_closed(&s->wco)) {
+  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
     nl_pushlsfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
@@ -176,8 +176,10 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
     if (k >= 0) {
       done += (size_t)k;
       s->nsent += (size_t)k;
-      s->wco.progress += (size_t)k;  /* survives a yield: no resends */
-      nl_coop_share(&s->wco);  /* a long write that never waits takes turns */
+      s->wco.progress += (size_t)k;  /* survives a wait: no resends */
+      /* a long run of writes that never waits takes turns (the restart
+       * finds the progress, even all of it) */
+      if (nl_coop_share(&s->wco) == NL_PENDING) return NL_PENDING;
       continue;
     }
     if (errno == EINTR) continue;

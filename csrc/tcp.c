@@ -131,8 +131,9 @@ static int connect_start(nl_sock *s, const connect_opts *o) {
   return errno == EINTR ? EINPROGRESS : errno;
 }
 
-/* Walks the address list kept in s; may yield inside netlua.run, and then
- * comes back here through tcp_connect with s on top of the stack. */
+/* Walks the address list kept in s; a wait in a task pends, and the
+ * restart comes back here through tcp_connect with s kept above its
+ * arguments. */
 static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
                         const nl_deadline *d) {
   char where[600] = "";
@@ -141,6 +142,7 @@ static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
     nl_addr_format(s->ai_cur->ai_addr, where, sizeof where);
     err = s->fd >= 0 ? EINPROGRESS : connect_start(s, o);
     if (err == EINPROGRESS) err = nl_connect_wait(s->fd, &s->co, d);
+    if (err == NL_PENDING) return nl_coop_pend(L, &s->co);
     if (err == NL_OK) break;
     close(s->fd);
     s->fd = -1;
@@ -160,22 +162,24 @@ static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
 }
 
 /* tcp.connect(host, port [, opts]).  One deadline covers the name lookup
- * and the connection attempts; either part yields inside netlua.run. */
+ * and the connection attempts; either part waits in its task only inside
+ * netlua.run. */
 static int tcp_connect(lua_State *L) {
   const char *host;
   char serv[64];
   struct addrinfo hints, *res = NULL;
   connect_opts o;
   nl_deadline d;
-  nl_sock *s = (nl_sock *)luaL_testudata(L, -1, TCP);
+  nl_sock *s = (nl_sock *)nl_coop_peek(L, TCP);
   nl_offload *r;
   int gerr, w;
-  if (s != NULL && s->co.resuming && lua_gettop(L) > 1) {  /* after a yield */
+  if (s != NULL && nl_coop_resumes(L, &s->co)) {  /* after a connect wait */
+    lua_settop(L, 3);
     check_connect_opts(L, &o);
-    nl_coop_begin(L, &s->co, tcp_connect, o.timeout, &d);
+    nl_coop_begin(L, &s->co, NULL, o.timeout, &d);  /* s back at 4 */
     return connect_loop(L, s, &o, &d);
   }
-  r = nl_resolve_resumed(L);  /* a yield while looking the name up */
+  r = nl_resolve_resumed(L);  /* after a wait for the name lookup */
   host = nl_tcp_host(L, 1, 0);
   nl_tcp_serv(L, 2, serv, sizeof serv);
   check_connect_opts(L, &o);
@@ -184,9 +188,10 @@ static int tcp_connect(lua_State *L) {
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_family = o.family;
-    r = nl_resolve_start(L, host, serv, &hints, tcp_connect, o.timeout);
+    r = nl_resolve_start(L, host, serv, &hints, NULL, o.timeout);
   }
   w = nl_resolve_wait(r, NULL, &res, &gerr, &d);
+  if (w == NL_PENDING) return nl_offload_pend(L, r);
   if (w != NL_OK)
     return nl_pushfail(L, w, "connect %s:%s: name lookup", host, serv);
   if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
@@ -196,7 +201,7 @@ static int tcp_connect(lua_State *L) {
   lua_settop(L, 4);
   {
     nl_deadline fresh;
-    nl_coop_begin(L, &s->co, tcp_connect, o.timeout, &fresh);
+    nl_coop_begin(L, &s->co, NULL, o.timeout, &fresh);
     s->co.dl = d;  /* what the lookup left of the timeout */
   }
   return connect_loop(L, s, &o, &d);
@@ -256,8 +261,7 @@ static int srv_accept(lua_State *L) {
   nl_sock *srv = nl_sock_lsop(L, 1, SERVER, "accept");
   nl_deadline d;
   if (srv == NULL) return 4;
-  nl_coop_begin(L, &srv->co, srv_accept, nl_opttimeout(L, 2, srv->timeout),
-                &d);
+  nl_coop_begin(L, &srv->co, NULL, nl_opttimeout(L, 2, srv->timeout), &d);
   for (;;) {
     nl_addr a;
     int fd, r;
@@ -277,6 +281,7 @@ static int srv_accept(lua_State *L) {
     r = errno;
     if (r == EAGAIN || r == EWOULDBLOCK)
       r = nl_coop_wait(&srv->co, srv->fd, NL_WAIT_READ, &d);
+    if (r == NL_PENDING) return nl_coop_pend(L, &srv->co);
     if (r != NL_OK) {
       nl_coop_end(&srv->co);
       return nl_pushlsfail(L, r, "accept");
@@ -284,18 +289,19 @@ static int srv_accept(lua_State *L) {
   }
 }
 
-/* sock:read(fmt...) io-style.  Results of formats read before a yield
- * stay on the stack above the formats (co.base) and count as done. */
+/* sock:read(fmt...) io-style.  Results of formats read before a wait
+ * are kept above the formats (co.base) and count as done. */
 static int tcp_read(lua_State *L) {
   nl_sock *s = nl_sock_op(L, 1, TCP, "read");
   nl_deadline d;
   int n;
   if (s == NULL) return 3;
-  if (!nl_coop_begin(L, &s->co, tcp_read, s->timeout, &d)) {
+  if (!nl_coop_begin(L, &s->co, NULL, s->timeout, &d)) {
     if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
     s->co.base = lua_gettop(L);
   }
   n = nl_stream_read(L, &s->st, &d, 2, s->co.base, "read");
+  if (n < 0) return nl_coop_pend(L, &s->co);
   nl_coop_end(&s->co);
   return n;
 }
@@ -304,14 +310,15 @@ static int lines_iter(lua_State *L) {
   nl_sock *s = nl_sock_raw(L, lua_upvalueindex(1), TCP);
   int n = (int)lua_tointeger(L, lua_upvalueindex(2)), i, got;
   nl_deadline d;
-  if (nl_coop_closed(&s->co)) return 0;  /* closed by another task: done */
+  if (nl_coop_closed(L, &s->co)) return 0;  /* closed by another task: done */
   if (s->fd < 0) return luaL_error(L, "socket is already closed");
-  if (!nl_coop_begin(L, &s->co, lines_iter, s->timeout, &d)) {
-    lua_settop(L, 0);
+  lua_settop(L, 0);  /* the for loop's two values: not ours */
+  if (!nl_coop_begin(L, &s->co, NULL, s->timeout, &d)) {
     for (i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
     s->co.base = n;
   }
   got = nl_stream_read(L, &s->st, &d, 1, s->co.base, "lines");
+  if (got < 0) return nl_coop_pend(L, &s->co);
   nl_coop_end(&s->co);
   if (got >= 3 && lua_isnil(L, -3) && lua_type(L, -1) == LUA_TSTRING) {
     if (strcmp(lua_tostring(L, -1), "closed") == 0) {
@@ -348,8 +355,9 @@ static int tcp_recv(lua_State *L) {
   if (s == NULL) return 3;
   max = luaL_optinteger(L, 2, 65536);
   luaL_argcheck(L, max >= 1, 2, "size must be at least 1");
-  nl_coop_begin(L, &s->co, tcp_recv, s->timeout, &d);
+  nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
   if (s->st.in.len == 0) r = s->st.fill(&s->st, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
   nl_coop_end(&s->co);
   if (r != NL_OK) return nl_pushfail(L, r, "recv");
   n = s->st.in.len < (size_t)max ? s->st.in.len : (size_t)max;
@@ -365,14 +373,14 @@ static int tcp_receive(lua_State *L) {
   const char *prefix = luaL_optlstring(L, 3, "", &plen);
   nl_deadline d;
   int r;
-  if (nl_coop_closed(&s->co)) {  /* by another task, while we waited */
+  if (nl_coop_closed(L, &s->co)) {  /* by another task, while we waited */
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     lua_pushlstring(L, prefix, plen);
     return 3;
   }
   nl_sock_open(L, s);
-  nl_coop_begin(L, &s->co, tcp_receive, s->timeout, &d);
+  nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer want = luaL_checkinteger(L, 2);
     luaL_argcheck(L, want >= 0, 2, "negative count");
@@ -391,6 +399,7 @@ static int tcp_receive(lua_State *L) {
      * a line that ended in "\n" consumed more than it returns */
     if (r == NL_OK && *p == 'l' && used == n) r = NL_CLOSED;
   }
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
   nl_coop_end(&s->co);
   if (r == NL_OK) {
     lua_pushlstring(L, prefix, plen);
@@ -421,21 +430,22 @@ static int tcp_send(lua_State *L) {
   if (i < 1) i = 1;
   if (j < 0) j = (lua_Integer)len + j + 1;
   if (j > (lua_Integer)len) j = (lua_Integer)len;
-  if (nl_coop_closed(&s->wco)) {  /* by another task, while we waited */
+  if (nl_coop_closed(L, &s->wco)) {  /* by another task, while we waited */
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     lua_pushinteger(L, i - 1 + (lua_Integer)s->wco.progress);
     return 3;
   }
   nl_sock_open(L, s);
-  nl_coop_begin(L, &s->wco, tcp_send, s->timeout, &d);
+  nl_coop_begin(L, &s->wco, NULL, s->timeout, &d);
   if (i > j) {
     nl_coop_end(&s->wco);
     lua_pushinteger(L, i - 1);
     return 1;
   }
-  done = s->wco.progress;  /* bytes sent before a yield */
+  done = s->wco.progress;  /* bytes sent before a wait */
   r = nl_sock_send_all(s, p + i - 1 + done, (size_t)(j - i + 1) - done, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
   done = s->wco.progress;
   nl_coop_end(&s->wco);
   if (r == NL_OK) {
@@ -455,8 +465,8 @@ static int tcp_write(lua_State *L) {
   size_t skip;
   nl_deadline d;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->wco, tcp_write, s->timeout, &d);
-  skip = s->wco.progress;  /* bytes sent before a yield */
+  nl_coop_begin(L, &s->wco, NULL, s->timeout, &d);
+  skip = s->wco.progress;  /* bytes sent before a wait */
   for (i = 2; i <= top; i++) {
     size_t len;
     const char *p;
@@ -472,6 +482,7 @@ static int tcp_write(lua_State *L) {
     }
     r = nl_sock_send_all(s, p + skip, len - skip, &d);
     skip = 0;
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
     if (r != NL_OK) {
       nl_coop_end(&s->wco);
       return nl_pushfail(L, r, "write");

@@ -204,6 +204,7 @@ static int connect_loop(lua_State *L, nl_sock *s, nl_deadline *d,
       }
     }
     if (err == EINPROGRESS) err = nl_connect_wait(s->fd, &s->co, d);
+    if (err == NL_PENDING) return nl_coop_pend(L, &s->co);
     if (err == NL_OK || err == NL_TIMEOUT || err == EISCONN) break;
   }
   nl_coop_end(&s->co);
@@ -218,7 +219,7 @@ static int connect_loop(lua_State *L, nl_sock *s, nl_deadline *d,
 /* master:connect(host, port) -> 1 | nil, err, msg, code.  Also a
  * client's, for the second call of a non-blocking connect.  The name
  * lookup and the attempts share the object's timeout; in a task both
- * yield, and closing the object wakes them. */
+ * pend, and closing the object wakes them. */
 static int m_connect(lua_State *L) {
   nl_sock *s;
   nl_offload *r = NULL;
@@ -229,13 +230,13 @@ static int m_connect(lua_State *L) {
   int gerr, w;
   s = (nl_sock *)luaL_testudata(L, 1, MASTER);
   if (s == NULL) s = (nl_sock *)luaL_checkudata(L, 1, NL_TCP);
-  if (nl_coop_closed(&s->co)) return nl_pushlsfail(L, NL_ABORTED, "connect");
+  if (nl_coop_closed(L, &s->co)) return nl_pushlsfail(L, NL_ABORTED, "connect");
   nl_sock_open(L, s);
-  if (s->co.resuming && s->ai_list != NULL) {  /* waited for a connect */
-    nl_coop_begin(L, &s->co, m_connect, s->timeout, &d);
-    return connect_loop(L, s, &d, 1);
+  if (nl_coop_resumes(L, &s->co)) {
+    nl_coop_begin(L, &s->co, NULL, s->timeout, &d);  /* what it kept is back */
+    if (s->ai_list != NULL) return connect_loop(L, s, &d, 1);  /* a connect */
+    r = nl_offload_top(L);  /* the lookup */
   }
-  if (s->co.resuming) r = nl_offload_top(L);  /* waited for the lookup */
   host = nl_tcp_host(L, 2, 0);
   nl_tcp_serv(L, 3, serv, sizeof serv);
   if (r == NULL) {
@@ -243,10 +244,11 @@ static int m_connect(lua_State *L) {
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_family = s->anyfamily && !s->bound ? AF_UNSPEC : s->family;
-    r = nl_resolve_start(L, host, serv, &hints, m_connect, s->timeout);
-    nl_coop_begin(L, &s->co, m_connect, s->timeout, &d);
+    r = nl_resolve_start(L, host, serv, &hints, NULL, s->timeout);
+    nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
   }
   w = nl_resolve_wait(r, &s->co, &res, &gerr, &d);
+  if (w == NL_PENDING) return nl_coop_pend(L, &s->co);
   if (w != NL_OK) {
     nl_coop_end(&s->co);
     return nl_pushlsfail(L, w, "connect %s:%s: name lookup", host, serv);

@@ -187,7 +187,7 @@ static tsession *check_reader(lua_State *L, int arg, const char *who) {
 static tsession *session_op(lua_State *L, const char *who, int reading) {
   tsession *s = raw_session(L, 1);
   /* only the side being resumed can answer yes */
-  if (nl_coop_closed(&s->co) || nl_coop_closed(&s->wco)) {
+  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
     nl_pushfail(L, NL_ABORTED, "%s %s", who, s->name);
     return NULL;
   }
@@ -319,7 +319,8 @@ static int flush_out(tsession *s, nl_coop *c, const nl_deadline *d) {
                      MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k >= 0) {
       nl_buf_consume(&s->out, (size_t)k);
-      nl_coop_share(c);  /* a long write that never waits takes turns */
+      if (nl_coop_share(c) == NL_PENDING)
+        return NL_PENDING;  /* a long write that never waits takes turns */
       continue;
     }
     if (errno == EINTR) continue;
@@ -379,7 +380,7 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
   p = nl_buf_reserve(&s->in, s->rsize);
   if (p == NULL) return ENOMEM;
   /* after a write a task waits first: the answer cannot be there yet;
-   * cleared before the wait, which may yield and restart the read */
+   * cleared before the wait, which may pend and restart the read */
   fresh = s->wrote && !nowait;
   if (!nowait) s->wrote = 0;
   r = nl_recv_wait(s->fd, &s->co, &s->rcvtimeo, nowait ? &now : d, fresh, p,
@@ -394,12 +395,12 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
   else if (n < s->rsize / 4 && s->rsize > RECV_MIN) s->rsize /= 2;
   n = tn_recv(&s->eng, (unsigned char *)p, n);
   nl_buf_commit(&s->in, n);
-  r = flush_out(s, &s->co, d);
-  if (r != NL_OK && r != NL_TIMEOUT) return r;
   log_data(s, p, n, 0);
   run_callbacks(s);
-  nl_coop_share(&s->co);  /* a long read of ready data takes turns */
-  return NL_OK;
+  /* answers to the peer; a pend leaves the rest queued for later */
+  r = flush_out(s, &s->co, d);
+  if (r != NL_OK && r != NL_TIMEOUT) return r;
+  return nl_coop_share(&s->co);  /* a long read of ready data takes turns */
 }
 
 /* Fills until new data bytes arrive (commands alone do not count). */
@@ -471,8 +472,8 @@ static int t_read_until(lua_State *L) {
   nl_deadline d;
   if (s == NULL) return 3;
   want = luaL_checklstring(L, 2, &m);
-  scanned = &s->co.progress;  /* kept across a yield */
-  nl_coop_begin(L, &s->co, t_read_until, nl_opttimeout(L, 3, s->timeout), &d);
+  scanned = &s->co.progress;  /* kept across a wait */
+  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 3, s->timeout), &d);
   for (;;) {
     const char *h = nl_buf_head(&s->in), *hit;
     size_t from = *scanned >= m ? *scanned - m + 1 : 0;
@@ -485,6 +486,7 @@ static int t_read_until(lua_State *L) {
     *scanned = s->in.len;
     if (over_limit(s)) return push_limit(L, s, "read_until");
     r = fill_data(s, &d, 0);
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
     if (r != NL_OK) return missed(L, s, r, "read_until");
   }
 }
@@ -496,12 +498,13 @@ static int t_read_all(lua_State *L) {
   nl_deadline d;
   int r;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, t_read_all, nl_opttimeout(L, 2, s->timeout), &d);
+  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 2, s->timeout), &d);
   for (;;) {
     if (over_limit(s)) return push_limit(L, s, "read_all");
     r = fill(s, &d, 0);
     if (r != NL_OK) break;
   }
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
   if (r == NL_CLOSED && s->in.len > 0) {
     take(L, s, s->in.len);
     return 1;
@@ -515,9 +518,10 @@ static int t_read_some(lua_State *L) {
   tsession *s = session_op(L, "read_some", 1);
   nl_deadline d;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, t_read_some, nl_opttimeout(L, 2, s->timeout), &d);
+  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 2, s->timeout), &d);
   if (s->in.len == 0) {
     int r = fill_data(s, &d, 0);
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
     if (r != NL_OK && s->in.len == 0) return so_far(L, s, r, "read_some");
   }
   take(L, s, s->in.len);
@@ -530,8 +534,9 @@ static int t_read_very_eager(lua_State *L) {
   nl_deadline d;
   int r = NL_OK;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, t_read_very_eager, s->timeout, &d);
+  nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
   while (!over_limit(s) && (r = fill(s, &d, 1)) == NL_OK) {}
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
   if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED && s->in.len == 0)
     return nl_pushfail(L, r, "read_very_eager %s", s->name);
   return buffered(L, s, "read_very_eager");
@@ -542,9 +547,10 @@ static int t_read_eager(lua_State *L) {
   tsession *s = session_op(L, "read_eager", 1);
   nl_deadline d;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, t_read_eager, s->timeout, &d);
+  nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
   if (s->in.len == 0) {
     int r = fill_data(s, &d, 1);
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
     if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED)
       return nl_pushfail(L, r, "read_eager %s", s->name);
   }
@@ -625,9 +631,9 @@ static int t_expect(lua_State *L) {
   if (s == NULL) return 3;
   find = lua_upvalueindex(1);
   pats = 3;
-  if (s->co.resuming) {  /* after a yield: patterns and progress are kept */
-    nl_coop_begin(L, &s->co, t_expect, 0, &d);
-    n = (int)lua_rawlen(L, 2);
+  if (nl_coop_resumes(L, &s->co)) {  /* after a wait: patterns, progress */
+    nl_coop_begin(L, &s->co, NULL, 0, &d);  /* kept above slot 2: back */
+    n = lua_gettop(L) - pats;
     done = (size_t *)lua_touserdata(L, pats + n);
     goto search;
   }
@@ -638,7 +644,7 @@ static int t_expect(lua_State *L) {
     lua_replace(L, 2);
   }
   luaL_checktype(L, 2, LUA_TTABLE);
-  nl_coop_begin(L, &s->co, t_expect, nl_opttimeout(L, 3, s->timeout), &d);
+  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 3, s->timeout), &d);
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
   luaL_argcheck(L, n > 0, 2, "no patterns");
@@ -662,6 +668,7 @@ search:
       }
       if (over_limit(s)) return push_limit(L, s, "expect");
       r = fill_data(s, &d, 0);
+      if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
       if (r != NL_OK) return missed(L, s, r, "expect");
     }
   }
@@ -693,8 +700,8 @@ static int t_write(lua_State *L) {
   if (s == NULL) return 3;
   p = luaL_checklstring(L, 2, &n);
   /* the escaped bytes join the engine's replies in s->out, in order; a
-   * write resumed after a yield only has to flush what is left */
-  if (!nl_coop_begin(L, &s->wco, t_write, s->timeout, &d)) {
+   * write restarted after a wait only has to flush what is left */
+  if (!nl_coop_begin(L, &s->wco, NULL, s->timeout, &d)) {
     if (s->debug) {
       if (secret) dbg_line(s->name, "send '****'");
       else dbg_data(s, "send", p, n);
@@ -706,6 +713,7 @@ static int t_write(lua_State *L) {
                                      (unsigned char *)room));
   }
   r = flush_out(s, &s->wco, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
   if (s->out.cap > 4 * CHUNK && s->out.len == 0) nl_buf_free(&s->out);
   s->wrote = 1;
   if (r != NL_OK) return nl_pushfail(L, r, "write %s", s->name);
@@ -723,10 +731,11 @@ static int t_sendall(lua_State *L) {
   int r;
   if (s == NULL) return 3;
   p = luaL_checklstring(L, 2, &n);
-  if (!nl_coop_begin(L, &s->wco, t_sendall, s->timeout, &d) &&
+  if (!nl_coop_begin(L, &s->wco, NULL, s->timeout, &d) &&
       nl_buf_append(&s->out, p, n) != NL_OK)
     return nl_pushfail(L, ENOMEM, "sendall %s", s->name);
   r = flush_out(s, &s->wco, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
   if (r != NL_OK) return nl_pushfail(L, r, "sendall %s", s->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -761,9 +770,11 @@ static int t_request(lua_State *L) {
   nl_deadline d;
   int sent, r;
   if (s == NULL) return 3;
-  sent = do_request(L, &s->eng, 2);
-  nl_coop_begin(L, &s->wco, t_request, s->timeout, &d);
+  if (!nl_coop_begin(L, &s->wco, NULL, s->timeout, &d))
+    s->wco.progress = (size_t)do_request(L, &s->eng, 2);  /* kept in a wait */
+  sent = (int)s->wco.progress;
   r = flush_out(s, &s->wco, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
   if (r != NL_OK) return nl_pushfail(L, r, "request %s", s->name);
   lua_pushboolean(L, sent);
   return 1;
@@ -782,8 +793,9 @@ static int t_set_window(lua_State *L) {
   luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
   tn_accept(&s->eng, TN_US, TN_NAWS, 1);
   tn_set_window(&s->eng, (int)c, (int)r);
-  nl_coop_begin(L, &s->wco, t_set_window, s->timeout, &d);
+  nl_coop_begin(L, &s->wco, NULL, s->timeout, &d);
   e = flush_out(s, &s->wco, &d);
+  if (e == NL_PENDING) return nl_coop_pend(L, &s->wco);
   if (e != NL_OK) return nl_pushfail(L, e, "set_window %s", s->name);
   lua_pushboolean(L, tn_state(&s->eng, TN_US, TN_NAWS) == TN_YES);
   return 1;

@@ -856,9 +856,13 @@ static int udp_getoption(lua_State *L) {
 
 /* ---- sending ----------------------------------------------------------- */
 
+/* dest_addr's answer when its name lookup pends: the caller returns
+ * nl_coop_pend(L, &s->wco). */
+static const nl_addr pending_addr;
+
 /* Destination ip/port at args [arg, arg+1] into e->lastaddr (cached, so a
- * send loop parses the address once).  Returns NULL, or pushes a failure
- * (3 values) and returns a message. */
+ * send loop parses the address once).  Returns the address, NULL after
+ * pushing a failure (3 values, or 4 with ls), or &pending_addr. */
 static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
                                 int arg, lua_CFunction self,
                                 const char *who, int ls) {
@@ -877,16 +881,21 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
   hints.ai_flags = s->family == AF_INET6 ? AI_V4MAPPED : 0;
   if (parse_ip(ip, &e->lastaddr.ss, &e->lastaddr.len) != s->family) {
     /* a name, or IPv4 text on an IPv6 socket: looked up as the socket's
-     * write (in a task it yields, and close() wakes it) */
-    nl_offload *r = s->wco.resuming ? nl_offload_top(L) : NULL;
+     * write (in a task it pends, and close() wakes it) */
+    nl_offload *r = NULL;
     nl_deadline dl;
     int w;
+    if (nl_coop_resumes(L, &s->wco)) {
+      nl_coop_begin(L, &s->wco, self, s->timeout, &dl);  /* the lookup is back */
+      r = nl_offload_top(L);
+    }
     if (r == NULL) {
       lua_settop(L, arg + 1);
       r = nl_resolve_start(L, ip, NULL, &hints, self, s->timeout);
       nl_coop_begin(L, &s->wco, self, s->timeout, &dl);
     }
     w = nl_resolve_wait(r, &s->wco, &res, &gerr, &dl);
+    if (w == NL_PENDING) return &pending_addr;
     if (w != NL_OK) {
       nl_pushfail(L, w, "%s %s: name lookup", who, ip);
       if (ls) nl_lsresult(L, nl_lserror(w));
@@ -911,7 +920,7 @@ static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
 }
 
 /* Sends one datagram to a, or (a NULL) to the connected peer, waiting
- * for room up to the timeout; self restarts the call after a yield. */
+ * for room up to the timeout; self restarts the call after a wait. */
 static int send_datagram(lua_State *L, nl_sock *s, const char *p,
                          size_t len, const nl_addr *a, lua_CFunction self) {
   nl_deadline d;
@@ -922,6 +931,7 @@ static int send_datagram(lua_State *L, nl_sock *s, const char *p,
                   : send(s->fd, p, len, MSG_NOSIGNAL);
     int r;
     if (n >= 0) {
+      if (nl_coop_resumes(L, &s->wco)) nl_coop_end(&s->wco);  /* no wait now */
       lua_pushinteger(L, (lua_Integer)n);
       return 1;
     }
@@ -932,6 +942,7 @@ static int send_datagram(lua_State *L, nl_sock *s, const char *p,
       started = 1;
     }
     r = nl_coop_wait(&s->wco, s->fd, NL_WAIT_WRITE, &d);
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
     if (r != NL_OK) {
       errno = r;
       break;
@@ -956,6 +967,7 @@ static int udp_sendto(lua_State *L) {
   p = luaL_checklstring(L, 2, &len);
   a = dest_addr(L, s, get_ext(L, 1), 3, udp_sendto, "sendto", 1);
   if (a == NULL) return 4;
+  if (a == &pending_addr) return nl_coop_pend(L, &s->wco);
   return send_datagram(L, s, p, len, a, udp_sendto);
 }
 
@@ -1010,6 +1022,7 @@ static int udp_setpeername(lua_State *L) {
   a = dest_addr(L, s, get_ext(L, 1), 2, udp_setpeername,
                 "setpeername", 1);
   if (a == NULL) return 4;
+  if (a == &pending_addr) return nl_coop_pend(L, &s->wco);
   if (connect(s->fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
     char where[INET6_ADDRSTRLEN + 16];
     int err = errno;
@@ -1099,7 +1112,7 @@ static int udp_sendmany(lua_State *L) {
   lua_Integer total, done = 0, i;
   nl_deadline d;
   int err = NL_OK;
-  if (nl_coop_closed(&s->wco)) {  /* by another task, while we waited */
+  if (nl_coop_closed(L, &s->wco)) {  /* by another task, while we waited */
     nl_pushfail(L, NL_ABORTED, "sendmany");
     lua_pushinteger(L, (lua_Integer)s->wco.progress);
     return 4;
@@ -1116,8 +1129,9 @@ static int udp_sendmany(lua_State *L) {
   }
   a = dest_addr(L, s, e, 3, udp_sendmany, "sendmany", 0);
   if (a == NULL) return 3;
+  if (a == &pending_addr) return nl_coop_pend(L, &s->wco);
   if (nl_coop_begin(L, &s->wco, udp_sendmany, s->timeout, &d))
-    done = (lua_Integer)s->wco.progress;  /* sent before a yield */
+    done = (lua_Integer)s->wco.progress;  /* sent before a wait */
   while (done < total && err == NL_OK) {
 #ifdef HAVE_MMSG
     struct mmsghdr mm[CHUNK];
@@ -1150,6 +1164,8 @@ static int udp_sendmany(lua_State *L) {
       err = nl_coop_wait(&s->wco, s->fd, NL_WAIT_WRITE, &d);
     }
   }
+  if (err == NL_PENDING) return nl_coop_pend(L, &s->wco);
+  nl_coop_end(&s->wco);
   if (err != NL_OK) {
     char where[INET6_ADDRSTRLEN + 16];
     nl_addr_format((const struct sockaddr *)&a->ss, where, sizeof where);
@@ -1326,12 +1342,14 @@ static int udp_receivefrom(lua_State *L) {
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       return nl_pushlsfail(L, errno, "receivefrom");
     if (!started) {
-      nl_coop_begin(L, &s->co, udp_receivefrom, s->timeout, &d);
+      nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
       started = 1;
     }
     r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, &d);
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
     if (r != NL_OK) return nl_pushlsfail(L, r, "receivefrom");
   }
+  if (s->co.parked && nl_coop_resumes(L, &s->co)) nl_coop_end(&s->co);
   if ((m.msg_flags & MSG_TRUNC) && !e->pktinfo) {
     nl_pushfailcode(L, "truncated", "receivefrom: datagram of %d bytes "
                     "truncated to %d (ask for more, or set pktinfo)",
@@ -1413,7 +1431,8 @@ static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
 
 /* sock:receivemany([n [, max]]) -> array of entries | nil, msg, code
  * Waits (up to the timeout) for the first datagram, then takes whatever
- * else is already queued, up to n. */
+ * else is already queued, up to n.  -1: the wait pends (the caller
+ * returns nl_coop_pend). */
 static int receive_batch(lua_State *L, int flat, lua_CFunction self,
                          const char *who) {
   nl_sock *s = check_udp(L, 1);
@@ -1507,9 +1526,11 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self,
     }
     {
       int r = nl_coop_wait(&s->co, s->fd, NL_WAIT_READ, &d);
+      if (r == NL_PENDING) return -1;  /* the caller pends */
       if (r != NL_OK) return nl_pushfail(L, r, "%s", who);
     }
   }
+  if (s->co.parked && nl_coop_resumes(L, &s->co)) nl_coop_end(&s->co);
   if (IS_PACKED(flat)) {
     lua_pushlstring(L, data, packed);
     lua_insert(L, 5);
@@ -1519,10 +1540,11 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self,
 
 static int udp_receivemany(lua_State *L) {
   int n;
-  if (nl_coop_closed(&nl_sock_raw(L, 1, UDP)->co))
+  if (nl_coop_closed(L, &nl_sock_raw(L, 1, UDP)->co))
     return nl_pushfail(L, NL_ABORTED, "receivemany");
   n = receive_batch(L, BATCH_TABLES, udp_receivemany, "receivemany");
   ext_trim((udp_ext *)lua_touserdata(L, 4));  /* the ext, set by the batch */
+  if (n < 0) return nl_coop_pend(L, &nl_sock_raw(L, 1, UDP)->co);
   return n;
 }
 
@@ -1530,10 +1552,11 @@ static int udp_receivemany(lua_State *L) {
 static int receive_arrays(lua_State *L, int flat, lua_CFunction self,
                           const char *who) {
   int n;
-  if (nl_coop_closed(&nl_sock_raw(L, 1, UDP)->co))
+  if (nl_coop_closed(L, &nl_sock_raw(L, 1, UDP)->co))
     return nl_pushfail(L, NL_ABORTED, "%s", who);
   n = receive_batch(L, flat, self, who);
   ext_trim((udp_ext *)lua_touserdata(L, 4));
+  if (n < 0) return nl_coop_pend(L, &nl_sock_raw(L, 1, UDP)->co);
   if (n != 1) return n;  /* a failure: nil, msg, code */
   return lua_gettop(L) - 4;
 }

@@ -561,7 +561,7 @@ function M.run(self, lib, remote_dir, local_dir, opts)
     for _, co in ipairs(helpers) do sched.join(co) end
   end
 
-  if core.coop_active() then
+  if core.coop_task() then
     drive()
   else
     -- outside a task: the same workers, under a scheduler of their own

@@ -15,7 +15,7 @@ local M = {
   monotime = core.monotime,
   --- Sleeps `s` seconds (fractional); inside netlua.run only the calling
   -- task waits.
-  sleep = core.sleep,
+  sleep = require("netlua.drive").sleep,
 }
 
 --- Waits for any of several objects to be ready (see netlua.sched.wait);

@@ -16,7 +16,14 @@
 -- of resolver threads runs them (csrc/resolve.c).
 -- @module netlua.lookup
 local core = require "netlua.core"
-local C = core.lookup
+local drive = require "netlua.drive"
+
+-- the lookups that can wait get their drivers (netlua.drive)
+local C = setmetatable({}, {__index = core.lookup})
+for _, name in ipairs {"getaddrinfo", "getnameinfo", "gethostbyname",
+                       "gethostbyname_ex", "gethostbyaddr"} do
+  C[name] = drive.wrap(core.lookup[name], name)
+end
 
 local M = {}
 

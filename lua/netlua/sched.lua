@@ -28,6 +28,7 @@
 -- them run.
 -- @module netlua.sched
 local core = require "netlua.core"
+local drive = require "netlua.drive"
 
 local WAIT = core.WAIT
 local monotime = core.monotime
@@ -244,6 +245,7 @@ function M.spawn(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
   end
+  drive.activate()  -- methods called in the task must wait through it
   local co = create(fn)
   core.coop_register(co)
   known[co] = true
@@ -286,7 +288,7 @@ function Event:wait(timeout)
   if timeout ~= nil and type(timeout) ~= "number" then
     error("bad argument #1 to 'wait' (number expected, got " .. type(timeout) .. ")", 2)
   end
-  if not core.coop_active() then
+  if not core.coop_task() then
     if timeout == 0 then return nil, "wait: timeout", "timeout" end
     error("event:wait blocks only inside a task of netlua.run (nothing else could set it)", 2)
   end
@@ -323,7 +325,7 @@ end
 
 --- Lets the other tasks run, then continues (outside a task: does nothing).
 function M.yield()
-  if core.coop_active() then coroutine.yield() end
+  if core.coop_task() then coroutine.yield() end
 end
 
 --- Drives every task until all have finished.  With `fn`, spawns it
@@ -389,7 +391,7 @@ end
 M.onerror = function(msg) io.stderr:write("netlua task failed: ", msg, "\n") end
 
 --- Sleeps `s` seconds; inside a task only that task waits.
-M.sleep = core.sleep
+M.sleep = drive.sleep
 
 local function fd_of(o)
   if math.type(o) == "integer" then return o end
@@ -414,7 +416,7 @@ function M.wait(objects, timeout, mode)
     | ((mode or "r"):find("w", 1, true) and WRITE or 0)
   while true do
     -- woken by any of them, by their close, or by the timer: look again
-    coroutine.yield(WAIT, fds, ev, at)
+    drive.wait(fds, ev, at)
     ready, msg, code = core.wait(objects, 0, mode)
     if ready or (at >= 0 and monotime() >= at) then return ready, msg, code end
   end

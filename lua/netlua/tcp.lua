@@ -14,6 +14,7 @@
 -- `send` give LuaSocket's partial data or last index third).
 -- @module netlua.tcp
 local core = require "netlua.core"
+local drive = require "netlua.drive"
 
 local M = {}
 
@@ -21,7 +22,7 @@ local M = {}
 -- address the name resolves to.  opts: `timeout` (seconds, whole call),
 -- `family` ("inet" | "inet6"), `bind` (local IP), `bindport`.
 -- @return socket, or nil, message, code ("refused", "timeout", "resolve", ...)
-M.connect = core.tcp_connect
+M.connect = drive.wrap(core.tcp_connect, "connect")
 
 --- Listens on `host` ("*" or nil for any) and `port` (0 picks a free one).
 -- opts: `backlog` (128), `reuse` (true: SO_REUSEADDR), `family`, `ipv6only`.

@@ -1,0 +1,214 @@
+--- netlua.drive: the Lua side of every blocking call.
+--
+-- A blocking operation in C is a step: it finishes, or (in a coroutine a
+-- loop drives) it returns the wait it needs, `WAIT, fd, events, until,
+-- key, restart`, and keeps its state in its object.  A driver made here
+-- around each blocking function waits through the loop (inside
+-- `netlua.run`: a yield to the scheduler) and then calls `restart` (or
+-- the function again) with the same arguments, until the step finishes.
+-- Nothing yields from C.  Outside a driven coroutine the C step blocks by
+-- itself and the driver only passes its results on.
+--
+-- Module functions that block (tcp.connect, the lookups) are driven from
+-- the start.  Object methods stay plain C functions, the fastest call,
+-- until a loop first drives netlua (`activate`, called by netlua.run):
+-- then every C method of netlua's objects gets its driver.  A method
+-- saved in a local before that and called inside a task raises a clear
+-- error instead of waiting (see sched.c).
+-- @module netlua.drive
+local core = require "netlua.core"
+
+local WAIT = core.WAIT
+local select, yield, type = select, coroutine.yield, type
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+local unpack = table.unpack or unpack
+
+local M = {}
+
+-- How a driver waits, inside the driven coroutine: a task of netlua.run
+-- yields to its scheduler; any other coroutine waits through the loop
+-- adapter set with `set_wait` (netlua.loop), if any.
+local coop_task = core.coop_task
+local foreign_wait = nil
+
+local function wait(fd, events, at, key)
+  if foreign_wait == nil or coop_task() then
+    return yield(WAIT, fd, events, at, key)
+  end
+  return foreign_wait(fd, events, at, key)
+end
+
+--- Waits as drivers do (for netlua.sched.wait): `fd` (or a list), events,
+-- until, key.
+M.wait = wait
+
+--- Makes every coroutine that can yield wait through `fn(fd, events,
+-- until, key)` (an event loop's adapter: see netlua.loop), besides
+-- netlua.run's own tasks; nil stops it.  `fd` is a descriptor (-1: none,
+-- a pure timer) or a list of them, `events` 1 (read) | 2 (write), `until`
+-- a netlua.monotime() value (negative: none), `key` a name lookup the
+-- wait is for (then fd is -1): the wait may end early, the operation
+-- simply looks again.
+function M.set_wait(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("bad argument #1 to 'set_wait' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  foreign_wait = fn
+  core.coop_foreign(fn ~= nil)
+  if fn then M.activate() end
+end
+
+-- An error raised in the C function: told as if the script had called
+-- it directly.  Run by pcall, C knows neither the function's name nor a
+-- position, and counts arguments as a plain call; the script called
+-- `name`, as a method when `method`, on its own line (level 3: above the
+-- driver's finisher and the raise here).  An error that has a position
+-- already (from a Lua callback the operation ran) goes on as it is.
+local function raise(name, method, err)
+  if type(err) ~= "string" or err:find("^[^\n]-:%d+: ") then error(err, 0) end
+  local n, rest = err:match("^bad argument #(%d+) to '[^']*' (.*)$")
+  if n then
+    n = tonumber(n) - (method and 1 or 0)
+    if n == 0 then
+      err = ("calling '%s' on bad self %s"):format(name, rest)
+    else
+      err = ("bad argument #%d to '%s' %s"):format(n, name, rest)
+    end
+  end
+  error(err, 3)
+end
+
+local blocking_sleep, monotime = core.sleep, core.monotime
+
+--- Sleeps `s` seconds (fractional); in a driven coroutine (a task of
+-- netlua.run, or one of another loop's) only that coroutine waits.
+function M.sleep(s)
+  if type(s) ~= "number" then
+    error("bad argument #1 to 'sleep' (number expected, got " .. type(s) .. ")", 2)
+  end
+  if s ~= s then error("bad argument #1 to 'sleep' (NaN)", 2) end
+  if s > 0 and core.coop_active() then
+    wait(-1, 0, monotime() + s)
+    return
+  end
+  blocking_sleep(s)
+end
+
+--- Returns a driver around the C function `cfn`, known to scripts as
+-- `name` (a method of its object when `method`).
+function M.wrap(cfn, name, method)
+  name = name or "?"
+  -- one finisher per argument count, so that the C function sees exactly
+  -- the arguments it was given (none padded with nil) and no table is
+  -- made on the path that does not wait; each step runs protected only
+  -- to tell its errors right (raise)
+  local fin0, fin1, fin2, fin3, fin4, finn
+  function fin0(ok, r1, ...)
+    if not ok then raise(name, method, r1) end
+    if r1 ~= WAIT then return r1, ... end
+    local fd, ev, at, key, restart = ...
+    wait(fd, ev, at, key)
+    return fin0(pcall(restart or cfn))
+  end
+  function fin1(a, ok, r1, ...)
+    if not ok then raise(name, method, r1) end
+    if r1 ~= WAIT then return r1, ... end
+    local fd, ev, at, key, restart = ...
+    wait(fd, ev, at, key)
+    return fin1(a, pcall(restart or cfn, a))
+  end
+  function fin2(a, b, ok, r1, ...)
+    if not ok then raise(name, method, r1) end
+    if r1 ~= WAIT then return r1, ... end
+    local fd, ev, at, key, restart = ...
+    wait(fd, ev, at, key)
+    return fin2(a, b, pcall(restart or cfn, a, b))
+  end
+  function fin3(a, b, c, ok, r1, ...)
+    if not ok then raise(name, method, r1) end
+    if r1 ~= WAIT then return r1, ... end
+    local fd, ev, at, key, restart = ...
+    wait(fd, ev, at, key)
+    return fin3(a, b, c, pcall(restart or cfn, a, b, c))
+  end
+  function fin4(a, b, c, d, ok, r1, ...)
+    if not ok then raise(name, method, r1) end
+    if r1 ~= WAIT then return r1, ... end
+    local fd, ev, at, key, restart = ...
+    wait(fd, ev, at, key)
+    return fin4(a, b, c, d, pcall(restart or cfn, a, b, c, d))
+  end
+  function finn(args, ok, r1, ...)
+    if not ok then raise(name, method, r1) end
+    if r1 ~= WAIT then return r1, ... end
+    local fd, ev, at, key, restart = ...
+    wait(fd, ev, at, key)
+    return finn(args, pcall(restart or cfn, unpack(args, 1, args.n)))
+  end
+  local function driver(...)
+    local n = select("#", ...)
+    if n == 1 then
+      local a = ...
+      return fin1(a, pcall(cfn, a))
+    elseif n == 2 then
+      local a, b = ...
+      return fin2(a, b, pcall(cfn, a, b))
+    elseif n == 3 then
+      local a, b, c = ...
+      return fin3(a, b, c, pcall(cfn, a, b, c))
+    elseif n == 4 then
+      local a, b, c, d = ...
+      return fin4(a, b, c, d, pcall(cfn, a, b, c, d))
+    elseif n == 0 then
+      return fin0(pcall(cfn))
+    end
+    return finn(pack(...), pcall(cfn, ...))
+  end
+  -- the C function hands its wait only to these (through pcall)
+  for _, f in ipairs {driver, fin0, fin1, fin2, fin3, fin4, finn} do
+    core.coop_driver(f)
+  end
+  return driver
+end
+
+-- lines() hands out a C iterator: it is driven too
+local function wrap_lines(cfn)
+  local lines = M.wrap(cfn, "lines", true)
+  return function(...)
+    local it = lines(...)
+    if type(it) ~= "function" then return it end
+    return M.wrap(it, "for iterator")
+  end
+end
+
+--- The kinds of object whose C methods get drivers on `activate`.
+M.KINDS = {"netlua.tcp", "netlua.tcpserver", "netlua.tcpmaster",
+  "netlua.udp", "netlua.telnet", "netlua.ftp"}
+
+local active = false
+
+local function is_c(f)
+  return type(f) == "function" and debug.getinfo(f, "S").what == "C"
+end
+
+--- Gives every C method of netlua's objects its driver, once: called by
+-- netlua.run (and by loop adapters) before anything runs in a task.
+function M.activate()
+  if active then return end
+  active = true
+  for _, kind in ipairs(M.KINDS) do
+    local ok, methods = pcall(core.methods, kind)
+    if ok and type(methods) == "table" then
+      local names = {}
+      for name, f in pairs(methods) do
+        if is_c(f) then names[#names + 1] = name end
+      end
+      for _, name in ipairs(names) do
+        local f = methods[name]
+        methods[name] = name == "lines" and wrap_lines(f) or M.wrap(f, name, true)
+      end
+    end
+  end
+end
+
+return M
