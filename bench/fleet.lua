@@ -22,7 +22,7 @@ local telnet = require "netlua.telnet"
 
 local function vm(field)
   local f = io.open("/proc/self/status")
-  local kb = f:read("a"):match(field .. ":%s+(%d+)")
+  local kb = f:read("*a"):match(field .. ":%s+(%d+)")
   f:close()
   return tonumber(kb)
 end
@@ -30,7 +30,7 @@ end
 -- CPU seconds this process used so far, all its threads (utime + stime)
 local function cpu()
   local f = io.open("/proc/self/stat")
-  local st = f:read("a")
+  local st = f:read("*a")
   f:close()
   local fields = {}
   for x in st:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = x end
@@ -82,7 +82,7 @@ local SERVERS = 4
 
 local function sh(cmd)
   local p = assert(io.popen(cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -93,6 +93,9 @@ if os.getenv("NETLUA_FLEET_RAISED") ~= "1" then
   local cmd = ("ulimit -n %s && NETLUA_FLEET_RAISED=1 exec lua5.4 %s %s %s"):format(
     hard, H.shquote(arg[0]), H.shquote(SIZES), H.shquote(tostring(DELAY)))
   local ok, _, code = os.execute("sh -c " .. H.shquote(cmd))
+  if type(ok) == "number" then  -- 5.1, LuaJIT: the wait status
+    ok, code = ok == 0, ok >= 256 and math.floor(ok / 256) or 1
+  end
   os.exit(ok and 0 or code)
 end
 

@@ -68,7 +68,7 @@ run(function()
     assert(s:retrbinary("RETR big", function(b) n = n + #b end, 1024 * 1024))
     local dt = netlua.monotime() - t0
     s:close()
-    local hwm = io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)")
+    local hwm = io.open("/proc/self/status"):read("*a"):match("VmHWM:%%s*(%%d+)")
     print(n, dt, hwm)
   ]]):format(srv.host, srv.port, srv.user, srv.password))
   local out = F.sh(luaenv .. "lua5.4 " .. H.shquote(p))
@@ -181,7 +181,7 @@ local function list_child(sv, label, lean)
     local dt, cpu = netlua.monotime() - t0, os.clock() - c0
     assert(t[1].name == "f000001" and t[#t].size == 0, "bad entries")
     s:close()
-    local hwm = io.open("/proc/self/status"):read("a"):match("VmHWM:%%s*(%%d+)")
+    local hwm = io.open("/proc/self/status"):read("*a"):match("VmHWM:%%s*(%%d+)")
     print(#t, dt, cpu, hwm)
   ]]):format(sv.host, sv.port, sv.user, sv.password,
     lean and '{fields = {"type", "size", "modify"}}' or "nil"))

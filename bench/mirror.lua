@@ -55,6 +55,9 @@ local H = require "helper"
 local F = require "ftp_helper"
 local netlua = require "netlua"
 
+-- 5.1 and LuaJIT lack table.unpack
+local unpack = table.unpack or unpack
+
 local ONLY = os.getenv("BENCH_ONLY")
 local NDIRS = tonumber(os.getenv("BENCH_DIRS") or "10")
 local NFILES = tonumber(os.getenv("BENCH_FILES") or "100")
@@ -212,7 +215,7 @@ local function tool_cmd(tool, sv, remote, dst, p)
     return luaenv .. "lua5.4 " .. table.concat({q(netlua_child), q(sv.host), sv.port,
       q(sv.user), q(sv.password), q(remote), q(dst), p}, " ")
   end
-  local lines = {table.unpack(LFTP_SET)}
+  local lines = {unpack(LFTP_SET)}
   lines[#lines + 1] = ('open -u "%s,%s" -p %d %s'):format(sv.user, sv.password, sv.port, sv.host)
   lines[#lines + 1] = ('mirror --parallel=%d "%s" "%s"'):format(p, remote, dst)
   return lftp_cmd(table.concat(lines, "\n") .. "\n")
@@ -234,7 +237,7 @@ local function read_from(path, off)
   local f = io.open(path, "rb")
   if not f then return "" end
   f:seek("set", off)
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s or ""
 end
@@ -375,14 +378,14 @@ local function bench_server(sv)
       for rep = 1, REPEAT do
         for _, tool in ipairs(TOOLS) do
           local e = results[sv.name][ph][tool][p]
-          if rep > 1 and e and e.best > SLOW then goto next_tool end
-          if ph == "first" then
-            must("rm -rf " .. q(dst[tool]))
-          elseif ph == "changed" then
-            must(("rm -rf %s && cp -a %s %s"):format(q(dst[tool]), q(base[tool]), q(dst[tool])))
+          if not (rep > 1 and e and e.best > SLOW) then  -- a slow one runs once
+            if ph == "first" then
+              must("rm -rf " .. q(dst[tool]))
+            elseif ph == "changed" then
+              must(("rm -rf %s && cp -a %s %s"):format(q(dst[tool]), q(base[tool]), q(dst[tool])))
+            end
+            record(sv, ph, tool, p, one_run(sv, tool, ph == "changed" and "B" or "A", dst[tool], p))
           end
-          record(sv, ph, tool, p, one_run(sv, tool, ph == "changed" and "B" or "A", dst[tool], p))
-          ::next_tool::
         end
       end
     end

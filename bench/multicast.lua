@@ -42,7 +42,7 @@ end
 local function raw_c(cmd)
   if not exists(REF) then return nil end
   local p = assert(io.popen(REF .. " " .. cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return tonumber(out:match("rate (%d+)"))
 end
@@ -89,7 +89,7 @@ local function send_netlua_many(port, member, gso)
     assert(s:setoption("gso", gso))
     local batch = {}
     for i = 1, MANY do batch[i] = payload end
-    local n = COUNT // MANY
+    local n = math.floor(COUNT / MANY)
     local t0 = netlua.monotime()
     for _ = 1, n do s:sendmany(batch, GROUP, port) end
     local dt = netlua.monotime() - t0
@@ -144,7 +144,7 @@ local function receivefrom_loop(r)
 end
 
 local function recv_netlua(port)
-  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
+  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 * 1024 * 1024})
   local rate = rounds(port, receivefrom_loop(r))
   r:close()
   return rate
@@ -153,7 +153,7 @@ end
 -- a batch receive method ("receivemany", "receivedatas" or
 -- "receivepacked", which takes `senders`), MANY a call
 local function recv_netlua_batch(port, method, senders)
-  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 << 20})
+  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 * 1024 * 1024})
   local packed = method == "receivepacked"
   local rate = rounds(port, function(n)
     local got = 0

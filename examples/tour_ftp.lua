@@ -26,7 +26,7 @@ local ok, err = pcall(function()
   local blob = F.random_bytes(1024 * 1024)
   local last = 0
   assert(s:put(blob, "data.bin", {data = true, progress = function(done, total)
-    local pct = done * 100 // total
+    local pct = math.floor(done * 100 / total)
     if pct >= last + 50 then last = pct; print(("  upload %3d%%"):format(pct)) end
   end}))
 

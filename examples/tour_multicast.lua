@@ -8,6 +8,9 @@
 local mc = require "netlua.multicast"
 local H = require "helper"
 
+-- string.pack and string.unpack are 5.3+; spec/helper.lua has a stand-in
+local pack, unpack = string.pack or H.pack, string.unpack or H.unpack
+
 print("== multicast ==")
 if not H.in_netns() then
   print("  (skipped: multicast is only sent inside scripts/netns.sh's private namespace)")
@@ -59,18 +62,18 @@ s6:close()
 
 -- A fast feed: sendmany puts a burst out in one call (UDP segmentation
 -- for equal sizes), receivepacked takes it back as ONE string plus sizes,
--- and string.unpack reads each datagram's header where it lies.
+-- and unpack (string.unpack) reads each datagram's header where it lies.
 local feed = assert(mc.receiver{group = "235.5.5.6", port = PORT, timeout = 1})
 local pub = assert(mc.sender{ttl = 1})
 local burst = {}
-for i = 1, 100 do burst[i] = string.pack(">I4d", i, i * 1.5) end
+for i = 1, 100 do burst[i] = pack(">I4d", i, i * 1.5) end
 assert(pub:sendmany(burst, "235.5.5.6", PORT))
 local count, sum = 0, 0
 while count < #burst do
   local packed, sizes = assert(feed:receivepacked(128, 2048, false))
   local pos = 1
   for _, size in ipairs(sizes) do
-    local _, price = string.unpack(">I4d", packed, pos)
+    local _, price = unpack(">I4d", packed, pos)
     sum, count, pos = sum + price, count + 1, pos + size
   end
 end

@@ -116,7 +116,7 @@ local function run_block(file, b, code, dir)
   H.write_file(chunk, code)
   local main = dir .. "/main.lua"
   H.write_file(main, substitute(PRELUDES[file] or "", dir) ..
-    ("assert(load(assert(io.open(%q)):read('a'), %q))()\n"):format(chunk, "@" .. file .. ":" .. b.line) ..
+    ("assert((loadstring or load)(assert(io.open(%q)):read('*a'), %q))()\n"):format(chunk, "@" .. file .. ":" .. b.line) ..
     POSTLUDE)
   local env = ("cd %s && PW=pw LUA_PATH=%s LUA_CPATH=%s "):format(H.shquote(dir),
     H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
@@ -130,7 +130,7 @@ local function check_block(file, b)
   H.write_file(dir .. "/backup.tar", ("backup"):rep(1000))
   H.write_file(dir .. "/report.csv", "a,b\n1,2\n")
   local code = substitute(b.code, dir)
-  local f, err = load(code, "@" .. file .. ":" .. b.line)
+  local f, err = (loadstring or load)(code, "@" .. file .. ":" .. b.line)  -- 5.1: loadstring
   if not f then H.rm_rf(dir) return nil, "does not compile: " .. err end
   if b.fragment then H.rm_rf(dir) return true end
   local out = run_block(file, b, code, dir)

@@ -314,8 +314,10 @@ end
 function F.random_bytes(n)
   local t, seed = {}, n
   for i = 1, n do
-    seed = (seed * 1103515245 + 12345) % 2147483648
-    t[i] = string.char((seed >> 16) & 255)
+    -- seed * 1103515245 + 12345 modulo 2^31, in parts: the whole product
+    -- would lose its low bits in a double (5.1, LuaJIT)
+    seed = ((seed * 16838) % 32768 * 65536 + seed * 20077 + 12345) % 2147483648
+    t[i] = string.char(math.floor(seed / 65536) % 256)
   end
   return table.concat(t)
 end

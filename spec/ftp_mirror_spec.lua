@@ -6,6 +6,9 @@
 -- server's, a file that vanishes mid-run, an interrupted run resumed,
 -- include/exclude and symlinks.
 local H = require "helper"
+
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
 local F = require "ftp_helper"
 local ftp = require "netlua.ftp"
 local core = require "netlua.core"
@@ -300,7 +303,7 @@ for _, peer in ipairs(peers) do
     end)
 
     it("a missing remote folder fails the run with the report", function()
-      local r = table.pack(s:mirror("no/such/dir", dir .. "/copy"))
+      local r = pack(s:mirror("no/such/dir", dir .. "/copy"))
       assert.is_nil(r[1])
       assert.is_string(r[2])
       assert.is_number(r[3])

@@ -29,7 +29,7 @@ describe("multi-line replies from real servers", function()
   for _, name in ipairs {"vsftpd", "pyftpdlib"} do
     it("logs in, sends FEAT, HELP and STAT, and transfers, on " .. name, function()
       local srv = servers[name]
-      local s <close> = assert(ftp.new(srv.opts{timeout = 5}))
+      local s = assert(ftp.new(srv.opts{timeout = 5}))
       if name == "vsftpd" then
         local w = s:getwelcome()
         assert.matches("^220%-Welcome to the test server%.\n", w)
@@ -49,6 +49,7 @@ describe("multi-line replies from real servers", function()
       assert.equal("one\ntwo\n", s:get("multi.txt"))
       -- the session did not lose its connection on the way
       assert.equal(0, s:_info().reconnects)
+      s:close()
     end)
   end
 end)

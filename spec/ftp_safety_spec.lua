@@ -1,6 +1,9 @@
 -- netlua.ftp refuses misuse before anything is sent, round-trips awkward
 -- names, and fails cleanly when the server dies mid-transfer.
 local H = require "helper"
+
+-- 5.1 and LuaJIT lack table.unpack
+local unpack = table.unpack or unpack
 local F = require "ftp_helper"
 local ftp = require "netlua.ftp"
 local netlua = require "netlua"
@@ -101,7 +104,7 @@ describe("ftp safety (vsftpd)", function()
     end
     local got = s:nlst()
     table.sort(got)
-    local want = {table.unpack(names)}
+    local want = {unpack(names)}
     table.sort(want)
     -- vsftpd shows the names as they are (leading spaces too)
     assert.same(want, got)
@@ -259,9 +262,8 @@ describe("ftp reconnects (vsftpd with a 1 s idle timeout)", function()
   end)
 
   it("closes with <close> and on garbage collection", function()
-    do
-      local s <close> = assert(ftp.new(srv.opts()))
-      assert(s:voidcmd("NOOP"))
+    if H.close_scope then  -- <close> is 5.4's; the collection below is not
+      H.close_scope(assert(ftp.new(srv.opts())), function(s) assert(s:voidcmd("NOOP")) end)
     end
     local s = assert(ftp.new(srv.opts()))
     local weak = setmetatable({s}, {__mode = "v"})

@@ -2,6 +2,9 @@
 -- waits for the network, so FTP sessions, Telnet sessions and timers all
 -- make progress together; outside a task the same calls block as before.
 local H = require "helper"
+
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
 local F = require "ftp_helper"
 local ftp = require "netlua.ftp"
 local netlua = require "netlua"
@@ -9,12 +12,13 @@ local tcp = require "netlua.tcp"
 local telnet = require "netlua.telnet"
 
 local MARGIN = 0.5
+local MIB = 1024 * 1024
 
 -- n bytes of pseudo-random data, different for each tag (cheap to make)
 local base = F.random_bytes(65537)
 local function bytes(tag, n)
   local head = tag .. ":"
-  return (head .. base:rep(n // #base + 1)):sub(1, n)
+  return (head .. base:rep(math.floor(n / #base) + 1)):sub(1, n)
 end
 
 local fd_count = H.fd_count
@@ -37,7 +41,7 @@ describe("ftp inside netlua.run", function()
   end)
 
   it("runs 20 downloads with Telnet sessions and a ticker, byte-exact, fds back to baseline", function()
-    local sizes = {1, 2, 100, 4095, 4096, 65537, 100000, 1 << 20, 3 << 20, (2 << 20) + 3}
+    local sizes = {1, 2, 100, 4095, 4096, 65537, 100000, MIB, 3 * MIB, 2 * MIB + 3}
     local files = {}
     for i = 1, 20 do
       local size = sizes[(i - 1) % #sizes + 1]
@@ -55,7 +59,7 @@ describe("ftp inside netlua.run", function()
     for i = 1, 20 do
       netlua.spawn(function()
         local pok, perr = pcall(function()
-          local s <close> = assert(ftp.new(slow.opts{timeout = 20}))
+          local s = assert(ftp.new(slow.opts{timeout = 20}))
           local parts = {}
           inflight = inflight + 1
           maxinflight = math.max(maxinflight, inflight)
@@ -64,6 +68,7 @@ describe("ftp inside netlua.run", function()
           ticks_in_xfer = ticks_in_xfer + (ticks - t0)
           inflight = inflight - 1
           got[i] = ok and table.concat(parts) or msg
+          s:close()
         end)
         if not pok then got[i] = perr end
         ftpdone = ftpdone + 1  -- the ticker stops after the last one
@@ -71,9 +76,10 @@ describe("ftp inside netlua.run", function()
     end
     for i = 1, 10 do
       netlua.spawn(function()
-        local tn <close> = assert(telnet.open("127.0.0.1", rport, {timeout = 5}))
+        local tn = assert(telnet.open("127.0.0.1", rport, {timeout = 5}))
         assert(tn:login{user = "u" .. i, password = "pw", prompt = "r%d+> $"})
         tel[i] = {tn:cmd("echo hi " .. i), tn:cmd("show version")}
+        tn:close()
       end)
     end
     netlua.spawn(function()
@@ -100,11 +106,11 @@ describe("ftp inside netlua.run", function()
   end)
 
   it("uploads a few MiB from a chunk function while another task works", function()
-    local data = bytes("up", 4 << 20)
+    local data = bytes("up", 4 * MIB)
     local reply, ticks, first_tick, last_tick = nil, 0, nil, nil
     local done = false
     netlua.spawn(function()
-      local s <close> = assert(ftp.new(slow.opts{timeout = 20}))
+      local s = assert(ftp.new(slow.opts{timeout = 20}))
       local pos = 1
       reply = s:storbinary("STOR up.bin", function()
         if pos > #data then return nil end
@@ -115,14 +121,16 @@ describe("ftp inside netlua.run", function()
         return c
       end)
       done = true
+      s:close()
     end)
     netlua.spawn(function()  -- ends the ticker below even if the upload task fails
       while not done and reply == nil do netlua.sleep(0.05) end
     end)
     local other
     netlua.spawn(function()  -- other work: a command on a session of its own
-      local s <close> = assert(ftp.new(srv.opts{timeout = 20}))
+      local s = assert(ftp.new(srv.opts{timeout = 20}))
       other = s:sendcmd("NOOP")
+      s:close()
     end)
     netlua.spawn(function()  -- a ticker from the start (a slow machine may
       -- finish the upload before that session is even logged in)
@@ -142,7 +150,7 @@ describe("ftp inside netlua.run", function()
     H.write_file(srv.path("d1/b.txt"), "x")
     local function script(s)
       local r = {}
-      local function add(...) r[#r + 1] = table.pack(...) end
+      local function add(...) r[#r + 1] = pack(...) end
       add(s:sendcmd("NOOP"))
       add(s:voidcmd("SYST"))
       add(s:cwd("d1"))
@@ -178,21 +186,23 @@ describe("ftp inside netlua.run", function()
     local res = {}
     local function bad(key, port)
       netlua.spawn(function()
-        local s <close> = assert(ftp.new{host = "127.0.0.1", port = port, user = "u",
+        local s = assert(ftp.new{host = "127.0.0.1", port = port, user = "u",
           password = "p", timeout = 0.5})
         local t0 = netlua.monotime()
         local ok, msg, code = s:sendcmd("NOOP")
         res[key] = {ok = ok, msg = msg, code = code, t = netlua.monotime() - t0}
+        s:close()
       end)
     end
     bad("stall", stall)
     bad("die", die)
     local good
     netlua.spawn(function()
-      local s <close> = assert(ftp.new(slow.opts{timeout = 20}))
+      local s = assert(ftp.new(slow.opts{timeout = 20}))
       local parts = {}
       assert(s:retrbinary("RETR f9.bin", function(b) parts[#parts + 1] = b end))
       good = table.concat(parts)
+      s:close()
     end)
     assert(netlua.run())
     assert.is_nil(res.stall.ok)
@@ -208,10 +218,11 @@ describe("ftp inside netlua.run", function()
     local _, port = lsn:getsockname()
     local res, ticks = nil, 0
     netlua.spawn(function()
-      local s <close> = ftp.new{timeout = 0.3}
+      local s = ftp.new{timeout = 0.3}
       local t0 = netlua.monotime()
       local ok, msg, code = s:connect("127.0.0.1", port)
       res = {ok = ok, msg = msg, code = code, t = netlua.monotime() - t0}
+      s:close()
     end)
     netlua.spawn(function()
       for _ = 1, 5 do netlua.sleep(0.02) ticks = ticks + 1 end
@@ -261,7 +272,7 @@ describe("ftp inside netlua.run", function()
   it("a transfer whose data is always there still lets other tasks run", function()
     -- the callback works ~1 ms per block, so curl always has data ready
     -- and the transfer itself never waits: it must yield after a slice
-    H.write_file(srv.path("steady.bin"), bytes("steady", 24 << 20))
+    H.write_file(srv.path("steady.bin"), bytes("steady", 24 * MIB))
     local s = assert(ftp.new(srv.opts{timeout = 30}))
     local n, done = 0, false
     local gap = H.ticker(function() return done end)
@@ -275,7 +286,7 @@ describe("ftp inside netlua.run", function()
     end)
     assert(netlua.run())
     s:close()
-    assert.equal(24 << 20, n)
+    assert.equal(24 * MIB, n)
     assert.is_true(gap() < 0.1 * H.slack, ("the ticker waited %.3f s"):format(gap()))
   end)
 
@@ -303,7 +314,7 @@ describe("ftp inside netlua.run", function()
   it("the session is busy for other tasks while one waits in it", function()
     -- 8 MiB at the server's 20 MB/s: the transfer is still running when
     -- the second task, which waits for its first block, steps in
-    H.write_file(slow.path("big.bin"), bytes("big", 8 << 20))
+    H.write_file(slow.path("big.bin"), bytes("big", 8 * MIB))
     local s = assert(ftp.new(slow.opts{timeout = 20}))
     local ok, err, started
     netlua.spawn(function()

@@ -3,6 +3,9 @@
 -- timeout, ...).  The scripted server (spec/servers/ftp_hostile.lua)
 -- provokes what real servers do only now and then; vsftpd shows the rest.
 local H = require "helper"
+
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
 local F = require "ftp_helper"
 local ftp = require "netlua.ftp"
 local netlua = require "netlua"
@@ -81,7 +84,7 @@ describe("ftp answers against a hostile server", function()
     assert.matches("^226 ", assert(s:retrbinary("RETR f", function() end)))
     assert.equal(524288, (s:_received()))
     -- mirror checks each file against the size its listing gave
-    local r = table.pack(s:mirror("/", dir .. "/copy", {parallel = 1}))
+    local r = pack(s:mirror("/", dir .. "/copy", {parallel = 1}))
     assert.is_nil(r[1])
     assert.equal("partial", r[3], r[2])
     assert.matches("as listed", r[2])
@@ -96,7 +99,7 @@ describe("ftp answers against a hostile server", function()
     local dir = H.tmpdir()
     for _, in_task in ipairs {false, true} do
       local r
-      local function go() r = table.pack(s:mirror("/", dir .. "/copy", {parallel = 1})) end
+      local function go() r = pack(s:mirror("/", dir .. "/copy", {parallel = 1})) end
       if in_task then assert(netlua.run(go)) else go() end
       assert.is_nil(r[1])
       assert.equal("partial", r[3], r[2])

@@ -5,6 +5,10 @@
 -- anything but loopback.
 local netlua = require "netlua"
 
+-- 5.1 and LuaJIT lack table.pack and table.unpack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+local unpack = table.unpack or unpack
+
 local H = {}
 
 H.root = os.getenv("PWD") or "."
@@ -22,17 +26,21 @@ end
 H.shquote = shquote
 
 --- Runs a shell command; returns its output (stdout+stderr) and success.
+-- The shell's exit status comes as a last line of its own, which H.sh
+-- takes off: closing a pipe tells it only on 5.2 and later.
 function H.sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok
+  local p = assert(io.popen("trap 'printf \"\\n%d\\n\" $?' EXIT\n" .. cmd .. " 2>&1"))
+  local out = p:read("*a")
+  p:close()
+  local body, status = out:match("^(.*)\n(%d+)\n$")
+  if not body then return out, nil end  -- killed, or replaced by exec
+  return body, status == "0" or nil
 end
 
 function H.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -251,8 +259,103 @@ end
 -- whatever fn returned.
 function H.timed(fn, ...)
   local t0 = netlua.monotime()
-  local r = table.pack(fn(...))
-  return netlua.monotime() - t0, table.unpack(r, 1, r.n)
+  local r = pack(fn(...))
+  return netlua.monotime() - t0, unpack(r, 1, r.n)
+end
+
+--- `local x <close>` is Lua 5.4 syntax, which no other version parses.
+-- H.close_scope(obj, fn, ...) returns what fn(obj, ...) returns, run in a
+-- scope where obj is a to-be-closed variable (fn nil: the scope is left
+-- at once); nil on versions without to-be-closed variables.
+H.close_scope = (function()
+  local chunk = (loadstring or load)([[
+    return function(obj, fn, ...)
+      local x <close> = obj
+      if fn then return fn(x, ...) end
+    end]])
+  return chunk and chunk()
+end)()
+
+-- n (a non-negative integer) as size bytes, most significant first
+local function be_bytes(n, size)
+  local t = {}
+  for i = size, 1, -1 do
+    t[i] = string.char(n % 256)
+    n = math.floor(n / 256)
+  end
+  return table.concat(t)
+end
+
+-- the unsigned integer in size bytes of s at pos, most significant first
+local function be_number(s, pos, size)
+  local n = 0
+  for i = pos, pos + size - 1 do n = n * 256 + assert(s:byte(i), "data string too short") end
+  return n
+end
+
+local function formats(fmt)
+  assert(fmt:sub(1, 1) == ">", "only big-endian formats: " .. fmt)
+  return fmt:sub(2):gmatch("(%a)(%d*)")
+end
+
+--- string.pack and string.unpack (5.3+), or on 5.1, 5.2 and LuaJIT a
+-- stand-in for the big-endian formats the specs use: ">" then I[n]
+-- (unsigned), s[n] (a string after its n-byte length) and d (double).
+H.pack = string.pack or function(fmt, ...)
+  local out, i = {}, 0
+  for k, n in formats(fmt) do
+    i = i + 1
+    local v = select(i, ...)
+    if k == "I" then
+      out[#out + 1] = be_bytes(v, tonumber(n) or 4)
+    elseif k == "s" then
+      out[#out + 1] = be_bytes(#v, tonumber(n) or 8) .. v
+    elseif k == "d" then
+      local sign, mant, expo = 0, 0, 0
+      if v < 0 or (v == 0 and 1 / v < 0) then sign, v = 1, -v end
+      if v ~= v then mant, expo = 2 ^ 51, 2047
+      elseif v == math.huge then expo = 2047
+      elseif v > 0 then
+        local m, e = math.frexp(v)  -- v = m * 2^e, 0.5 <= m < 1
+        if e > -1022 then mant, expo = (m * 2 - 1) * 2 ^ 52, e + 1022
+        else mant = m * 2 ^ (e + 1074) end  -- subnormal
+      end
+      out[#out + 1] = be_bytes(sign * 2 ^ 31 + expo * 2 ^ 20 + math.floor(mant / 2 ^ 32), 4)
+        .. be_bytes(mant % 2 ^ 32, 4)
+    else
+      error("format option '" .. k .. "' not supported here")
+    end
+  end
+  return table.concat(out)
+end
+
+H.unpack = string.unpack or function(fmt, s, pos)
+  local out = {}
+  pos = pos or 1
+  for k, n in formats(fmt) do
+    if k == "I" then
+      local size = tonumber(n) or 4
+      out[#out + 1], pos = be_number(s, pos, size), pos + size
+    elseif k == "s" then
+      local size = tonumber(n) or 8
+      local len = be_number(s, pos, size)
+      out[#out + 1], pos = s:sub(pos + size, pos + size + len - 1), pos + size + len
+    elseif k == "d" then
+      local hi, lo = be_number(s, pos, 4), be_number(s, pos + 4, 4)
+      local sign = hi >= 2 ^ 31 and -1 or 1
+      local expo = math.floor(hi / 2 ^ 20) % 2048
+      local mant = hi % 2 ^ 20 * 2 ^ 32 + lo
+      local v
+      if expo == 2047 then v = mant == 0 and sign * math.huge or 0 / 0
+      elseif expo == 0 then v = sign * mant * 2 ^ -1074
+      else v = sign * math.ldexp(1 + mant / 2 ^ 52, expo - 1023) end
+      out[#out + 1], pos = v, pos + 8
+    else
+      error("format option '" .. k .. "' not supported here")
+    end
+  end
+  out[#out + 1] = pos
+  return unpack(out, 1, #out)
 end
 
 --- Path to busybox with the telnetd applet (scripts/deps.sh unpacks it).

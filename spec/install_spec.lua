@@ -76,7 +76,7 @@ describe("installation", function()
       pending("luarocks is not installed")
       return
     end
-    local spec = assert(io.open(H.root .. "/netlua-scm-1.rockspec")):read("a")
+    local spec = assert(io.open(H.root .. "/netlua-scm-1.rockspec")):read("*a")
     local url = spec:match('\n%s*url%s*=%s*"([^"]+)"')
     assert.matches("^git%+https://[%w%.%-]+/[%w%-]+/[%w%-]+$", url)
     local out, ok = H.sh(("luarocks --lua-version=5.4 lint %s 2>&1"):format(

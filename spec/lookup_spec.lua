@@ -28,8 +28,11 @@ local function raises(fn, ...)
 end
 
 -- a failure result nil, msg, code with the code given (or any EAI_*)
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+
 local function fails(code, msgfrag, ...)
-  local r = table.pack(...)
+  local r = pack(...)
   assert.is_nil(r[1], "expected a failure, got " .. tostring(r[1]))
   assert.is_string(r[2])
   if msgfrag then

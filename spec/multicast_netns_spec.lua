@@ -109,14 +109,16 @@ describe("multicast between two namespaces", function()
   -- from lo's own address, not from whatever address the kernel picks
   it("sends from the chosen interface's own address, by name or index", function()
     local G2, P2 = "239.50.0.7", 9057
-    local r <close> = assert(mc.receiver{group = G2, port = P2, interface = "lo", timeout = 2})
+    local r = assert(mc.receiver{group = G2, port = P2, interface = "lo", timeout = 2})
     for _, ifc in ipairs {"lo", netlua.lookup.if_nametoindex("lo")} do
-      local s <close> = assert(mc.sender{interface = ifc, ttl = 1, loop = true})
+      local s = assert(mc.sender{interface = ifc, ttl = 1, loop = true})
       assert(s:sendto("which", G2, P2))
       local d, ip = r:receivefrom(100)
       assert.equal("which", d)
       assert.equal("127.0.0.1", ip, "interface " .. tostring(ifc))
+      s:close()
     end
+    r:close()
   end)
 
   it("moves a batch across the link", function()

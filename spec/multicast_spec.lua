@@ -2,6 +2,9 @@
 -- pair nlva/nlvb (scripts/netns.sh).  Every spec sends real datagrams
 -- between real sockets; nothing leaves the private namespace.
 local H = require "helper"
+
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
 H.require_netns()
 
 local netlua = require "netlua"
@@ -296,7 +299,9 @@ describe("IPv4 multicast", function()
       assert.equal(1000, s:sendmany(datas, "239.9.9.9", port))
     else  -- unprivileged: the system caps the buffer; send in slices
       for i = 1, 1000, 100 do
-        assert.equal(100, s:sendmany(table.move(datas, i, i + 99, 1, {}), "239.9.9.9", port))
+        local slice = {}
+        for k = 1, 100 do slice[k] = datas[i + k - 1] end
+        assert.equal(100, s:sendmany(slice, "239.9.9.9", port))
       end
     end
     local got = {}
@@ -383,7 +388,7 @@ describe("IPv4 multicast", function()
     local r, port = receiver{group = "239.9.9.5"}
     local s = sender{bind = "127.0.0.2"}
     local big = ("z"):rep(300)
-    local sent = {"a", "bb", big, "", string.pack(">I4", 0xdeadbeef)}
+    local sent = {"a", "bb", big, "", H.pack(">I4", 0xdeadbeef)}
     assert.equal(5, s:sendmany(sent, "239.9.9.5", port))
     local got, ips, ports, cut = {}, {}, {}, {}
     while #got < 5 do
@@ -400,7 +405,7 @@ describe("IPv4 multicast", function()
     end
     local _, sport = s:getsockname()
     assert.same({"a", "bb", big:sub(1, 100), "", sent[5]}, got)
-    assert.equal(0xdeadbeef, string.unpack(">I4", got[5]))
+    assert.equal(0xdeadbeef, (H.unpack(">I4", got[5])))
     assert.same({"127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.2"}, ips)
     assert.same({sport, sport, sport, sport, sport}, ports)
     assert.same({[3] = 300}, cut) -- never cut silently
@@ -423,7 +428,7 @@ describe("IPv4 multicast", function()
         assert(s:sendmany({"ab", ("z"):rep(300)}, "239.9.9.2", port))
       end)
       while #sizes < 2 do
-        local res = table.pack(r:receivepacked(8, 100, false))
+        local res = pack(r:receivepacked(8, 100, false))
         assert(res[1], res[2])
         calls[#calls + 1] = res
         got = got .. res[1]
@@ -444,10 +449,10 @@ describe("IPv4 multicast", function()
   end)
 
   it("receivepacked packs a full batch of many datagrams in order", function()
-    local r, port = receiver{group = "239.9.9.4", rcvbuf = 1 << 20}
+    local r, port = receiver{group = "239.9.9.4", rcvbuf = 1024 * 1024}
     local s = sender()
     local batch = {}
-    for i = 1, 300 do batch[i] = string.pack(">I4", i) .. ("p"):rep(i % 37) end
+    for i = 1, 300 do batch[i] = H.pack(">I4", i) .. ("p"):rep(i % 37) end
     assert.equal(300, s:sendmany(batch, "239.9.9.4", port))
     local n = 0
     while n < 300 do
@@ -742,11 +747,9 @@ describe("the socket object", function()
   end)
 
   it("closes with <close>", function()
-    local keep
-    do
-      local s <close> = assert(mc.socket())
-      keep = s
-    end
+    if not H.close_scope then return pending("to-be-closed variables need Lua 5.4") end
+    local keep = assert(mc.socket())
+    H.close_scope(keep)
     assert.matches("%(closed%)", tostring(keep))
   end)
 

@@ -8,6 +8,14 @@ local udp = require "netlua.udp"
 local telnet = require "netlua.telnet"
 local ftp = require "netlua.ftp"
 local H = require "helper"
+
+-- math.type is 5.3+; before, a number is an integer when it has no fraction
+local mtype = math.type or function(x)
+  if type(x) == "number" then return x % 1 == 0 and "integer" or "float" end
+end
+
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
 local F = require "ftp_helper"
 
 local fd_count = H.fd_count
@@ -40,7 +48,7 @@ local function close_under(make, waiter, closer)
       if closer then closer(obj) else obj:close() end
     end)
     local t0 = netlua.monotime()
-    res = table.pack(waiter(obj))
+    res = pack(waiter(obj))
     took = netlua.monotime() - t0
   end)
   assert(netlua.run())
@@ -163,20 +171,20 @@ describe("closing an object another task waits on", function()
   end)
 
   it("wakes a TCP write blocked on a full socket", function()
-    local big = ("x"):rep(32 << 20)  -- far more than the socket buffers hold
+    local big = ("x"):rep(32 * 1024 * 1024)  -- far more than the socket buffers hold
     local took, r = close_under(tcp_client(WAIT), function(s) return s:write(big) end)
     assert.is_true(took < PROMPT, tostring(took))
     assert.same({n = 3, nil, "write: closed", "closed"}, r)
   end)
 
   it("wakes LuaSocket's send with nil, 'closed', last byte sent", function()
-    local big = ("x"):rep(32 << 20)
+    local big = ("x"):rep(32 * 1024 * 1024)
     local took, r = close_under(tcp_client(WAIT), function(s) return s:send(big) end)
     assert.is_true(took < PROMPT, tostring(took))
     assert.equal(3, r.n)
     assert.is_nil(r[1])
     assert.equal("closed", r[2])
-    assert.is_true(math.type(r[3]) == "integer" and r[3] > 0 and r[3] < #big, tostring(r[3]))
+    assert.is_true(mtype(r[3]) == "integer" and r[3] > 0 and r[3] < #big, tostring(r[3]))
   end)
 
   it("wakes an accept when the server is closed", function()
@@ -225,10 +233,10 @@ describe("closing an object another task waits on", function()
   end)
 
   it("wakes the waiter when the closing task leaves a <close> scope", function()
+    if not H.close_scope then return pending("to-be-closed variables need Lua 5.4") end
     local took, r = close_under(tcp_client(WAIT), function(s) return s:read("l") end,
       function(s)
-        local owned <close> = s
-        netlua.sleep(0.01)
+        H.close_scope(s, function() netlua.sleep(0.01) end)
       end)
     assert.is_true(took < PROMPT, tostring(took))
     assert.same({n = 3, nil, "read: closed", "closed"}, r)

@@ -95,7 +95,7 @@ describe("a reading task and a writing task on one object", function()
     -- the writer fills every buffer on the way (the server does not read
     -- yet); then the server asks DO SGA, so the reader has a reply to
     -- send and waits for room too; when the server drains, both must run
-    local N = 32 << 20
+    local N = 32 * 1024 * 1024
     local IAC, DO, SGA = "\255", "\253", "\3"
     local wrote, took, got
     netlua.run(function()
@@ -106,7 +106,7 @@ describe("a reading task and a writing task on one object", function()
         netlua.sleep(0.3)
         local n = 0
         while n < N do
-          local d = c:recv(1 << 20)
+          local d = c:recv(1024 * 1024)
           if not d then break end
           n = n + #d
         end

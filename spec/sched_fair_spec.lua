@@ -48,7 +48,7 @@ describe("tasks take turns", function()
       s:close()
       return got
     end)
-    assert.are.equal(MIB << 20, n)
+    assert.are.equal(MIB * 1024 * 1024, n)
     -- one slice plus one chunk's work, with room for a busy machine
     assert.is_true(gap < 0.1 * H.slack, ("the ticker waited %.3f s"):format(gap))
   end)
@@ -57,7 +57,7 @@ describe("tasks take turns", function()
   -- always fit in the socket buffer go to spec/servers/drain.lua, which
   -- keeps up, so none of them waits.
   local function writer_gap(open)
-    local total, chunk = 2 << 20, ("w"):rep(8 * 1024)
+    local total, chunk = 2 * 1024 * 1024, ("w"):rep(8 * 1024)
     local port = H.free_port()
     local pid = H.lua_server("drain", port)
     local n, done, gap = 0, false, nil
@@ -106,7 +106,7 @@ describe("tasks take turns", function()
       t:close()
       return got
     end)
-    assert.are.equal(MIB << 20, n)
+    assert.are.equal(MIB * 1024 * 1024, n)
     assert.is_true(gap < 0.1 * H.slack, ("the ticker waited %.3f s"):format(gap))
   end)
 end)

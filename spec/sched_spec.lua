@@ -4,6 +4,10 @@ local netlua = require "netlua"
 local tcp = require "netlua.tcp"
 local H = require "helper"
 
+-- 5.1 and LuaJIT lack table.pack and table.unpack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+local unpack = table.unpack or unpack
+
 local MARGIN = 0.5
 
 local fd_count = H.fd_count
@@ -108,7 +112,7 @@ describe("netlua.run", function()
     end)
     netlua.spawn(function()
       local c = assert(tcp.connect("127.0.0.1", port, {timeout = 10}))
-      assert(c:write(table.unpack(chunks, 1, 32)))
+      assert(c:write(unpack(chunks, 1, 32)))
       assert.equal(#table.concat(chunks, "", 33), c:send(table.concat(chunks, "", 33)))
       c:close()
     end)
@@ -273,7 +277,7 @@ describe("Telnet and UDP under netlua.run", function()
     H.wait_port("127.0.0.1", bbport)
     local res = {}
     local function router_session(i, port)
-      local tn <close> = assert(telnet.open("127.0.0.1", port, {timeout = 5}))
+      local tn = assert(telnet.open("127.0.0.1", port, {timeout = 5}))
       assert(tn:login{user = "u" .. i, password = "pw", prompt = "r%d+> $"})
       local r = {}
       for k, line in ipairs {"hostname", "echo hello " .. i, "show version"} do
@@ -283,18 +287,20 @@ describe("Telnet and UDP under netlua.run", function()
         if not out then break end
       end
       res[i] = r
+      tn:close()
     end
     local function shell_session(i)
       -- busybox telnetd listens with a backlog of 1: connections that
       -- arrive together wait for SYN-ACK retries; real fleets are many
       -- servers, so space these few out
       netlua.sleep((i - 200) * 0.1)
-      local tn <close> = assert(telnet.open("127.0.0.1", bbport, {timeout = 10}))
+      local tn = assert(telnet.open("127.0.0.1", bbport, {timeout = 10}))
       local t0 = netlua.monotime()
       local ok, msg, code = tn:login{}
       assert(ok, ("%s (%s after %.2f s)"):format(msg, code, netlua.monotime() - t0))
       res[i] = {{out = tn:cmd("echo shell " .. i)}, {out = tn:cmd("expr " .. i .. " + 1")},
                 {out = tn:cmd("printf 'a\\nb\\n'")}}
+      tn:close()
     end
     for i = 1, 190 do netlua.spawn(router_session, i, good[i % 2 + 1]) end
     for i = 191, 195 do netlua.spawn(router_session, i, dies) end
@@ -410,7 +416,7 @@ describe("netlua.event and netlua.join", function()
     local r, took
     netlua.run(function()
       local t0 = netlua.monotime()
-      r = table.pack(ev:wait(0.1))
+      r = pack(ev:wait(0.1))
       took = netlua.monotime() - t0
     end)
     assert.same({n = 3, nil, "wait: timeout", "timeout"}, r)
@@ -441,11 +447,11 @@ describe("netlua.event and netlua.join", function()
       local a = netlua.spawn(function(x) netlua.sleep(0.05) return x, "two" end, "one")
       local b = netlua.spawn(function() netlua.sleep(0.02) error("boom", 0) end)
       local c = netlua.spawn(function() netlua.sleep(0.5) end)
-      results.a = table.pack(netlua.join(a))
-      results.b = table.pack(netlua.join(b, 5))
-      results.c = table.pack(netlua.join(c, 0.05))
-      results.c2 = table.pack(netlua.join(c))
-      results.again = table.pack(netlua.join(a))  -- ended: answers at once
+      results.a = pack(netlua.join(a))
+      results.b = pack(netlua.join(b, 5))
+      results.c = pack(netlua.join(c, 0.05))
+      results.c2 = pack(netlua.join(c))
+      results.again = pack(netlua.join(a))  -- ended: answers at once
     end)
     sched.onerror = onerror
     assert.same({n = 3, true, "one", "two"}, results.a)

@@ -330,7 +330,7 @@ describe("netlua.tcp", function()
       assert.equal("half line", v)
       -- a write that cannot go out at once sends what fits and says so
       a:settimeout(0)
-      local big = ("x"):rep(64 << 20)
+      local big = ("x"):rep(64 * 1024 * 1024)
       t, v, err, partial = H.timed(a.send, a, big)
       assert.is_nil(v)
       assert.equal("timeout", err)
@@ -410,13 +410,11 @@ describe("netlua.tcp", function()
     end)
 
     it("closes at the end of a <close> scope", function()
+      if not H.close_scope then return pending("to-be-closed variables need Lua 5.4") end
       local srv = assert(tcp.listen("127.0.0.1", 0))
       local _, port = srv:getsockname()
-      local keep
-      do
-        local c <close> = assert(tcp.connect("127.0.0.1", port))
-        keep = c
-      end
+      local keep = assert(tcp.connect("127.0.0.1", port))
+      H.close_scope(keep)
       assert.matches("%(closed%)", tostring(keep))
       srv:close()
     end)

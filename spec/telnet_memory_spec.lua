@@ -21,16 +21,17 @@ describe("telnet session memory", function()
   end
 
   it("holds a few hundred bytes of buffers once logged in", function()
-    local tn <close> = login()
+    local tn = login()
     -- the struct with its engine, an input and an output buffer: no
     -- 128 KiB receive block, no 8 KiB of engine arrays
     assert.is_true(tn:_memory() <= 2048, "holds " .. tn:_memory())
     assert(tn:cmd("show version"))
     assert.is_true(tn:_memory() <= 2048, "holds " .. tn:_memory())
+    tn:close()
   end)
 
   it("grows for a large read and gives the memory back after it", function()
-    local tn <close> = login()
+    local tn = login()
     local big = ("x"):rep(1000000)
     assert(tn:write("echo " .. big .. "\n"))
     -- the echo of the command, then its output, then the prompt
@@ -40,6 +41,7 @@ describe("telnet session memory", function()
     assert.is_true(#echo >= #big)
     assert(tn:expect({"r%d+> $"}, 10))
     assert.is_true(tn:_memory() <= 4096, "holds " .. tn:_memory())
+    tn:close()
   end)
 
   it("keeps 1000 logged-in sessions in a few KiB each", function()
@@ -54,7 +56,7 @@ describe("telnet session memory", function()
     local code = ([[
       local netlua = require "netlua"
       local telnet = require "netlua.telnet"
-      local function vm(f) local h = io.open("/proc/self/status") local t = h:read("a") h:close()
+      local function vm(f) local h = io.open("/proc/self/status") local t = h:read("*a") h:close()
         return tonumber(t:match(f .. ":%%s+(%%d+)")) end
       local n, up, failed, base = 1000, 0, 0, vm("VmHWM")
       for i = 1, n do

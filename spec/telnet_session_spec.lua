@@ -1,6 +1,11 @@
 -- Every telnetlib method of the session, its bad input and its timeouts,
 -- against the scripted server's echo/bursts/prompt/silent scenarios.
 local H = require "helper"
+
+-- math.type is 5.3+; before, a number is an integer when it has no fraction
+local mtype = math.type or function(x)
+  if type(x) == "number" then return x % 1 == 0 and "integer" or "float" end
+end
 local netlua = require "netlua"
 local telnet = require "netlua.telnet"
 
@@ -50,7 +55,7 @@ describe("telnet session methods", function()
     it("is a closable object with fileno, get_socket and __tostring", function()
       local s = open("echo")
       assert.matches("^netlua.telnet: .*127.0.0.1:" .. srv.port, tostring(s))
-      assert.is_true(math.type(s:fileno()) == "integer" and s:fileno() > 2)
+      assert.is_true(mtype(s:fileno()) == "integer" and s:fileno() > 2)
       assert.equal(s, s:get_socket())
       assert.equal(s:fileno(), s:get_socket():fileno())
       assert(s:write("quit\n"))
@@ -62,11 +67,9 @@ describe("telnet session methods", function()
     end)
 
     it("closes through <close>", function()
-      local keep
-      do
-        local s <close> = open("echo")
-        keep = s
-      end
+      if not H.close_scope then return pending("to-be-closed variables need Lua 5.4") end
+      local keep = open("echo")
+      H.close_scope(keep)
       assert.matches("%(closed%)", tostring(keep))
     end)
   end)

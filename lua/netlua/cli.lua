@@ -15,6 +15,9 @@
 local core = require "netlua.core"
 local screen = require "netlua.screen"
 
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+
 local M = {}
 
 local monotime = core.monotime
@@ -315,7 +318,7 @@ local function run(self, line, opts, pagers)
   if not ok then return nil, msg, code, "" end
   local parts, ended = {}, false
   while true do
-    local r = table.pack(self:expect(pats, left(deadline)))
+    local r = pack(self:expect(pats, left(deadline)))
     if not r[1] then
       parts[#parts + 1] = r[4] or ""
       local m = r[3] == "timeout" and "cmd: timeout" or (r[2]:gsub("^expect", "cmd"))

@@ -28,6 +28,11 @@
 -- @module netlua.ftp
 local core = require "netlua.core"
 
+-- math.type is 5.3+; before, a number is an integer when it has no fraction
+local mtype = math.type or function(x)
+  if type(x) == "number" then return x % 1 == 0 and "integer" or "float" end
+end
+
 local M = {}
 local S = core.methods("netlua.ftp")
 
@@ -263,10 +268,10 @@ end
 -- Seconds since the epoch for a UTC calendar time.
 local function timegm(y, mo, d, h, mi, s)
   y = mo <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
+  local era = math.floor((y >= 0 and y or y - 399) / 400)
   local yoe = y - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local doy = math.floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
   local days = era * 146097 + doe - 719468
   return days * 86400 + h * 3600 + mi * 60 + (s or 0)
 end
@@ -414,7 +419,7 @@ function S:get(remote, dst, opts)
   end
   opts = checkopts(opts, 3, "get")
   checkfn(opts.progress, "progress", "get")
-  if opts.size ~= nil and math.type(opts.size) ~= "integer" then
+  if opts.size ~= nil and mtype(opts.size) ~= "integer" then
     error("bad option 'size' to 'get' (integer expected)", 2)
   end
   local what = "get " .. remote

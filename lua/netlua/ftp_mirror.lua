@@ -20,6 +20,11 @@
 local core = require "netlua.core"
 local sched = require "netlua.sched"
 
+-- math.type is 5.3+; before, a number is an integer when it has no fraction
+local mtype = math.type or function(x)
+  if type(x) == "number" then return x % 1 == 0 and "integer" or "float" end
+end
+
 local M = {}
 
 -- How deep mirror goes when max_depth is not given: a server that lists
@@ -107,11 +112,11 @@ local function checkopts(opts)
     o[k] = v or false
   end
   o.parallel = opts.parallel or 4
-  if math.type(o.parallel) ~= "integer" or o.parallel < 1 or o.parallel > 64 then
+  if mtype(o.parallel) ~= "integer" or o.parallel < 1 or o.parallel > 64 then
     error("bad option 'parallel' (integer 1..64 expected)", 3)
   end
   o.max_depth = opts.max_depth
-  if o.max_depth ~= nil and (math.type(o.max_depth) ~= "integer" or o.max_depth < 0) then
+  if o.max_depth ~= nil and (mtype(o.max_depth) ~= "integer" or o.max_depth < 0) then
     error("bad option 'max_depth' (integer >= 0 expected)", 3)
   end
   o.symlinks = opts.symlinks or "skip"
@@ -286,80 +291,82 @@ function M.run(self, lib, remote_dir, local_dir, opts)
       for n in pairs(src) do names[#names + 1] = n end
       table.sort(names)
       for _, n in ipairs(names) do
-        local e, r = src[n], join(rel, n)
-        local t = e.type
-        if t == "link" then
-          -- with reverse a link still here is one fs_stat could not
-          -- follow (dangling), or symlinks = "link", which has no
-          -- server-side meaning: both are skipped
-          if o.symlinks == "skip" or o.reverse then goto next end
-          if o.symlinks == "link" and not o.reverse and e.target then
-            copy(rel, n, e, dst[n], sdir, ddir, "link")
-            goto next
-          end
-          t = "follow"
-        end
-        if t == "dir" or t == "follow" then
-          if not want(r, e, true) then goto next end
-          if o.max_depth and depth >= o.max_depth then goto next end
-          if not o.max_depth and depth >= MAX_DEPTH then
-            abort = {("mirror: %s is more than %d levels deep (set max_depth)")
-              :format(join(rdir, n), MAX_DEPTH), "limit"}
-            return
-          end
-          local d = dst[n]
-          if d and d.type ~= "dir" and t == "dir" then
-            if not clear_way(sess, rel, n, d, sdir, ddir, "a file is in the way of a folder") then
-              goto next
+        -- one pass of repeat: break skips to the next name (5.1 has no goto)
+        repeat
+          local e, r = src[n], join(rel, n)
+          local t = e.type
+          if t == "link" then
+            -- with reverse a link still here is one fs_stat could not
+            -- follow (dangling), or symlinks = "link", which has no
+            -- server-side meaning: both are skipped
+            if o.symlinks == "skip" or o.reverse then break end
+            if o.symlinks == "link" and not o.reverse and e.target then
+              copy(rel, n, e, dst[n], sdir, ddir, "link")
+              break
             end
-            d = nil
+            t = "follow"
           end
-          if t == "follow" then
-            -- a remote link: a folder if it lists as one, else a file
-            queue(dirs, function(s2)
-              local l2 = lib.listdir(s2, join(rdir, n), what, fields)
-              if l2 then
-                if not o.dry_run then core.mkdir_p(join(ldir, n)) end
-                return list_job(r, join(rdir, n), join(ldir, n), depth + 1)(s2)
+          if t == "dir" or t == "follow" then
+            if not want(r, e, true) then break end
+            if o.max_depth and depth >= o.max_depth then break end
+            if not o.max_depth and depth >= MAX_DEPTH then
+              abort = {("mirror: %s is more than %d levels deep (set max_depth)")
+                :format(join(rdir, n), MAX_DEPTH), "limit"}
+              return
+            end
+            local d = dst[n]
+            if d and d.type ~= "dir" and t == "dir" then
+              if not clear_way(sess, rel, n, d, sdir, ddir, "a file is in the way of a folder") then
+                break
               end
-              if want(r, e, false) then
-                -- the listing gave the link's own size and time: the
-                -- target's size is asked, its time taken from MDTM
-                local t = {name = n, type = "file", size = s2:size(join(rdir, n)), prec = 60}
-                if needs_copy(t, dst[n], o) then copy(rel, n, t, dst[n], sdir, ddir, "file", s2)
-                else report.skipped = report.skipped + 1 end
+              d = nil
+            end
+            if t == "follow" then
+              -- a remote link: a folder if it lists as one, else a file
+              queue(dirs, function(s2)
+                local l2 = lib.listdir(s2, join(rdir, n), what, fields)
+                if l2 then
+                  if not o.dry_run then core.mkdir_p(join(ldir, n)) end
+                  return list_job(r, join(rdir, n), join(ldir, n), depth + 1)(s2)
+                end
+                if want(r, e, false) then
+                  -- the listing gave the link's own size and time: the
+                  -- target's size is asked, its time taken from MDTM
+                  local t = {name = n, type = "file", size = s2:size(join(rdir, n)), prec = 60}
+                  if needs_copy(t, dst[n], o) then copy(rel, n, t, dst[n], sdir, ddir, "file", s2)
+                  else report.skipped = report.skipped + 1 end
+                end
+              end)
+              break
+            end
+            if not o.dry_run then
+              if o.reverse then
+                if not d then
+                  local ok, m2, c2 = sess:mkd(join(rdir, n))
+                  if not ok then fail(r, m2, c2) break end
+                end
+              else
+                local ok, m2, c2 = core.mkdir_p(join(ldir, n))
+                if not ok then fail(r, m2, c2) break end
               end
-            end)
-            goto next
-          end
-          if not o.dry_run then
-            if o.reverse then
-              if not d then
-                local ok, m2, c2 = sess:mkd(join(rdir, n))
-                if not ok then fail(r, m2, c2) goto next end
+            end
+            queue(dirs, list_job(r, join(rdir, n), join(ldir, n), depth + 1))
+          elseif t == "file" then
+            if not want(r, e, false) then break end
+            local d = dst[n]
+            if d and d.type == "dir" then
+              if not clear_way(sess, rel, n, d, sdir, ddir, "a folder is in the way of a file") then
+                break
               end
+              d = nil
+            end
+            if needs_copy(e, d, o) then
+              copy(rel, n, e, d, sdir, ddir, "file")
             else
-              local ok, m2, c2 = core.mkdir_p(join(ldir, n))
-              if not ok then fail(r, m2, c2) goto next end
+              report.skipped = report.skipped + 1
             end
           end
-          queue(dirs, list_job(r, join(rdir, n), join(ldir, n), depth + 1))
-        elseif t == "file" then
-          if not want(r, e, false) then goto next end
-          local d = dst[n]
-          if d and d.type == "dir" then
-            if not clear_way(sess, rel, n, d, sdir, ddir, "a folder is in the way of a file") then
-              goto next
-            end
-            d = nil
-          end
-          if needs_copy(e, d, o) then
-            copy(rel, n, e, d, sdir, ddir, "file")
-          else
-            report.skipped = report.skipped + 1
-          end
-        end
-        ::next::
+        until true
       end
       if o.delete then
         local gone = {}

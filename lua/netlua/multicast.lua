@@ -24,6 +24,13 @@
 -- @module netlua.multicast
 local core = require "netlua.core"
 
+-- math.tointeger is 5.3+; like it, take a number or numeric string with
+-- no fraction
+local tointeger = math.tointeger or function(v)
+  local n = (type(v) == "number" or type(v) == "string") and tonumber(v)
+  if n and n % 1 == 0 then return n end
+end
+
 local M = {}
 
 local udp_methods = core.methods("netlua.udp")
@@ -56,7 +63,7 @@ end
 
 local function checkport(who, v, required)
   if v == nil and not required then return 0 end
-  local p = math.tointeger(v)
+  local p = tointeger(v)
   if not p or p < 0 or p > 65535 then
     bad(who, "port", "integer 0..65535 expected, got " .. tostring(v), 3)
   end
@@ -185,7 +192,7 @@ function M.sender(opts)
     elseif type(opts.interface) == "string" then family = family_of(opts.interface)
     else family = "inet" end
   end
-  local ttl = math.tointeger(opts.ttl == nil and 1 or opts.ttl)
+  local ttl = tointeger(opts.ttl == nil and 1 or opts.ttl)
   if not ttl or ttl < 0 or ttl > 255 then
     bad(who, "ttl", "integer 0..255 expected, got " .. tostring(opts.ttl), 2)
   end

@@ -33,6 +33,12 @@ local drive = require "netlua.drive"
 local WAIT = core.WAIT
 local monotime = core.monotime
 local resume, status, create = coroutine.resume, coroutine.status, coroutine.create
+-- 5.1 and LuaJIT lack table.pack, table.unpack and math.type
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+local unpack = table.unpack or unpack
+local mtype = math.type or function(x)
+  if type(x) == "number" then return x % 1 == 0 and "integer" or "float" end
+end
 
 local M = {}
 
@@ -52,7 +58,7 @@ local errors = {}
 
 local function push_ready(co, ...)
   qtail = qtail + 1
-  queue[qtail] = table.pack(co, ...)
+  queue[qtail] = pack(co, ...)
 end
 
 -- Binary heap of timers ordered by `at`.  Each entry knows its place
@@ -67,7 +73,7 @@ end
 local function sift_up(i)
   local t = heap[i]
   while i > 1 do
-    local p = i // 2
+    local p = math.floor(i / 2)
     if heap[p].at <= t.at then break end
     heap_set(i, heap[p])
     i = p
@@ -103,10 +109,20 @@ local function heap_remove(t)
   heapn = heapn - 1
   if i > heapn then return end  -- it was the last one
   heap_set(i, last)
-  if i > 1 and heap[i // 2].at > last.at then sift_up(i) else sift_down(i) end
+  if i > 1 and heap[math.floor(i / 2)].at > last.at then sift_up(i) else sift_down(i) end
 end
 
 local READ, WRITE = 1, 2
+
+-- a | b for event sets (5.1 has no bitwise operators)
+local function bor(a, b)
+  local r, bit = 0, 1
+  while a > 0 or b > 0 do
+    if a % 2 == 1 or b % 2 == 1 then r = r + bit end
+    a, b, bit = (a - a % 2) / 2, (b - b % 2) / 2, bit * 2
+  end
+  return r
+end
 
 -- Watches fd for what its parked tasks want together.  Several tasks may
 -- wait on one descriptor (a reader and a writer; a read that must also
@@ -115,7 +131,7 @@ local function rearm(fd)
   local f = fdwait[fd]
   local ev = 0
   if f then
-    for _, e in pairs(f) do ev = ev | e end
+    for _, e in pairs(f) do ev = bor(ev, e) end
   end
   if ev == 0 then
     -- nobody waits: leave the descriptor registered.  A one-shot report
@@ -196,7 +212,7 @@ end
 -- reused at once without waking anyone by mistake.  A key instead of an
 -- fd: the object closes under a task parked on that key.
 core.coop_onclose(function(x)
-  if math.type(x) == "integer" then wake_fd(x) else wake_key(x) end
+  if mtype(x) == "integer" then wake_fd(x) else wake_key(x) end
 end)
 
 -- Name lookups in the resolver pool ring one descriptor per Lua state
@@ -226,12 +242,12 @@ end
 local function step(item)
   local co = item[1]
   coop_slice(co)  -- its turn starts: a long run of ready data yields after a slice
-  local r = table.pack(resume(co, table.unpack(item, 2, item.n)))
+  local r = pack(resume(co, unpack(item, 2, item.n)))
   if not r[1] then
     report(co, r[2])
     ended(co, {err = r[2]})
   elseif status(co) == "dead" then
-    ended(co, table.pack(table.unpack(r, 2, r.n)))
+    ended(co, pack(unpack(r, 2, r.n)))
   elseif r[2] == WAIT then
     park(co, r[3], r[4], r[5], r[6])
   else
@@ -320,7 +336,7 @@ function M.join(co, timeout)
     rec = finished[co]
   end
   if rec.err ~= nil then return nil, tostring(rec.err), "task" end
-  return true, table.unpack(rec, 1, rec.n)
+  return true, unpack(rec, 1, rec.n)
 end
 
 --- Lets the other tasks run, then continues (outside a task: does nothing).
@@ -394,7 +410,7 @@ M.onerror = function(msg) io.stderr:write("netlua task failed: ", msg, "\n") end
 M.sleep = drive.sleep
 
 local function fd_of(o)
-  if math.type(o) == "integer" then return o end
+  if mtype(o) == "integer" then return o end
   return o:fileno()
 end
 
@@ -413,7 +429,7 @@ function M.wait(objects, timeout, mode)
   local fds = {}
   for i, o in ipairs(objects) do fds[i] = fd_of(o) end
   local ev = ((mode or "r"):find("r", 1, true) and READ or 0)
-    | ((mode or "r"):find("w", 1, true) and WRITE or 0)
+    + ((mode or "r"):find("w", 1, true) and WRITE or 0)  -- distinct bits: + is |
   while true do
     -- woken by any of them, by their close, or by the timer: look again
     drive.wait(fds, ev, at)

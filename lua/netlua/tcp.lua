@@ -131,6 +131,14 @@ end
 
 file.__close = file.close
 file.__gc = function(f) if not f.closed then pcall(file.close, f) end end
+
+-- 5.1 and LuaJIT run no __gc of a table: a userdata that only the file
+-- holds runs it for the file
+local gc_proxy = _VERSION == "Lua 5.1" and newproxy and function(f)
+  local u = newproxy(true)
+  getmetatable(u).__gc = function() file.__gc(f) end
+  return u
+end
 file.__tostring = function(f)
   return f.closed and "netlua.file (closed)" or ("netlua.file (%s)"):format(tostring(f.sock))
 end
@@ -150,7 +158,7 @@ function methods:makefile(mode, opts)
   end
   opts = opts or {}
   self:fileno() -- raises on a closed socket
-  return setmetatable({
+  local f = setmetatable({
     sock = self,
     readable = mode:find("r", 1, true) ~= nil or mode:find("+", 1, true) ~= nil,
     writable = mode:find("w", 1, true) ~= nil or mode:find("+", 1, true) ~= nil,
@@ -159,6 +167,8 @@ function methods:makefile(mode, opts)
     size = opts.size or 8192,
     closesock = opts.close and true or false,
   }, file)
+  if gc_proxy then f._gc = gc_proxy(f) end
+  return f
 end
 
 return M

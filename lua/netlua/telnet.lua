@@ -18,6 +18,11 @@
 local core = require "netlua.core"
 local tcp = require "netlua.tcp"
 
+-- math.type is 5.3+; before, a number is an integer when it has no fraction
+local mtype = math.type or function(x)
+  if type(x) == "number" then return x % 1 == 0 and "integer" or "float" end
+end
+
 local M = {}
 
 -- telnetlib's constants (numbers here, bytes there)
@@ -122,7 +127,7 @@ local BYE = "*** Connection closed by remote host ***\n"
 
 local function check_fd(v, dflt, n)
   if v == nil then return dflt end
-  if math.type(v) ~= "integer" or v < 0 then
+  if mtype(v) ~= "integer" or v < 0 then
     error(("bad argument #%d to 'interact' (descriptor expected)"):format(n), 3)
   end
   return v

@@ -14,12 +14,16 @@ local lookup = require "netlua.lookup"
 local telnet = require "netlua.telnet"
 local ftp = require "netlua.ftp"
 local mode = arg[1]
+
+-- 5.1 and LuaJIT lack table.pack and table.unpack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+local unpack = table.unpack or unpack
 -- it sends (UDP to 127.0.0.1, DNS to the scripted server): only inside
 -- the private namespace
 assert(os.getenv("NETLUA_NETNS") == "1", "run me through scripts/netns.sh (make test)")
 
 local function report(key, ...)
-  local t = table.pack(...)
+  local t = pack(...)
   for i = 1, t.n do t[i] = tostring(t[i]) end
   print(key .. " " .. table.concat(t, " "))
   io.stdout:flush()
@@ -45,9 +49,9 @@ if mode == "coop" then
   end
   -- a job whose call must give `want` as its first value
   local function expect(key, want, fn, ...)
-    local args = table.pack(...)
+    local args = pack(...)
     job(key, function()
-      local v, msg, code = fn(table.unpack(args, 1, args.n))
+      local v, msg, code = fn(unpack(args, 1, args.n))
       if v then return v == want or nil, v, "wrong" end
       return v, msg, code
     end)
@@ -138,15 +142,22 @@ elseif mode == "timeout" then
   -- the helper threads left waiting for the dead resolver must not take
   -- the script's signals: SIGINT (2) and SIGTERM (15) blocked in each
   local helpers, blocking = 0, 0
-  local self = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+  local self = io.open("/proc/self/stat"):read("*l"):match("^(%d+)")
   for tid in io.popen("ls /proc/" .. self .. "/task"):lines() do
     local f = io.open("/proc/" .. self .. "/task/" .. tid .. "/status")
-    local status = f and f:read("a") or ""
+    local status = f and f:read("*a") or ""
     if f then f:close() end
     if tid ~= self and status ~= "" then
       helpers = helpers + 1
-      local mask = tonumber(status:match("SigBlk:%s*(%x+)"), 16) or 0
-      if (mask >> 1) & 1 == 1 and (mask >> 14) & 1 == 1 then blocking = blocking + 1 end
+      -- bits 1 and 14 of the 64-bit mask, read from its hex digits (a
+      -- double would lose the low bits of a full mask)
+      local mask = status:match("SigBlk:%s*(%x+)") or "0"
+      local function bit(b)
+        local at = #mask - math.floor(b / 4)
+        local d = at >= 1 and tonumber(mask:sub(at, at), 16) or 0
+        return math.floor(d / 2 ^ (b % 4)) % 2 == 1
+      end
+      if bit(1) and bit(14) then blocking = blocking + 1 end
     end
   end
   report("threads", helpers, blocking)

@@ -13,8 +13,11 @@ local lookup = require "netlua.lookup"
 local tcp = require "netlua.tcp"  -- now: with no descriptor left, require cannot open files
 local mode, n = arg[1], tonumber(arg[2]) or 0
 
+-- 5.1 and LuaJIT lack table.pack
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+
 local function report(key, ...)
-  local t = table.pack(...)
+  local t = pack(...)
   for i = 1, t.n do t[i] = tostring(t[i]) end
   print(key .. " " .. table.concat(t, " "))
   io.stdout:flush()
@@ -22,7 +25,7 @@ end
 
 local function threads()
   local f = io.open("/proc/self/status")
-  local k = f and tonumber(f:read("a"):match("Threads:%s*(%d+)")) or 0
+  local k = f and tonumber(f:read("*a"):match("Threads:%s*(%d+)")) or 0
   if f then f:close() end
   return k
 end

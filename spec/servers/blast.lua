@@ -6,7 +6,7 @@ local port, mib = tonumber(arg[1]), tonumber(arg[2]) or 256
 local srv = assert(netlua.tcp.listen("127.0.0.1", port))
 print("ready") io.stdout:flush()
 local c = assert(srv:accept(30))
-local block = ("netlua"):rep(65536 // 6 + 1):sub(1, 65536)
+local block = ("netlua"):rep(math.floor(65536 / 6) + 1):sub(1, 65536)
 for _ = 1, mib * 16 do
   if not c:write(block) then break end
 end

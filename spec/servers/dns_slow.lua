@@ -6,6 +6,10 @@
 -- block other tasks or outlast its timeout.
 local netlua = require "netlua"
 local udp = require "netlua.udp"
+local H = require "helper"
+
+-- string.pack and string.unpack are 5.3+; spec/helper.lua has a stand-in
+local pack, unpack = string.pack or H.pack, string.unpack or H.unpack
 
 -- port 53 and the datagrams it sends belong to the private namespace only
 assert(os.getenv("NETLUA_NETNS") == "1", "run me through scripts/netns.sh (make test)")
@@ -30,15 +34,15 @@ end
 local function answer(q)
   local qend = question_end(q)
   if not qend or #q < qend then return nil end
-  local qtype = string.unpack(">I2", q, qend - 3)
+  local qtype = unpack(">I2", q, qend - 3)
   local rdata
   if qtype == 1 then
     rdata = "\127\0\0\1"
   elseif qtype == 12 then
     rdata = "\8slowhost\6netlua\4test\0"
   end
-  local head = q:sub(1, 2) .. string.pack(">I2I2I2I2I2", 0x8180, 1, rdata and 1 or 0, 0, 0)
-  local rr = rdata and string.pack(">I2I2I2I4s2", 0xC00C, qtype, 1, 60, rdata) or ""
+  local head = q:sub(1, 2) .. pack(">I2I2I2I2I2", 0x8180, 1, rdata and 1 or 0, 0, 0)
+  local rr = rdata and pack(">I2I2I2I4s2", 0xC00C, qtype, 1, 60, rdata) or ""
   return head .. q:sub(13, qend) .. rr
 end
 

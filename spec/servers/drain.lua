@@ -7,6 +7,6 @@ local srv = assert(netlua.tcp.listen("127.0.0.1", port))
 print("ready") io.stdout:flush()
 local c = assert(srv:accept(30))
 c:settimeout(60)
-while c:recv(1 << 20) do end
+while c:recv(1024 * 1024) do end
 c:close()
 srv:close()

@@ -125,7 +125,7 @@ local function serve(c)
       data_srv = assert(tcp.listen("127.0.0.1", 0))
       local _, p = data_srv:getsockname()
       local addr = mode == "foreignpasv" and "192,0,2,1" or "127,0,0,1"
-      send(c, ("227 Entering Passive Mode (%s,%d,%d)\r\n"):format(addr, p // 256, p % 256))
+      send(c, ("227 Entering Passive Mode (%s,%d,%d)\r\n"):format(addr, math.floor(p / 256), p % 256))
     elseif verb == "FEAT" and mode == "mlsd" then
       send(c, "211-Features:\r\n MLST type*;size*;modify*;\r\n UTF8\r\n211 End\r\n")
     elseif verb == "OPTS" and mode == "mlsd" and rest:upper():find("^MLST") then
@@ -172,13 +172,13 @@ local function serve(c)
         elseif verb ~= "RETR" then
           d:write(("-rw-r--r-- 1 a b %d Jan  1  2020 x\r\n"):format(#FILE))
         elseif mode == "short" or mode == "quiet" then
-          d:write(FILE:sub(1, #FILE // 2))
+          d:write(FILE:sub(1, math.floor(#FILE / 2)))
         elseif mode == "long" then
           d:write(FILE .. FILE)
         elseif mode == "deep" then
           d:write("hello")
         elseif mode == "dropmid" or mode == "dropmany" then
-          d:write(FILE:sub(1, #FILE // 2))
+          d:write(FILE:sub(1, math.floor(#FILE / 2)))
           netlua.sleep(0.05)
           d:close(); c:close()
           return
