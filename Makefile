@@ -3,6 +3,8 @@
 #   make            build build/netlua/core.so
 #   make demo       install missing packages, build, run examples/tour.lua
 #   make test       install missing packages, build, run the spec suite
+#                   on Lua 5.4 and on LuaJIT
+#   make test-all   the same, then on Lua 5.1, 5.2 and 5.3 too (CI)
 #   make asan       the spec suite against an ASan+UBSan build
 #   make valgrind   the spec suite under valgrind memcheck
 #   make bench      install what the benches need (lftp too), build the
@@ -14,8 +16,18 @@
 #   make uninstall  the same variables: removes what install put there
 #   make rock       build/netlua-scm-1.src.rock (luarocks install takes it)
 
+# LUA picks the Lua the module is built for (and the specs run on):
+# lua5.1, lua5.2, lua5.3, lua5.4 (default) or luajit.  Each has its own
+# build folder: build (5.4), build-5.1 ... build-5.3, build-jit.
 LUA        ?= lua5.4
-LUA_INCDIR ?= $(shell pkg-config --variable=includedir lua5.4 2>/dev/null || echo /usr/include)/lua5.4
+LUA_V      := $(if $(findstring luajit,$(LUA)),jit,$(patsubst lua%,%,$(notdir $(LUA))))
+LUA_ABI    := $(if $(filter jit,$(LUA_V)),5.1,$(LUA_V))
+ifeq ($(LUA_V),jit)
+LUA_INCDIR ?= $(shell pkg-config --variable=includedir luajit 2>/dev/null || echo /usr/include/luajit-2.1)
+else
+LUA_INCDIR ?= $(shell pkg-config --variable=includedir lua$(LUA_V) 2>/dev/null || echo /usr/include)/lua$(LUA_V)
+endif
+BUILD      ?= $(if $(filter 5.4,$(LUA_V)),build,build-$(LUA_V))
 CURL_INCDIR ?= $(shell pkg-config --variable=includedir libcurl 2>/dev/null || echo /usr/include)
 CURL_LIBDIR ?= $(shell pkg-config --variable=libdir libcurl 2>/dev/null || echo /usr/lib)
 CC         ?= cc
@@ -26,15 +38,15 @@ ALL_CFLAGS = $(CFLAGS) -pthread -fPIC -fvisibility=hidden -std=c99 $(WARN) -I$(L
 LIBS       = -L$(CURL_LIBDIR) -lcurl -pthread -ldl
 
 PREFIX     ?= /usr/local
-LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
-LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
+LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_ABI)
+LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_ABI)
 # luarocks passes these two
 INST_LIBDIR ?= $(DESTDIR)$(LUA_LIBDIR)
 INST_LUADIR ?= $(DESTDIR)$(LUA_SHAREDIR)
 
 SRC  = $(wildcard csrc/*.c)
 HDR  = $(wildcard csrc/*.h)
-OBJ  = $(SRC:csrc/%.c=build/obj/%.o)
+OBJ  = $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
 AOBJ = $(SRC:csrc/%.c=build-asan/obj/%.o)
 LUAFILES = $(wildcard lua/netlua/*.lua)
 
@@ -43,15 +55,15 @@ SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?=
 
-.PHONY: all deps demo test asan valgrind bench fuzz install uninstall rock clean check-warnings
+.PHONY: all deps demo test test-all asan valgrind bench fuzz install uninstall rock clean check-warnings
 
-all: build/netlua/core.so
+all: $(BUILD)/netlua/core.so
 
-build/obj/%.o: csrc/%.c $(HDR)
+$(BUILD)/obj/%.o: csrc/%.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-build/netlua/core.so: $(OBJ)
+$(BUILD)/netlua/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) -o $@ $(OBJ) $(LIBS)
 
@@ -71,10 +83,19 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@sh scripts/netns.sh $(LUA) examples/tour.lua
 
+# the suite on Lua 5.4, then on LuaJIT; test-all (CI) adds 5.1 to 5.3
 test:
 	@sh scripts/deps.sh test
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all LUA=luajit
 	@sh scripts/netns.sh sh scripts/run-specs.sh build
+	@NETLUA_LUA=luajit sh scripts/netns.sh sh scripts/run-specs.sh build-jit
+
+test-all: test
+	@sh scripts/deps.sh test-all
+	@for v in 5.1 5.2 5.3; do $(MAKE) --no-print-directory all LUA=lua$$v || exit 1; done
+	@for v in 5.1 5.2 5.3; do \
+	  NETLUA_LUA=lua$$v sh scripts/netns.sh sh scripts/run-specs.sh build-$$v || exit 1; done
 
 asan:
 	@sh scripts/deps.sh test
@@ -100,7 +121,7 @@ fuzz:
 
 install: all
 	install -d $(INST_LIBDIR)/netlua $(INST_LUADIR)/netlua
-	install -m 0755 build/netlua/core.so $(INST_LIBDIR)/netlua/core.so
+	install -m 0755 $(BUILD)/netlua/core.so $(INST_LIBDIR)/netlua/core.so
 	install -m 0644 $(LUAFILES) $(INST_LUADIR)/netlua/
 
 rock:
@@ -113,4 +134,4 @@ uninstall:
 	-rmdir $(INST_LIBDIR)/netlua $(INST_LUADIR)/netlua 2>/dev/null
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-5.1 build-5.2 build-5.3 build-jit

@@ -7,7 +7,7 @@ source = {
   url = "git+https://github.com/netlua/netlua",
 }
 description = {
-  summary = "Multicast sockets, name lookup, FTP/FTPS (libcurl) and Telnet for Lua 5.4",
+  summary = "Multicast sockets, name lookup, FTP/FTPS (libcurl) and Telnet for Lua 5.1-5.4 and LuaJIT",
   detailed = [[
 netlua gives Lua scripts what Python has in socket, ftplib and telnetlib:
 IPv4/IPv6 multicast (any-source and source-specific), getaddrinfo and
@@ -18,7 +18,7 @@ built on libcurl, and a Telnet client with its own RFC 1143 protocol engine.
   labels = { "network", "multicast", "ftp", "telnet", "socket" },
 }
 dependencies = {
-  "lua >= 5.4, < 5.5",
+  "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
   -- library only: Debian keeps curl.h in a multiarch include dir that
@@ -38,6 +38,7 @@ build = {
     CURL_LIBDIR = "$(CURL_LIBDIR)",
   },
   install_variables = {
+    LUA = "$(LUA)",
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
     CURL_INCDIR = "$(CURL_INCDIR)",

@@ -243,7 +243,7 @@ static int l_sort_names(lua_State *L) {
   lua_settop(L, 1);
   n = (lua_Integer)lua_rawlen(L, 1);
   if (n < 2) return 1;
-  if (n >= (lua_Integer)UINT32_MAX || (lua_Unsigned)n > (~(size_t)0) / sizeof *v)
+  if (n >= (lua_Integer)UINT32_MAX || (size_t)n > (~(size_t)0) / sizeof *v)
     return luaL_error(L, "too many entries");
   v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
   for (k = 0; k < n; k++) {

@@ -328,7 +328,7 @@ static void set_xlabel(lua_State *L, ftp_sess *s, const char *fname,
 static FILE *tofile(lua_State *L, int idx) {
   luaL_Stream *p = luaL_testudata(L, idx, LUA_FILEHANDLE);
   if (!p) return NULL;
-  if (p->closef == NULL) luaL_error(L, "attempt to use a closed file");
+  if (NL_STREAM_CLOSED(p)) luaL_error(L, "attempt to use a closed file");
   return p->f;
 }
 

@@ -15,8 +15,7 @@
 #include <sys/socket.h>
 #include <netdb.h>
 
-#include "lua.h"
-#include "lauxlib.h"
+#include "compat.h"
 
 /* The module is built with -fvisibility=hidden, so calls between its
  * files are direct instead of through the PLT; luaopen_netlua_core is

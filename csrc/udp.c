@@ -219,10 +219,10 @@ static const char *if_resolve(lua_State *L, int idx, unsigned *out) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Integer n;
     if (!lua_isinteger(L, idx))
-      return lua_pushliteral(L, "interface index must be an integer");
+      return lua_pushfstring(L, "interface index must be an integer");
     n = lua_tointeger(L, idx);
     if (n < 0 || n > 0x7fffffff)
-      return lua_pushliteral(L, "interface index out of range");
+      return lua_pushfstring(L, "interface index out of range");
     if (n > 0 && if_indextoname((unsigned)n, name) == NULL)
       return lua_pushfstring(L, "no interface with index %d", (int)n);
     *out = (unsigned)n;

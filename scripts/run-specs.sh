@@ -1,16 +1,19 @@
 #!/bin/sh
 # run-specs.sh BUILDDIR [busted args and spec files; default: spec/] - the spec suite against one build.
 #
-# Runs busted under Lua 5.4 (Debian's /usr/bin/busted would pick 5.1),
-# then prints one closing line "N passed, N failed, N skipped" taken from
-# busted's own summary.  Exits non-zero when anything failed.
+# Runs busted under the Lua NETLUA_LUA names (lua5.4 by default; the
+# build must be for that Lua: see the Makefile's LUA), then prints one
+# closing line "N passed, N failed, N skipped" taken from busted's own
+# summary.  Exits non-zero when anything failed.
 set -u
 build=${1:-build}; shift || true
+lua=${NETLUA_LUA:-lua5.4}
+export NETLUA_LUA="$lua"
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 pre=""
 if [ "$build" = build-asan ]; then
-  # lua5.4 itself is not instrumented: load the runtime first
+  # the interpreter itself is not instrumented: load the runtime first
   LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
   export LD_PRELOAD
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1
@@ -22,7 +25,7 @@ fi
 export NETLUA_BUILD="$build"
 [ $# -gt 0 ] || set -- spec
 rcfile=$(mktemp)
-{ $pre lua5.4 /usr/bin/busted --lpath="lua/?.lua;lua/?/init.lua;spec/?.lua" \
+{ $pre $lua /usr/bin/busted --lpath="lua/?.lua;lua/?/init.lua;spec/?.lua" \
     --cpath="$build/?.so" -o utfTerminal "$@" 2>&1; echo $? >"$rcfile"; } |
   tee "$out"
 rc=$(cat "$rcfile"); rm -f "$rcfile"
@@ -36,5 +39,5 @@ fi
 set -- $(echo "$line" | tr -c '0-9\n' ' ')
 passed=$1 failures=$2 errors=$3 pending=$4
 failed=$((failures + errors))
-echo "$passed passed, $failed failed, $pending skipped"
+echo "$passed passed, $failed failed, $pending skipped ($lua)"
 [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ] || exit 1

@@ -121,7 +121,7 @@ local function run_block(file, b, code, dir)
   local env = ("cd %s && PW=pw LUA_PATH=%s LUA_CPATH=%s "):format(H.shquote(dir),
     H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
     H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
-  return H.sh(env .. "timeout -s KILL 60 lua5.4 main.lua 2>&1; echo \"exit=$?\"")
+  return H.sh(env .. "timeout -s KILL 60 " .. H.lua .. " main.lua 2>&1; echo \"exit=$?\"")
 end
 
 --- Checks one block; returns nil, reason when it fails.

@@ -48,7 +48,7 @@ describe("netlua.drive", function()
         print(s:receive(1))  -- through the object: driven
       end)
     ]]):format(port))
-    local out = H.sh(("LUA_PATH=%s LUA_CPATH=%s lua5.4 %s 2>&1"):format(
+    local out = H.sh(("LUA_PATH=%s LUA_CPATH=%s " .. H.lua .. " %s 2>&1"):format(
       H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
       H.shquote(H.root .. "/" .. H.build .. "/?.so;;"), dir .. "/saved.lua"))
     H.kill(pid)

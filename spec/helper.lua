@@ -13,6 +13,9 @@ local H = {}
 
 H.root = os.getenv("PWD") or "."
 H.build = os.getenv("NETLUA_BUILD") or "build"
+--- The Lua the suite runs on (NETLUA_LUA: lua5.1 ... lua5.4, luajit),
+-- for the child processes that load the same build.
+H.lua = os.getenv("NETLUA_LUA") or "lua5.4"
 --- How much slower this run is than a plain one: the time windows of the
 -- fairness specs grow by it under valgrind (20-50x slower code), whose
 -- run is about memory errors, not timing.
@@ -161,7 +164,7 @@ function H.lua_server(name, ...)
     shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;" .. H.root .. "/spec/?.lua;;"),
     shquote(H.root .. "/" .. H.build .. "/?.so;;"))
   local log = os.tmpname()
-  local pid = H.spawn(env .. "lua5.4 " .. shquote(H.root .. "/spec/servers/" .. name .. ".lua")
+  local pid = H.spawn(env .. H.lua .. " " .. shquote(H.root .. "/spec/servers/" .. name .. ".lua")
     .. " " .. table.concat(args, " "), {log = log, keep_env = true})
   local deadline = netlua.monotime() + 10
   while netlua.monotime() < deadline do

@@ -642,7 +642,7 @@ describe("netlua.lookup", function()
       helper.write_file(dir .. "/child.lua", CHILD)
       local root = helper.root
       local cmd = ("unshare -m sh -c %s"):format(helper.shquote(
-        ("mount --bind %s /etc/hosts && exec env LUA_PATH=%s LUA_CPATH=%s lua5.4 %s")
+        ("mount --bind %s /etc/hosts && exec env LUA_PATH=%s LUA_CPATH=%s " .. helper.lua .. " %s")
         :format(helper.shquote(dir .. "/hosts"),
           helper.shquote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
           helper.shquote(root .. "/" .. helper.build .. "/?.so;;"),

@@ -28,7 +28,7 @@ describe("multicast between two namespaces", function()
       H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
     local inner = "while ! ip link show nlmx1 >/dev/null 2>&1; do sleep 0.02; done; "
       .. "ip link set lo up; ip addr add " .. THERE .. "/24 dev nlmx1; ip link set nlmx1 up; "
-      .. "exec env " .. env .. "lua5.4 " .. H.shquote(H.root .. "/spec/servers/mcast_relay.lua")
+      .. "exec env " .. env .. H.lua .. " " .. H.shquote(H.root .. "/spec/servers/mcast_relay.lua")
       .. " " .. GROUP .. " " .. PORT .. " nlmx1"
     pid = H.spawn("unshare -n -- sh -c " .. H.shquote(inner), {log = log, keep_env = true})
     -- the far end may only move once the child is in its own namespace

@@ -9,7 +9,7 @@ local function probe(limit, mode, n)
   local env = ("LUA_PATH=%s LUA_CPATH=%s"):format(
     H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
     H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
-  local inner = ("ulimit -n %d && exec env %s lua5.4 %s %s %s"):format(
+  local inner = ("ulimit -n %d && exec env %s " .. H.lua .. " %s %s %s"):format(
     limit, env, H.shquote(H.root .. "/spec/probes/resolve_pool.lua"), mode, n or "")
   local out = H.sh("sh -c " .. H.shquote(inner))
   local res = {}

@@ -16,7 +16,7 @@ describe("name lookups against a slow resolver", function()
     local env = ("LUA_PATH=%s LUA_CPATH=%s"):format(
       H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
       H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
-    local inner = ("mount --bind %s /etc/resolv.conf && exec env %s lua5.4 %s %s"):format(
+    local inner = ("mount --bind %s /etc/resolv.conf && exec env %s " .. H.lua .. " %s %s"):format(
       H.shquote(conf), env, H.shquote(H.root .. "/spec/probes/resolve.lua"), mode)
     local t0 = require("netlua").monotime()
     local out = H.sh("unshare -m --propagation private sh -c " .. H.shquote(inner))

@@ -146,7 +146,7 @@ describe("closing an object another task waits on", function()
     local env = ("LUA_PATH=%s LUA_CPATH=%s "):format(
       H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
       H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
-    local out = H.sh(env .. "timeout -s KILL 10 lua5.4 " .. H.shquote(script))
+    local out = H.sh(env .. "timeout -s KILL 10 " .. H.lua .. " " .. H.shquote(script))
     os.remove(script)
     local took, a, b, c = out:match("([%d.]+)|(.-)|(.-)|(%S+)")
     assert.is_not_nil(took, out)

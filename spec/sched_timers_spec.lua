@@ -33,7 +33,7 @@ describe("netlua.run timers", function()
             return
           end
           -- one clock for all: the deadline is base + slot, whenever the
-          -- task got here (sleep takes it from the clock in C, at once)
+          -- task got here (sleep reads the clock first thing)
           local t0 = netlua.monotime()
           local d = math.max(base + slot[i] * 0.002 - t0, 0.001)
           netlua.sleep(d)

@@ -27,7 +27,7 @@ describe("telnet session methods", function()
   local function run_script(name, script, input)
     local f = srv.dir .. "/" .. name .. ".lua"
     H.write_file(f, script:format(srv.port))
-    return H.sh(("%s | LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s 2>&1")
+    return H.sh(("%s | LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' " .. H.lua .. " %s 2>&1")
       :format(input or "true", H.build, f))
   end
 
@@ -479,7 +479,7 @@ describe("telnet helpers against a scripted login dialogue", function()
     ]]):format(srv.port)
     local f = srv.dir .. "/login.lua"
     H.write_file(f, script)
-    local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' lua5.4 %s"):format(H.build, f))
+    local out = H.sh(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' " .. H.lua .. " %s"):format(H.build, f))
     assert.matches("send 'admin\\x0a'", out)
     assert.matches("send '%*%*%*%*'", out)
     assert.is_nil(out:find("s3cret", 1, true))

@@ -6,7 +6,7 @@ local H = require "helper"
 describe("the tour of make demo", function()
   it("runs every part to its end", function()
     local out, ok = H.sh(("cd %s && LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' "
-      .. "LUA_CPATH='%s/?.so;;' lua5.4 examples/tour.lua 2>&1"):format(H.shquote(H.root), H.build))
+      .. "LUA_CPATH='%s/?.so;;' " .. H.lua .. " examples/tour.lua 2>&1"):format(H.shquote(H.root), H.build))
     assert.is_nil(out:find("\n!!"), out)
     assert.is_true(ok, out)
   end)

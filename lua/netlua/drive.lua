@@ -78,17 +78,18 @@ local function raise(name, method, err)
   error(err, 3)
 end
 
-local blocking_sleep, monotime = core.sleep, core.monotime
+local blocking_sleep, monotime, coop_active = core.sleep, core.monotime, core.coop_active
 
 --- Sleeps `s` seconds (fractional); in a driven coroutine (a task of
 -- netlua.run, or one of another loop's) only that coroutine waits.
 function M.sleep(s)
+  local now = monotime()  -- first: the deadline counts from the call
   if type(s) ~= "number" then
     error("bad argument #1 to 'sleep' (number expected, got " .. type(s) .. ")", 2)
   end
   if s ~= s then error("bad argument #1 to 'sleep' (NaN)", 2) end
-  if s > 0 and core.coop_active() then
-    wait(-1, 0, monotime() + s)
+  if s > 0 and coop_active() then
+    wait(-1, 0, now + s)
     return
   end
   blocking_sleep(s)
@@ -179,6 +180,26 @@ local function wrap_lines(cfn)
     if type(it) ~= "function" then return it end
     return M.wrap(it, "for iterator")
   end
+end
+
+--- pcall, but a driven coroutine may wait inside it on PUC Lua 5.1 too,
+-- whose pcall cannot be yielded across (LuaJIT's and 5.2's can): there
+-- fn runs in a coroutine of its own, driven as its caller is, whose
+-- waits are passed on outward.
+if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+  local create, resume, status = coroutine.create, coroutine.resume, coroutine.status
+  function M.pcall(fn, ...)
+    if not core.coop_active() then return pcall(fn, ...) end
+    local co = create(fn)
+    if core.coop_task() then core.coop_register(co) end
+    local r = pack(resume(co, ...))
+    while r[1] and status(co) ~= "dead" do
+      r = pack(resume(co, yield(unpack(r, 2, r.n))))
+    end
+    return unpack(r, 1, r.n)
+  end
+else
+  M.pcall = pcall
 end
 
 --- The kinds of object whose C methods get drivers on `activate`.

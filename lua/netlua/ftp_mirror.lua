@@ -19,6 +19,7 @@
 -- @module netlua.ftp_mirror
 local core = require "netlua.core"
 local sched = require "netlua.sched"
+local drive = require "netlua.drive"
 
 -- math.type is 5.3+; before, a number is an integer when it has no fraction
 local mtype = math.type or function(x)
@@ -494,7 +495,7 @@ function M.run(self, lib, remote_dir, local_dir, opts)
     if o.dry_run then return end
     local job = function(sess)
       local ok, msg, code
-      local pok, perr = pcall(function()
+      local pok, perr = drive.pcall(function()
         if o.reverse then
           ok, msg, code = upload(sess, r, e, join(sdir, n), join(ddir, n))
         else
@@ -546,7 +547,7 @@ function M.run(self, lib, remote_dir, local_dir, opts)
     if workers >= o.parallel or waiting <= workers - busy then return end
     workers = workers + 1
     helpers[#helpers + 1] = sched.spawn(function()
-      local ok, clone = pcall(self._clone, self)
+      local ok, clone = drive.pcall(self._clone, self)
       if not ok then workers = workers - 1 return end
       lib.share_features(self, clone)
       work(clone)
@@ -554,7 +555,7 @@ function M.run(self, lib, remote_dir, local_dir, opts)
     end)
   end
 
-  local function drive()
+  local function run_workers()
     if o.reverse then
       local ok, msg, code
       if not o.dry_run then ok, msg, code = self:makedirs(rtop) else ok = true end
@@ -569,10 +570,10 @@ function M.run(self, lib, remote_dir, local_dir, opts)
   end
 
   if core.coop_task() then
-    drive()
+    run_workers()
   else
     -- outside a task: the same workers, under a scheduler of their own
-    local ok, err = sched.run(drive)
+    local ok, err = sched.run(run_workers)
     if not ok then return nil, "mirror: " .. tostring(err), "error", report end
   end
   table.sort(report.transferred)

@@ -1,4 +1,4 @@
---- netlua: multicast sockets, name lookup, TCP, FTP/FTPS and Telnet for Lua 5.4.
+--- netlua: multicast sockets, name lookup, TCP, FTP/FTPS and Telnet for Lua.
 --
 -- `require "netlua"` gives every part as a field, loaded on first use:
 --
