@@ -138,46 +138,26 @@ typedef struct luaL_Stream {
 
 /* ---- 5.1 to 5.3 ---------------------------------------------------------- */
 #if LUA_VERSION_NUM <= 503
-/* the get functions return the type of what they push, as 5.3's do */
+#define luaL_typeerror(L, arg, tname) \
+  luaL_argerror((L), (arg), lua_pushfstring((L), "%s expected, got %s", \
+                (tname), luaL_typename((L), (arg))))
+
+/* the get functions return the type of what they push, as 5.3's do (a
+ * macro does not expand inside itself: the inner call is the real one) */
 #if LUA_VERSION_NUM <= 502
-static inline int nl_getfield_(lua_State *L, int i, const char *k) {
-  lua_getfield(L, i, k);
-  return lua_type(L, -1);
-}
-#define lua_getfield(L, i, k) nl_getfield_((L), (i), (k))
-
-static inline int nl_rawget_(lua_State *L, int i) {
-  lua_rawget(L, i);
-  return lua_type(L, -1);
-}
-#define lua_rawget(L, i) nl_rawget_((L), (i))
-
-static inline int nl_rawgeti_(lua_State *L, int i, lua_Integer n) {
-  lua_rawgeti(L, i, (int)n);
-  return lua_type(L, -1);
-}
-#define lua_rawgeti(L, i, n) nl_rawgeti_((L), (i), (n))
-
-static inline int nl_gettable_(lua_State *L, int i) {
-  lua_gettable(L, i);
-  return lua_type(L, -1);
-}
-#define lua_gettable(L, i) nl_gettable_((L), (i))
-
+#define lua_getfield(L, i, k) (lua_getfield((L), (i), (k)), lua_type((L), -1))
+#define lua_rawget(L, i) (lua_rawget((L), (i)), lua_type((L), -1))
+#define lua_rawgeti(L, i, n) (lua_rawgeti((L), (i), (int)(n)), lua_type((L), -1))
+#define lua_gettable(L, i) (lua_gettable((L), (i)), lua_type((L), -1))
 #if LUA_VERSION_NUM == 502
-static inline int nl_rawgetp52_(lua_State *L, int i, const void *p) {
-  lua_rawgetp(L, i, p);
-  return lua_type(L, -1);
-}
-#define lua_rawgetp(L, i, p) nl_rawgetp52_((L), (i), (p))
+#define lua_rawgetp(L, i, p) (lua_rawgetp((L), (i), (p)), lua_type((L), -1))
 #endif
-
-static inline int nl_getglobal_(lua_State *L, const char *k) {
-  lua_getglobal(L, k);
-  return lua_type(L, -1);
-}
+#if LUA_VERSION_NUM == 501
 #undef lua_getglobal
-#define lua_getglobal(L, k) nl_getglobal_((L), (k))
+#define lua_getglobal(L, k) lua_getfield((L), LUA_GLOBALSINDEX, (k))
+#else
+#define lua_getglobal(L, k) (lua_getglobal((L), (k)), lua_type((L), -1))
+#endif
 
 /* 5.1 and 5.2 answer whether a field was found; 5.3 its type */
 static inline int nl_getmetafield_(lua_State *L, int i, const char *e) {
@@ -245,23 +225,9 @@ static inline size_t lua_stringtonumber(lua_State *L, const char *s) {
   lua_pushnumber(L, d);
   return len + 1;
 }
+#endif /* <= 5.2 */
 
-#define luaL_typeerror(L, arg, tname) \
-  luaL_argerror((L), (arg), lua_pushfstring((L), "%s expected, got %s", \
-                (tname), luaL_typename((L), (arg))))
-#else  /* 5.3 */
-#define luaL_typeerror(L, arg, tname) \
-  luaL_argerror((L), (arg), lua_pushfstring((L), "%s expected, got %s", \
-                (tname), luaL_typename((L), (arg))))
-#endif
-
-#if LUA_VERSION_NUM == 501 && !defined(LUAJIT_VERSION)
-static inline int lua_isyieldable(lua_State *L) {
-  int main = lua_pushthread(L);
-  lua_pop(L, 1);
-  return !main;
-}
-#elif LUA_VERSION_NUM == 502
+#if (LUA_VERSION_NUM == 501 && !defined(LUAJIT_VERSION)) || LUA_VERSION_NUM == 502
 static inline int lua_isyieldable(lua_State *L) {
   int main = lua_pushthread(L);
   lua_pop(L, 1);
