@@ -81,44 +81,72 @@ static void weak_table(lua_State *L, const void *key, const char *mode) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
-/* Puts back on the stack what L's operation kept across its wait. */
-static void restore_kept(lua_State *L) {
+/* What L's waiting operation keeps across its wait: one table per
+ * thread, made on its first wait and used again by every later one, so
+ * that a wait allocates nothing (a fleet of tasks waits all the time).
+ * Slot 1 holds the count n, slots 2..n+1 the values; n is 0 between
+ * waits, the slots nil.  Pushes it (or nil when there is none and not
+ * create). */
+static int kept_table(lua_State *L, int create) {
   weak_table(L, &kept_key, "k");
   lua_pushthread(L);
-  if (lua_rawget(L, -2) == LUA_TTABLE) {
-    lua_Integer i, n;
-    lua_pushthread(L);
-    lua_pushnil(L);
-    lua_rawset(L, -4);
-    lua_getfield(L, -1, "n");
-    n = lua_tointeger(L, -1);
+  if (lua_rawget(L, -2) != LUA_TTABLE && create) {
     lua_pop(L, 1);
-    luaL_checkstack(L, (int)n + 2, "too many values");
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1 - (int)(i - 1), i);
-    }
-    /* stack: kept-table-of-threads, values-table, v1..vn */
-    lua_rotate(L, -(int)n - 2, (int)n);
-    lua_pop(L, 2);
-  } else {
-    lua_pop(L, 2);
+    lua_createtable(L, 8, 0);
+    lua_pushthread(L);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
   }
+  lua_remove(L, -2);
+  return lua_istable(L, -1);
+}
+
+static lua_Integer kept_count(lua_State *L, int t) {
+  lua_Integer n;
+  lua_rawgeti(L, t, 1);
+  n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return n;
+}
+
+/* Empties the thread's table (pushed at t): the values go to the GC. */
+static void kept_clear(lua_State *L, int t, lua_Integer n) {
+  lua_Integer i;
+  for (i = 2; i <= n + 1; i++) {
+    lua_pushnil(L);
+    lua_rawseti(L, t, i);
+  }
+  lua_pushinteger(L, 0);
+  lua_rawseti(L, t, 1);
+}
+
+/* Puts back on the stack what L's operation kept across its wait. */
+static void restore_kept(lua_State *L) {
+  int t;
+  lua_Integer i, n;
+  if (!kept_table(L, 0)) {
+    lua_pop(L, 1);
+    return;
+  }
+  t = lua_gettop(L);
+  n = kept_count(L, t);
+  luaL_checkstack(L, (int)n + 2, "too many values");
+  for (i = 2; i <= n + 1; i++) lua_rawgeti(L, t, i);
+  kept_clear(L, t, n);
+  lua_remove(L, t);
 }
 
 void *nl_coop_peek(lua_State *L, const char *tname) {
   void *p = NULL;
-  weak_table(L, &kept_key, "k");
-  lua_pushthread(L);
-  if (lua_rawget(L, -2) == LUA_TTABLE) {
-    lua_Integer n;
-    lua_getfield(L, -1, "n");
-    n = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    lua_rawgeti(L, -1, n);
-    p = luaL_testudata(L, -1, tname);  /* the kept table anchors it */
-    lua_pop(L, 1);
+  if (kept_table(L, 0)) {
+    lua_Integer n = kept_count(L, -1);
+    if (n > 0) {
+      lua_rawgeti(L, -1, n + 1);
+      p = luaL_testudata(L, -1, tname);  /* the kept table anchors it */
+      lua_pop(L, 1);
+    }
   }
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   return p;
 }
 
@@ -218,16 +246,13 @@ int nl_coop_pend(lua_State *L, nl_coop *c) {
                       "started?): call it through its object");
   }
   if (n > 0) {  /* the whole stack, for the restart to pick up from */
-    weak_table(L, &kept_key, "k");
-    lua_pushthread(L);
-    lua_createtable(L, n, 1);
+    kept_table(L, 1);
     for (i = 1; i <= n; i++) {
       lua_pushvalue(L, i);
-      lua_rawseti(L, -2, i);
+      lua_rawseti(L, n + 1, i + 1);
     }
     lua_pushinteger(L, n);
-    lua_setfield(L, -2, "n");
-    lua_rawset(L, -3);
+    lua_rawseti(L, n + 1, 1);
   }
   lua_settop(L, 0);
   lua_pushlightuserdata(L, (void *)&wait_token);
@@ -302,10 +327,8 @@ void nl_coop_closing(lua_State *L, nl_coop *c, int fd) {
 
 int nl_coop_closed(lua_State *L, nl_coop *c) {
   if (!c->closed || !nl_coop_resumes(L, c)) return 0;
-  weak_table(L, &kept_key, "k");  /* what it kept is not needed now */
-  lua_pushthread(L);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
+  if (kept_table(L, 0))  /* what it kept is not needed now */
+    kept_clear(L, lua_gettop(L), kept_count(L, -1));
   lua_pop(L, 1);
   c->parked = 0;
   nl_coop_end(c);

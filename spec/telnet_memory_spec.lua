@@ -80,7 +80,9 @@ describe("telnet session memory", function()
     local per, failed = out:match("per (%S+) failed (%d+)")
     assert.are.equal("0", failed, out)
     -- ~24 KiB each when every session had a 128 KiB receive block and an
-    -- 8 KiB engine; Python's asyncio client takes ~9 KiB
-    assert.is_true(tonumber(per) <= 14, out)
+    -- 8 KiB engine; Python's asyncio client takes ~9 KiB.  12-13 on 5.4;
+    -- the older Luas' coroutines cost more (14.9 measured on 5.3)
+    local bound = H.lua == "lua5.4" and 14 or 16
+    assert.is_true(tonumber(per) <= bound, out)
   end)
 end)
