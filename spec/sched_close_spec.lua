@@ -141,7 +141,7 @@ describe("closing an object another task waits on", function()
       netlua.spawn(function() t0 = netlua.monotime() r = {c:read(10)} end)
       netlua.spawn(function() netlua.sleep(0.1) c:close() end)
       assert(netlua.run())
-      print(("%.3f|%s|%s|%s"):format(netlua.monotime() - t0, r[1], r[2], r[3]))
+      print(("%.3f|%s|%s|%s"):format(netlua.monotime() - t0, tostring(r[1]), tostring(r[2]), tostring(r[3])))
     ]])
     local env = ("LUA_PATH=%s LUA_CPATH=%s "):format(
       H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
@@ -161,6 +161,7 @@ describe("closing an object another task waits on", function()
   end)
 
   it("ends a lines() loop", function()
+    if H.puc51 then return pending("a PUC 5.1 task cannot wait inside a for iterator") end
     local took, r = close_under(tcp_client(WAIT), function(s)
       local n = 0
       for _ in s:lines() do n = n + 1 end

@@ -58,12 +58,27 @@ function M.set_wait(fn)
   if fn then M.activate() end
 end
 
+-- The level, seen from raise's caller's caller, of the script's frame:
+-- the first that is not this file's (5.1 counts tail calls as levels).
+local HERE = debug.getinfo(1, "S").source
+local function script_level()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "S")
+    if info == nil then return 1 end
+    if info.source ~= HERE and info.what ~= "C" and info.what ~= "tail" then
+      return level - 1
+    end
+    level = level + 1
+  end
+end
+
 -- An error raised in the C function: told as if the script had called
 -- it directly.  Run by pcall, C knows neither the function's name nor a
 -- position, and counts arguments as a plain call; the script called
--- `name`, as a method when `method`, on its own line (level 3: above the
--- driver's finisher and the raise here).  An error that has a position
--- already (from a Lua callback the operation ran) goes on as it is.
+-- `name`, as a method when `method`, on its own line.  An error that has
+-- a position already (from a Lua callback the operation ran) goes on as
+-- it is.
 local function raise(name, method, err)
   if type(err) ~= "string" or err:find("^[^\n]-:%d+: ") then error(err, 0) end
   local n, rest = err:match("^bad argument #(%d+) to '[^']*' (.*)$")
@@ -75,7 +90,7 @@ local function raise(name, method, err)
       err = ("bad argument #%d to '%s' %s"):format(n, name, rest)
     end
   end
-  error(err, 3)
+  error(err, script_level())
 end
 
 local blocking_sleep, monotime, coop_active = core.sleep, core.monotime, core.coop_active

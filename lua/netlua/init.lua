@@ -18,6 +18,11 @@ local M = {
   sleep = require("netlua.drive").sleep,
 }
 
+--- pcall for tasks: on PUC Lua 5.1 a task cannot wait inside a plain
+-- pcall (5.1 cannot yield across it; LuaJIT and 5.2+ can), inside this
+-- one it can.  Elsewhere it is pcall itself.
+M.pcall = require("netlua.drive").pcall
+
 --- Waits for any of several objects to be ready (see netlua.sched.wait);
 -- inside a task only that task waits.
 function M.wait(...) return require("netlua.sched").wait(...) end
