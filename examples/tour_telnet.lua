@@ -37,7 +37,7 @@ else
     -- exception; the data so far comes fourth
     tn:write("sleep 3\n")
     local ok, msg, code, data = tn:read_until("never printed", 0.5)
-    print(("read_until with 0.5 s: %s, %q, %s, %q"):format(ok, msg, code, (data:gsub("\r\n", " "))))
+    print(("read_until with 0.5 s: %s, %q, %s, %q"):format(tostring(ok), msg, code, (data:gsub("\r\n", " "))))
 
     tn:close()
     print("closed:", tostring(tn))

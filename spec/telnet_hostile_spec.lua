@@ -37,7 +37,7 @@ describe("telnet session vs a hostile server", function()
     local data, replies = run("iaciac")
     local t, seed = {}, 7
     for i = 1, 3000 do
-      seed = (seed * 1103515245 + 12345) % 2147483648
+      seed = (seed * 48271) % 2147483647  -- as the server: exact on every Lua
       t[i] = (seed % 11 == 0) and "\255" or string.char(65 + seed % 26)
     end
     assert.equal(table.concat(t), data)

@@ -27,7 +27,7 @@ S.split = {bytes = table.concat {
 do
   local t, seed = {}, 7
   for i = 1, 3000 do
-    seed = (seed * 1103515245 + 12345) % 2147483648
+    seed = (seed * 48271) % 2147483647  -- exact in doubles too (5.1)
     t[i] = (seed % 11 == 0) and b(IAC, IAC) or string.char(65 + seed % 26)
   end
   S.iaciac = {bytes = table.concat(t), random = true}
@@ -103,7 +103,7 @@ local function send_scenario(c, sc)
     while i <= #data do
       local n = sc.chunk
       if sc.random then
-        seed = (seed * 1103515245 + 12345) % 2147483648
+        seed = (seed * 48271) % 2147483647  -- exact in doubles too (5.1)
         n = 1 + seed % 97
       end
       c:write(data:sub(i, i + n - 1))
