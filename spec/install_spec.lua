@@ -19,7 +19,8 @@ describe("installation", function()
     local out, ok = H.sh(("make -C %s install DESTDIR=%s PREFIX=/opt/nl"):format(H.shquote(src), H.shquote(dest)))
     assert(ok, out)
     assert.is_true(H.exists(dest .. "/opt/nl/lib/lua/5.4/netlua/core.so"))
-    for _, m in ipairs {"init", "tcp", "lookup", "multicast", "ftp", "telnet"} do
+    for _, m in ipairs {"init", "tcp", "lookup", "multicast", "ftp", "telnet", "drive", "loop",
+        "loop_cqueues", "loop_luv", "loop_copas"} do
       assert.is_true(H.exists(dest .. "/opt/nl/share/lua/5.4/netlua/" .. m .. ".lua"), m)
     end
     out = H.sh(("cd / && LUA_PATH=%s LUA_CPATH=%s lua5.4 -e 'print(require(\"netlua\").version)'"):format(
