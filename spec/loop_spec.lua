@@ -38,6 +38,17 @@ describe("netlua.loop", function()
     end)
   end)
 
+  it("use() finds Neovim's vim.uv, even from vim's lazy loader", function()
+    with_loaded({}, function()
+      local fake_uv = {}
+      _G.vim = setmetatable({}, {__index = function(_, k) if k == "uv" then return fake_uv end end})
+      local ok, found = pcall(loop.detect)
+      _G.vim = nil
+      assert(ok, found)
+      assert.same({"luv"}, found)
+    end)
+  end)
+
   it("use() refuses when no loop or several are loaded", function()
     with_loaded({}, function()
       local ok, err = pcall(loop.use)

@@ -125,8 +125,10 @@ local function loaded(name)
   if name == "luv" then
     -- Neovim gives luv as vim.uv (vim.loop before 0.10)
     local vim = rawget(_G, "vim")
-    return package.loaded.luv ~= nil
-      or (type(vim) == "table" and (rawget(vim, "uv") or rawget(vim, "loop")) ~= nil)
+    if package.loaded.luv ~= nil then return true end
+    -- vim's fields may come from its lazy loader: index it, protected
+    local ok, uv = pcall(function() return vim.uv or vim.loop end)
+    return type(vim) == "table" and ok and uv ~= nil
   end
   return package.loaded[name] ~= nil
 end

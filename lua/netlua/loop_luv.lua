@@ -33,8 +33,8 @@ local function find_uv()
   if package.loaded.luv then return package.loaded.luv end
   local vim = rawget(_G, "vim")
   if type(vim) == "table" then
-    local uv = rawget(vim, "uv") or rawget(vim, "loop")
-    if uv then return uv end
+    local ok, uv = pcall(function() return vim.uv or vim.loop end)
+    if ok and uv then return uv end
   end
   return require "luv"
 end
