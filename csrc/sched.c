@@ -271,8 +271,11 @@ int nl_coop_pend(lua_State *L, nl_coop *c) {
 #define NL_SLICE 0.01
 
 /* The task netlua.run resumed last and when (core.coop_slice): a slice
- * spans every call the task makes until it yields.  Per OS thread, for
- * programs that run a Lua state in each of several threads. */
+ * spans every call the task makes until it yields.  A coroutine another
+ * loop drives is resumed where netlua cannot see it: its slice starts
+ * after each of its waits (drive.lua) and at its first call after
+ * another coroutine's.  Per OS thread, for programs that run a Lua state
+ * in each of several threads. */
 static NL_THREAD_LOCAL const lua_State *slice_L = NULL;
 static NL_THREAD_LOCAL double slice_start = 0;
 
@@ -285,8 +288,13 @@ static int l_coop_slice(lua_State *L) {
 
 int nl_coop_due(const nl_coop *c) {
   lua_State *L = c->L;
-  return L != NULL && L == slice_L && nl_monotime() - slice_start >= NL_SLICE &&
-         nl_coop_active(L);
+  if (L == NULL || !nl_coop_active(L)) return 0;
+  if (L != slice_L) {  /* only another loop's coroutine: tasks have theirs */
+    slice_L = L;
+    slice_start = nl_monotime();
+    return 0;
+  }
+  return nl_monotime() - slice_start >= NL_SLICE;
 }
 
 int nl_coop_share(nl_coop *c) {

@@ -62,6 +62,11 @@ int nl_recv_wait(int fd, nl_coop *c, double *armed, const nl_deadline *d,
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
     if (flags == 0) {  /* SO_RCVTIMEO ran out, maybe a hair early */
+      /* or something else made the descriptor non-blocking (libuv's
+       * uv_poll_init does, when a loop adapter polls it): blocking again,
+       * else every recv returns at once and this loop spins */
+      int fl = fcntl(fd, F_GETFL);
+      if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
       if (nl_deadline_passed(d)) return NL_TIMEOUT;
       continue;
     }

@@ -17,13 +17,16 @@ base="make gcc pkg-config lua5.4 liblua5.4-dev luajit libluajit-5.1-dev libcurl4
 # the other Luas test-all runs the suite on
 older="lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev"
 peers="lua-busted lua-socket vsftpd python3-pyftpdlib inetutils-telnetd socat openssl iproute2 util-linux passwd procps"
+# the event loops netlua.loop drives netlua through (spec/loop_*_spec.lua,
+# doc/loops.md); lua-copas serves Lua 5.1/5.2 only, its spec waits for that
+loops="lua-cqueues lua-luv lua-copas"
 # what the unpacked proftpd (and its mod_tls) link against
 proftpd_libs="libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libcap2 libacl1 libidn2-0 libssl3"
 case "$what" in
-  demo) pkgs="$base $peers $proftpd_libs" ;;
-  test) pkgs="$base $peers $proftpd_libs" ;;
-  test-all) pkgs="$base $older $peers $proftpd_libs" ;;
-  valgrind) pkgs="$base $peers $proftpd_libs valgrind" ;;
+  demo) pkgs="$base $peers $loops $proftpd_libs" ;;
+  test) pkgs="$base $peers $loops $proftpd_libs" ;;
+  test-all) pkgs="$base $older $peers $loops $proftpd_libs" ;;
+  valgrind) pkgs="$base $peers $loops $proftpd_libs valgrind" ;;
   # lftp: bench/mirror.lua times its mirror against netlua's
   bench) pkgs="$base $peers $proftpd_libs lua-socket curl python3 lftp" ;;
   fuzz) pkgs="$base clang libclang-rt-14-dev" ;;

@@ -13,7 +13,7 @@ local netlua = require "netlua"
 local H = require "helper"
 local F = require "ftp_helper"
 
-local DOCS = {"README.md", "doc/ftp.md", "doc/lookup.md", "doc/multicast.md", "doc/telnet.md"}
+local DOCS = {"README.md", "doc/ftp.md", "doc/lookup.md", "doc/loops.md", "doc/multicast.md", "doc/telnet.md"}
 
 --- The ```lua blocks of a Markdown text: {line =, code =, fragment =}.
 local function blocks(text)
@@ -91,6 +91,9 @@ s = assert(ftp.new{host = "ftp.example.org", user = "me", password = "secret", t
 ]],
   ["doc/lookup.md"] = [[
 lookup = require "netlua.lookup"
+]],
+  ["doc/loops.md"] = [[
+netlua = require "netlua"
 ]],
   ["doc/multicast.md"] = [[
 mc = require "netlua.multicast"

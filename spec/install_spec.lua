@@ -26,7 +26,8 @@ describe("installation", function()
     assert(ok, out)
     local lib, share = dest .. "/opt/nl/lib/lua/" .. ABI, dest .. "/opt/nl/share/lua/" .. ABI
     assert.is_true(H.exists(lib .. "/netlua/core.so"))
-    for _, m in ipairs {"init", "tcp", "lookup", "multicast", "ftp", "telnet", "drive"} do
+    for _, m in ipairs {"init", "tcp", "lookup", "multicast", "ftp", "telnet", "drive", "loop",
+        "loop_cqueues", "loop_luv", "loop_copas"} do
       assert.is_true(H.exists(share .. "/netlua/" .. m .. ".lua"), m)
     end
     out = H.sh(("cd / && LUA_PATH=%s LUA_CPATH=%s %s -e 'print(require(\"netlua\").version)'"):format(

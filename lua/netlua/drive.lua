@@ -28,15 +28,40 @@ local M = {}
 -- How a driver waits, inside the driven coroutine: a task of netlua.run
 -- yields to its scheduler; any other coroutine waits through the loop
 -- adapter set with `set_wait` (netlua.loop), if any.
-local coop_task = core.coop_task
-local foreign_wait = nil
+local coop_task, coop_slice = core.coop_task, core.coop_slice
+local running = coroutine.running
+local foreign_wait, foreign_close = nil, nil
 
 local function wait(fd, events, at, key)
   if foreign_wait == nil or coop_task() then
     return yield(WAIT, fd, events, at, key)
   end
-  return foreign_wait(fd, events, at, key)
+  foreign_wait(fd, events, at, key)
+  -- its turn starts again: a long run of ready data yields after a slice,
+  -- as in netlua.run
+  coop_slice((running()))
 end
+
+-- Closing: C calls one hook before an object closes a descriptor (an
+-- integer) or under a coroutine parked on a lookup (its key).  Both
+-- netlua.run's scheduler and another loop's adapter may have coroutines
+-- waiting on it: each is told.
+local sched_close = nil
+core.coop_onclose(function(x)
+  if sched_close then sched_close(x) end
+  if foreign_close then foreign_close(x) end
+end)
+
+--- Sets what netlua.run's scheduler does when an object closes `x` (a
+-- descriptor, or the key of a lookup a task is parked on).
+function M.on_close(fn)
+  sched_close = fn
+end
+
+--- Called by netlua.run's scheduler for a finished lookup no task of its
+-- waits for: the bell is one per Lua state, so the key may be that of a
+-- coroutine another loop drives (netlua.loop sets this).
+function M.key_done(key) end
 
 --- Waits as drivers do (for netlua.sched.wait): `fd` (or a list), events,
 -- until, key.
@@ -48,12 +73,20 @@ M.wait = wait
 -- a pure timer) or a list of them, `events` 1 (read) | 2 (write), `until`
 -- a netlua.monotime() value (negative: none), `key` a name lookup the
 -- wait is for (then fd is -1): the wait may end early, the operation
--- simply looks again.
-function M.set_wait(fn)
+-- simply looks again.  `onclose(x)`, if given, is called before an object
+-- closes descriptor `x` (an integer) or closes under a coroutine parked
+-- on lookup key `x`: a coroutine waiting on it must be woken (its call
+-- then returns "closed"), and a watch on the descriptor dropped before
+-- the number can be reused.
+function M.set_wait(fn, onclose)
   if fn ~= nil and type(fn) ~= "function" then
     error("bad argument #1 to 'set_wait' (function expected, got " .. type(fn) .. ")", 2)
   end
+  if onclose ~= nil and type(onclose) ~= "function" then
+    error("bad argument #2 to 'set_wait' (function expected, got " .. type(onclose) .. ")", 2)
+  end
   foreign_wait = fn
+  foreign_close = fn and onclose
   core.coop_foreign(fn ~= nil)
   if fn then M.activate() end
 end

@@ -37,7 +37,7 @@ function M.join(...) return require("netlua.sched").join(...) end
 function M.event(...) return require("netlua.sched").event(...) end
 
 local parts = {
-  lookup = true, tcp = true, udp = true, multicast = true,
+  lookup = true, tcp = true, udp = true, multicast = true, loop = true,
   ftp = true, telnet = true, sched = true,
 }
 

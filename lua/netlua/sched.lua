@@ -18,7 +18,7 @@
 --
 -- Closing an object while another task waits on it wakes that task: its
 -- call returns nil, "<op>: closed", "closed" (the C close routines call
--- back here through core.coop_onclose before they close the descriptor).
+-- back here through drive.on_close before they close the descriptor).
 --
 -- Tasks coordinate with `join` (wait for a task's end and take its
 -- results) and events (`event()`: wait/set/clear), so nothing has to poll.
@@ -211,7 +211,7 @@ end
 -- them off fd also makes the poller forget it, so the number can be
 -- reused at once without waking anyone by mistake.  A key instead of an
 -- fd: the object closes under a task parked on that key.
-core.coop_onclose(function(x)
+drive.on_close(function(x)
   if mtype(x) == "integer" then wake_fd(x) else wake_key(x) end
 end)
 
@@ -381,7 +381,11 @@ function M.run(fn, ...)
         if fd == bell and bell_watched then
           bell_watched = false
           local keys = resolve_drain()
-          for k = 1, #keys do wake_key(keys[k]) end
+          for k = 1, #keys do
+            -- a key no task waits for may be a coroutine's of another
+            -- loop (netlua.run inside one of its coroutines: mirror)
+            if keyed[keys[k]] then wake_key(keys[k]) else drive.key_done(keys[k]) end
+          end
         else
           wake_fd(fd)
         end
