@@ -62,11 +62,7 @@ static int box_gc(lua_State *L) {
 }
 
 static box *box_new(lua_State *L) {
-  box *b = (box *)lua_newuserdatauv(L, sizeof *b, 0);
-  b->ai = NULL;
-  b->ifa = NULL;
-  luaL_setmetatable(L, BOX);
-  return b;
+  return (box *)nl_class_new(L, BOX, sizeof(box), 0);
 }
 
 /* The most the _r calls' buffer grows to on ERANGE. */
@@ -984,11 +980,8 @@ void nl_open_lookup(lua_State *L) {
     {"if_nametoindex", l_if_nametoindex},
     {"if_indextoname", l_if_indextoname},
     {"if_nameindex", l_if_nameindex}, {NULL, NULL}};
-  if (luaL_newmetatable(L, BOX)) {
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  static const nl_class box_class = {BOX, NULL, NULL, box_gc, NULL, NULL, 0};
+  nl_class_make(L, &box_class, 0);
   lua_newtable(L);
   luaL_setfuncs(L, f, 0);
   lua_setfield(L, -2, "lookup");

@@ -26,6 +26,26 @@
 #define NL_EXPORT
 #endif
 
+/* ---- kinds of object (class.c) ----------------------------------------- */
+/* What makes a kind of object: its metatable's name (also __name), its
+ * methods (the __index table; methods and more are both added, so a kind
+ * can put its own beside shared ones) and metamethods.  NULL: none. */
+typedef struct nl_class {
+  const char *name;
+  const luaL_Reg *methods, *more;
+  lua_CFunction gc, close, tostring;  /* __gc, __close, __tostring */
+  int waits;               /* its methods may wait: netlua.run gives them
+                            * drivers (core.KINDS, netlua/drive.lua) */
+} nl_class;
+
+/* Makes the metatable of kind c.  Every function (methods and
+ * metamethods) closes over the nup values on top, which are popped. */
+void nl_class_make(lua_State *L, const nl_class *c, int nup);
+/* A new zeroed userdata of size bytes with nuv user values, of kind name. */
+void *nl_class_new(lua_State *L, const char *name, size_t size, int nuv);
+/* Pushes the method table of kind name, to add methods to it. */
+void nl_class_methods(lua_State *L, const char *name);
+
 /* ---- result codes used inside the C layer ---------------------------- */
 #define NL_OK       0
 #define NL_TIMEOUT  (-1)   /* deadline passed */
@@ -349,6 +369,7 @@ int nl_tcp_getoption(lua_State *L);
 void nl_tcp_common(lua_State *L, const char *tname);
 
 /* ---- module openers: each adds its functions to the table on top ------ */
+void nl_open_class(lua_State *L);
 void nl_open_timeout(lua_State *L);
 void nl_open_sched(lua_State *L);
 void nl_open_resolve(lua_State *L);

@@ -98,7 +98,7 @@ void nl_sock_blocking(nl_sock *s) {
 
 nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
                      int type) {
-  nl_sock *s = (nl_sock *)lua_newuserdatauv(L, sizeof *s, 1);
+  nl_sock *s = (nl_sock *)nl_class_new(L, tname, sizeof *s, 1);
   s->fd = -1;
   s->family = family;
   s->type = type;
@@ -114,7 +114,6 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
   s->nrecv = s->nsent = 0;
   s->birth = nl_monotime();
   s->bound = s->anyfamily = 0;
-  luaL_setmetatable(L, tname);
   if (fd >= 0) {
     s->fd = fd;  /* owned from here on, so __gc closes it on error */
     nl_set_nonblock(fd);
@@ -272,16 +271,14 @@ void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra) {
     {"settimeout", m_settimeout}, {"gettimeout", m_gettimeout},
     {"getsockname", m_getsockname}, {"getpeername", m_getpeername},
     {"getfamily", m_getfamily}, {NULL, NULL}};
-  static const luaL_Reg meta[] = {
-    {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
-    {NULL, NULL}};
-  luaL_newmetatable(L, tname);
+  nl_class c;
+  c.name = tname;
+  c.methods = common;
+  c.more = extra;
+  c.gc = m_gc;
+  c.close = m_close;
+  c.tostring = m_tostring;
+  c.waits = 1;
   lua_pushstring(L, tname);
-  luaL_setfuncs(L, meta, 1);
-  lua_newtable(L);  /* __index */
-  lua_pushstring(L, tname);
-  luaL_setfuncs(L, common, 1);
-  if (extra) luaL_setfuncs(L, extra, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  nl_class_make(L, &c, 1);
 }

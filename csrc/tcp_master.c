@@ -329,10 +329,9 @@ void nl_tcp_common(lua_State *L, const char *tname) {
   static const luaL_Reg common[] = {
     {"setfd", t_setfd}, {"getstats", t_getstats}, {"setstats", t_setstats},
     {NULL, NULL}};
-  luaL_getmetatable(L, tname);
-  lua_getfield(L, -1, "__index");
+  nl_class_methods(L, tname);
   luaL_setfuncs(L, common, 0);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 }
 
 void nl_open_tcp_master(lua_State *L) {
@@ -346,10 +345,9 @@ void nl_open_tcp_master(lua_State *L) {
   nl_sock_methods(L, MASTER, master);
   nl_tcp_common(L, MASTER);
   /* a client answers a second connect (LuaSocket's non-blocking use) */
-  luaL_getmetatable(L, NL_TCP);
-  lua_getfield(L, -1, "__index");
+  nl_class_methods(L, NL_TCP);
   lua_pushcfunction(L, m_connect);
   lua_setfield(L, -2, "connect");
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   luaL_setfuncs(L, f, 0);
 }

@@ -1038,8 +1038,7 @@ static int t_wrap(lua_State *L) {
   tsession *s;
   nl_addr a;
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  s = (tsession *)lua_newuserdatauv(L, sizeof *s, 2);  /* callback, log */
-  memset(s, 0, sizeof *s);
+  s = (tsession *)nl_class_new(L, SESSION, sizeof *s, 2);  /* callback, log */
   s->fd = -1;
   nl_buf_init(&s->in);
   nl_buf_init(&s->out);
@@ -1049,7 +1048,6 @@ static int t_wrap(lua_State *L) {
   s->max_buffer = DEFAULT_MAX_BUFFER;
   s->max_match = DEFAULT_MAX_MATCH;
   s->rsize = RECV_MIN;
-  luaL_setmetatable(L, SESSION);
   tn_init(&s->eng, s_send, s_event, s);
   if (lua_istable(L, 2)) {
     engine_opts(L, 2, &s->eng);
@@ -1172,11 +1170,9 @@ static void push_events(lua_State *L, tengine *e) {
 static int e_new(lua_State *L) {
   tengine *e;
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
-  e = (tengine *)lua_newuserdatauv(L, sizeof *e, 0);
-  memset(e, 0, sizeof *e);
+  e = (tengine *)nl_class_new(L, ENGINE, sizeof *e, 0);
   nl_buf_init(&e->replies);
   nl_buf_init(&e->events);
-  luaL_setmetatable(L, ENGINE);
   tn_init(&e->eng, e_send, e_event, e);
   engine_opts(L, 1, &e->eng);
   if (lua_istable(L, 1)) {
@@ -1285,31 +1281,21 @@ void nl_open_telnet(lua_State *L) {
   static const luaL_Reg f[] = {
     {"telnet_wrap", t_wrap}, {"telnet_engine", e_new},
     {"fd_read", l_fd_read}, {"fd_write", l_fd_write}, {NULL, NULL}};
-  luaL_newmetatable(L, SESSION);
-  luaL_newlib(L, methods);
+  static const nl_class session_class = {
+    SESSION, methods, NULL, t_gc, t_close, t_tostring, 1};
+  static const nl_class engine_class = {
+    ENGINE, emethods, NULL, e_gc, NULL, e_tostring, 0};
+  nl_class_make(L, &session_class, 0);
   /* expect calls string.find, captured now (a script may replace the
    * global later; the session keeps working) */
+  nl_class_methods(L, SESSION);
   lua_getglobal(L, "string");
   if (lua_istable(L, -1)) lua_getfield(L, -1, "find");
   else lua_pushnil(L);
   lua_remove(L, -2);
   lua_pushcclosure(L, t_expect, 1);
   lua_setfield(L, -2, "expect");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, t_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, t_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, t_tostring);
-  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  luaL_newmetatable(L, ENGINE);
-  luaL_newlib(L, emethods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, e_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, e_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  nl_class_make(L, &engine_class, 0);
   luaL_setfuncs(L, f, 0);
 }

@@ -311,10 +311,8 @@ static int udp_socket(lua_State *L) {
   fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return nl_pushfail(L, errno, "socket");
   nl_sock_new(L, UDP, fd, fam, SOCK_DGRAM);
-  e = (udp_ext *)lua_newuserdatauv(L, sizeof *e, 1);
-  memset(e, 0, sizeof *e);
+  e = (udp_ext *)nl_class_new(L, UDPEXT, sizeof *e, 1);
   e->lastport = -1;
-  luaL_setmetatable(L, UDPEXT);
   lua_setiuservalue(L, -2, 1);
   /* Linux by default hands a wildcard-bound socket every group any socket
    * on the host joined; a receiver should get only its own groups. */
@@ -1609,9 +1607,10 @@ void nl_open_udp(lua_State *L) {
   static const luaL_Reg f[] = {
     {"udp_socket", udp_socket}, {"is_multicast", udp_is_multicast},
     {NULL, NULL}};
+  static const nl_class ext_class = {UDPEXT, NULL, NULL, ext_gc, NULL, NULL,
+                                     0};
   nl_sock_methods(L, UDP, methods);
-  luaL_getmetatable(L, UDP);  /* receivemany keeps its field names */
-  lua_getfield(L, -1, "__index");
+  nl_class_methods(L, UDP);  /* receivemany keeps its field names */
   lua_pushliteral(L, "data");
   lua_pushliteral(L, "ip");
   lua_pushliteral(L, "port");
@@ -1621,10 +1620,7 @@ void nl_open_udp(lua_State *L) {
   lua_setfield(L, -2, "receivedatas");
   lua_pushcfunction(L, udp_receivepacked);
   lua_setfield(L, -2, "receivepacked");
-  lua_pop(L, 2);
-  luaL_newmetatable(L, UDPEXT);
-  lua_pushcfunction(L, ext_gc);
-  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  nl_class_make(L, &ext_class, 0);
   luaL_setfuncs(L, f, 0);
 }
