@@ -307,10 +307,37 @@ typedef struct nl_sock {
   int bound, anyfamily;
 } nl_sock;
 
-/* Makes a new socket userdata with metatable tname; fd must be valid or
- * -1.  The descriptor is made non-blocking and close-on-exec. */
-nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
-                     int type);
+/* A kind of socket object: what it adds to the nl_sock it starts with.
+ * sock.c gives every kind close, fileno, getfd, settimeout, gettimeout,
+ * __close, __gc and __tostring; a kind's own methods come beside them. */
+typedef struct nl_sock_kind {
+  const char *name;        /* its metatable: "netlua.tcp" */
+  const char *noun;        /* "attempt to use a closed <noun>" */
+  size_t size;             /* its object: an nl_sock first, then its own */
+  int nuv;                 /* user values of its object */
+  int addresses;           /* also getsockname, getpeername, getfamily */
+  const luaL_Reg *methods; /* its own methods */
+  lua_CFunction close;     /* its own close() and __close (NULL: the
+                            * shared one), which ends in nl_sock_close */
+  /* frees what the kind keeps beside the socket (NULL: nothing): close
+   * and __gc call it once the descriptor is closed, maybe twice */
+  void (*release)(nl_sock *s);
+  /* what __tostring shows in parentheses while it is open (NULL: none) */
+  const char *(*label)(const nl_sock *s);
+} nl_sock_kind;
+
+/* Makes the metatable of kind k (nl_class_make). */
+void nl_sock_class(lua_State *L, const nl_sock_kind *k);
+/* Makes a new socket object of kind k; fd must be valid or -1.  The
+ * descriptor is made non-blocking and close-on-exec. */
+nl_sock *nl_sock_new(lua_State *L, const nl_sock_kind *k, int fd,
+                     int family, int type);
+/* Hands from's descriptor, timeout and buffered bytes to to (a new
+ * object of another kind); from is left closed. */
+void nl_sock_move(nl_sock *to, nl_sock *from);
+/* The shared close() of a kind's methods, for a kind whose own close
+ * checks more first and then calls it (as its method: same upvalues). */
+int nl_sock_close(lua_State *L);
 /* Makes a connected stream's descriptor blocking, so that a read outside
  * a task waits in recv() itself (nl_recv_wait); its other calls pass
  * MSG_DONTWAIT. */
@@ -345,9 +372,6 @@ int nl_set_nonblock(int fd);
  * (yielding inside netlua.run through c; blocking to d when c is NULL)
  * and reads its outcome: NL_OK, NL_TIMEOUT or an errno. */
 int nl_connect_wait(int fd, nl_coop *c, const nl_deadline *d);
-/* Common methods: close, __gc, __close, __tostring, fileno, getfd,
- * settimeout, gettimeout, getsockname, getpeername, setoption helpers. */
-void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra);
 /* Sends all n bytes, adding each chunk sent to s->co.progress. */
 int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
                      const nl_deadline *d);

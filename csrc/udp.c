@@ -117,6 +117,8 @@ static char *ext_buf(udp_ext *e, size_t n) {
   return e->buf;
 }
 
+static const nl_sock_kind udp_kind;  /* at the end, with the methods */
+
 static nl_sock *check_udp(lua_State *L, int arg) {
   return nl_sock_check(L, arg, UDP);
 }
@@ -310,7 +312,7 @@ static int udp_socket(lua_State *L) {
   udp_ext *e;
   fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return nl_pushfail(L, errno, "socket");
-  nl_sock_new(L, UDP, fd, fam, SOCK_DGRAM);
+  nl_sock_new(L, &udp_kind, fd, fam, SOCK_DGRAM);
   e = (udp_ext *)nl_class_new(L, UDPEXT, sizeof *e, 1);
   e->lastport = -1;
   lua_setiuservalue(L, -2, 1);
@@ -1592,34 +1594,35 @@ static int udp_receivepacked(lua_State *L) {
   return packed_with_senders(L);
 }
 
+static const luaL_Reg udp_methods[] = {
+  {"bind", udp_bind}, {"setsockname", udp_bind},  /* LuaSocket's name */
+  {"join", udp_join}, {"leave", udp_leave},
+  {"block", udp_block}, {"unblock", udp_unblock},
+  {"setttl", udp_setttl}, {"getttl", udp_getttl},
+  {"setloop", udp_setloop}, {"getloop", udp_getloop},
+  {"setinterface", udp_setinterface}, {"getinterface", udp_getinterface},
+  {"setoption", udp_setoption}, {"getoption", udp_getoption},
+  {"sendto", udp_sendto}, {"sendmany", udp_sendmany},
+  {"send", udp_send}, {"setpeername", udp_setpeername},
+  {"receivefrom", udp_receivefrom}, {"receivedatas", udp_receivedatas},
+  {"receivepacked", udp_receivepacked}, {NULL, NULL}};
+
+static const nl_sock_kind udp_kind = {
+  UDP, "socket", sizeof(nl_sock), 1, 1, udp_methods, NULL, NULL, NULL};
+
 void nl_open_udp(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"bind", udp_bind}, {"setsockname", udp_bind},  /* LuaSocket's name */
-    {"join", udp_join}, {"leave", udp_leave},
-    {"block", udp_block}, {"unblock", udp_unblock},
-    {"setttl", udp_setttl}, {"getttl", udp_getttl},
-    {"setloop", udp_setloop}, {"getloop", udp_getloop},
-    {"setinterface", udp_setinterface}, {"getinterface", udp_getinterface},
-    {"setoption", udp_setoption}, {"getoption", udp_getoption},
-    {"sendto", udp_sendto}, {"sendmany", udp_sendmany},
-    {"send", udp_send}, {"setpeername", udp_setpeername},
-    {"receivefrom", udp_receivefrom}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"udp_socket", udp_socket}, {"is_multicast", udp_is_multicast},
     {NULL, NULL}};
   static const nl_class ext_class = {UDPEXT, NULL, NULL, ext_gc, NULL, NULL,
                                      0};
-  nl_sock_methods(L, UDP, methods);
+  nl_sock_class(L, &udp_kind);
   nl_class_methods(L, UDP);  /* receivemany keeps its field names */
   lua_pushliteral(L, "data");
   lua_pushliteral(L, "ip");
   lua_pushliteral(L, "port");
   lua_pushcclosure(L, udp_receivemany, 3);
   lua_setfield(L, -2, "receivemany");
-  lua_pushcfunction(L, udp_receivedatas);
-  lua_setfield(L, -2, "receivedatas");
-  lua_pushcfunction(L, udp_receivepacked);
-  lua_setfield(L, -2, "receivepacked");
   lua_pop(L, 1);
   nl_class_make(L, &ext_class, 0);
   luaL_setfuncs(L, f, 0);
