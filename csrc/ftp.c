@@ -303,15 +303,7 @@ static int l_session(lua_State *L) {
     else luaL_error(L, "bad option 'tls' (expected \"explicit\" or \"implicit\")");
   }
   lua_pop(L, 1);
-  if (lua_getfield(L, 1, "timeout") != LUA_TNIL) {
-    lua_Number t;
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "bad option 'timeout' (number expected, got %s)", luaL_typename(L, -1));
-    t = lua_tonumber(L, -1);
-    if (t != t) luaL_error(L, "bad option 'timeout' (NaN)");
-    s->timeout = t < 0 ? -1 : t;
-  }
-  lua_pop(L, 1);
+  s->timeout = nl_opttimeout_field(L, 1, -1);
   lua_getfield(L, 1, "debug");
   set_debug(L, s, -1);
   lua_pop(L, 1);

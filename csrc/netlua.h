@@ -64,8 +64,13 @@ void nl_deadline_start(nl_deadline *d, double timeout);  /* < 0: none */
 int nl_deadline_ms(const nl_deadline *d);  /* -1 = wait forever */
 int nl_deadline_passed(const nl_deadline *d);
 double nl_deadline_left(const nl_deadline *d);  /* -1 = forever */
-/* Timeout argument: nil/none -> dflt, negative -> block (-1), NaN raises. */
+/* The one timeout rule (also core.timeout for the Lua modules): nil or
+ * none -> dflt, negative -> block (-1); NaN and what is not a number
+ * raise.  For an argument ("bad argument #2 to 'settimeout' (NaN)") and
+ * for the `timeout` field of the options table at opts, which may be nil
+ * ("bad option 'timeout' (NaN)"). */
 double nl_opttimeout(lua_State *L, int arg, double dflt);
+double nl_opttimeout_field(lua_State *L, int opts, double dflt);
 
 #define NL_WAIT_READ  1
 #define NL_WAIT_WRITE 2

@@ -36,20 +36,6 @@ static int opt_family(lua_State *L, int opts, const char *field) {
   return fam;
 }
 
-static double opt_timeout(lua_State *L, int opts) {
-  double t = -1;
-  if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "bad option 'timeout' (number expected, got %s)",
-                 luaL_typename(L, -1));
-    t = lua_tonumber(L, -1);
-    if (t != t) luaL_error(L, "bad option 'timeout' (NaN)");
-    if (t < 0) t = -1;
-  }
-  lua_pop(L, 1);
-  return t;
-}
-
 static void check_opts(lua_State *L, int arg) {
   if (!lua_isnoneornil(L, arg)) luaL_checktype(L, arg, LUA_TTABLE);
 }
@@ -104,7 +90,7 @@ static void check_connect_opts(lua_State *L, connect_opts *o) {
   check_opts(L, 3);
   if (!lua_istable(L, 3)) return;
   o->family = opt_family(L, 3, "family");
-  o->timeout = opt_timeout(L, 3);
+  o->timeout = nl_opttimeout_field(L, 3, -1);
   if (lua_getfield(L, 3, "bind") == LUA_TSTRING) o->bindip = lua_tostring(L, -1);
   else if (!lua_isnil(L, -1)) luaL_error(L, "bad option 'bind' (string expected)");
   lua_pop(L, 1);  /* the string stays alive in the opts table */

@@ -1023,11 +1023,7 @@ static int t_wrap(lua_State *L) {
     engine_opts(L, 2, &s->eng);
     s->max_buffer = opt_size(L, 2, "max_buffer", s->max_buffer);
     s->max_match = opt_size(L, 2, "max_match", s->max_match);
-    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
-      double t = luaL_checknumber(L, -1);
-      timeout = t != t || t < 0 ? -1 : t;
-    }
-    lua_pop(L, 1);
+    timeout = nl_opttimeout_field(L, 2, timeout);
     switch (lua_getfield(L, 2, "debug")) {
       case LUA_TNIL: break;
       case LUA_TBOOLEAN: s->debug = lua_toboolean(L, -1); break;
