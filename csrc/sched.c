@@ -565,4 +565,9 @@ void nl_open_sched(lua_State *L) {
   luaL_setfuncs(L, f, 0);
   lua_pushlightuserdata(L, (void *)&wait_token);
   lua_setfield(L, -2, "WAIT");
+  /* the events of a wait and of poller:watch, for netlua/sched.lua */
+  lua_pushinteger(L, NL_WAIT_READ);
+  lua_setfield(L, -2, "WAIT_READ");
+  lua_pushinteger(L, NL_WAIT_WRITE);
+  lua_setfield(L, -2, "WAIT_WRITE");
 }

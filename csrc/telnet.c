@@ -32,6 +32,10 @@
 
 static const nl_sock_kind telnet_kind;  /* at the end, with the methods */
 
+/* what interact writes when the peer closes (telnetlib's words; also
+ * core.TELNET_BYE, for interact's version that runs in a task) */
+#define BYE "*** Connection closed by remote host ***\n"
+
 #define CHUNK 131072   /* the largest recv() */
 #define RECV_MIN 256   /* the first recv(): what a prompt or a reply needs */
 #define DEFAULT_MAX_BUFFER (16u << 20)
@@ -361,9 +365,10 @@ static void run_callbacks(tsession *s) {
   if (err) lua_error(L);
 }
 
-/* Hands data bytes to the session log (telnet.lua's set_log): dir 0 read,
- * 1 written, 2 written secret.  Best effort, as a log should be: an error
- * in it must not break the session, so it is dropped. */
+/* Hands data bytes to the session log (cli.lua's set_log): dir is one of
+ * these (core.TELNET_LOG).  Best effort, as a log should be: an error in
+ * it must not break the session, so it is dropped. */
+enum { LOG_READ, LOG_WRITTEN, LOG_SECRET };
 static void log_data(tsession *s, const char *p, size_t n, int dir) {
   lua_State *L = s->L;
   if (!s->has_log || n == 0) return;
@@ -400,7 +405,7 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
   else if (n < s->rsize / 4 && s->rsize > RECV_MIN) s->rsize /= 2;
   n = tn_recv(&s->eng, (unsigned char *)p, n);
   nl_buf_commit(IN(s), n);
-  log_data(s, p, n, 0);
+  log_data(s, p, n, LOG_READ);
   run_callbacks(s);
   /* answers to the peer; a pend leaves the rest queued for later */
   r = flush_out(s, &s->sock.co, d);
@@ -712,7 +717,7 @@ static int t_write(lua_State *L) {
       if (secret) dbg_line(s->name, "send '****'");
       else dbg_data(s, "send", p, n);
     }
-    log_data(s, p, n, secret ? 2 : 1);
+    log_data(s, p, n, secret ? LOG_SECRET : LOG_WRITTEN);
     if (n > ((size_t)-1) / 2 || (room = nl_buf_reserve(&s->out, 2 * n)) == NULL)
       return nl_pushfail(L, ENOMEM, "write %s", s->name);
     nl_buf_commit(&s->out, tn_escape(&s->eng, (const unsigned char *)p, n,
@@ -973,8 +978,7 @@ static int t_interact(lua_State *L) {
       if (r != NL_OK) return nl_pushfail(L, r, "interact: output");
     }
     if (s->eof) {
-      static const char bye[] = "*** Connection closed by remote host ***\n";
-      write_fd(out, bye, sizeof bye - 1);
+      write_fd(out, BYE, sizeof BYE - 1);
       break;
     }
     ready = wait_two(s->sock.fd, in);
@@ -1220,6 +1224,45 @@ static int e_tostring(lua_State *L) {
   return 1;
 }
 
+/* The protocol's numbers as the engine knows them, for telnet.lua's
+ * telnetlib constants: core.TELNET_CMDS (IAC = 255, ...) and
+ * core.TELNET_OPTS (TTYPE = 24, NEW_ENVIRON = 39, ...); the session log's
+ * directions, core.TELNET_LOG; interact's last line, core.TELNET_BYE. */
+static void push_constants(lua_State *L) {
+  int i;
+  lua_newtable(L);
+  for (i = 0; i < 256; i++) {
+    const char *n = tn_cmd_name(i);
+    if (n == NULL) continue;
+    lua_pushinteger(L, i);
+    lua_setfield(L, -2, n);
+  }
+  lua_setfield(L, -2, "TELNET_CMDS");
+  lua_newtable(L);
+  for (i = 0; i < 256; i++) {
+    const char *n = tn_opt_name(i);
+    char key[32];
+    size_t k;
+    if (n == NULL) continue;
+    for (k = 0; n[k] != '\0' && k < sizeof key - 1; k++)
+      key[k] = n[k] == '-' ? '_' : n[k];  /* NEW-ENVIRON: NEW_ENVIRON */
+    key[k] = '\0';
+    lua_pushinteger(L, i);
+    lua_setfield(L, -2, key);
+  }
+  lua_setfield(L, -2, "TELNET_OPTS");
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, LOG_READ);
+  lua_setfield(L, -2, "read");
+  lua_pushinteger(L, LOG_WRITTEN);
+  lua_setfield(L, -2, "written");
+  lua_pushinteger(L, LOG_SECRET);
+  lua_setfield(L, -2, "secret");
+  lua_setfield(L, -2, "TELNET_LOG");
+  lua_pushliteral(L, BYE);
+  lua_setfield(L, -2, "TELNET_BYE");
+}
+
 static const luaL_Reg session_methods[] = {
   {"read_until", t_read_until}, {"read_all", t_read_all},
   {"read_some", t_read_some}, {"read_very_eager", t_read_very_eager},
@@ -1262,4 +1305,5 @@ void nl_open_telnet(lua_State *L) {
   lua_pop(L, 1);
   nl_class_make(L, &engine_class, 0);
   luaL_setfuncs(L, f, 0);
+  push_constants(L);
 }

@@ -21,6 +21,7 @@ local pack = table.pack or function(...) return {n = select("#", ...), ...} end
 local M = {}
 
 local monotime = core.monotime
+local LOG = core.TELNET_LOG  -- what the session hands to the log writer
 
 -- per-session state, weak keys: {prompt = login's pattern, learnt = the
 -- raw prompt line, base = pattern for the learnt prompt, secrets = {...},
@@ -440,14 +441,14 @@ local function log_writer(s, f, owned)
   end
   local w = {}
   function w.write(data, dir)
-    if dir == 0 then
+    if dir == LOG.read then
       local d = pending .. data
       local keep = held(d)
       pending = d:sub(#d - keep + 1)
       f:write(mask(d:sub(1, #d - keep)))
     else
       flush()
-      f:write(dir == 2 and "********" .. data:match("[\r\n]*$") or mask(data))
+      f:write(dir == LOG.secret and "********" .. data:match("[\r\n]*$") or mask(data))
     end
     f:flush()
   end

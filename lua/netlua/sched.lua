@@ -112,7 +112,7 @@ local function heap_remove(t)
   if i > 1 and heap[math.floor(i / 2)].at > last.at then sift_up(i) else sift_down(i) end
 end
 
-local READ, WRITE = 1, 2
+local READ, WRITE = core.WAIT_READ, core.WAIT_WRITE
 
 -- a | b for event sets (5.1 has no bitwise operators)
 local function bor(a, b)
