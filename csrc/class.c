@@ -9,7 +9,10 @@
  * Telnet session and engine, the FTP session, and the internal ones (the
  * poller, a lookup's box, a resolver run, the resolver's bell).  Kinds
  * whose methods may wait are listed for netlua/drive.lua (core.KINDS),
- * so that the names live here only.
+ * so that the names live here only.  Every function of a kind closes over
+ * its metatable, so a method checks the object it was called on by
+ * comparing metatables (nl_class_self) instead of looking its kind's name
+ * up in the registry on every call.
  * Not here: what any kind does (its own file), checking an argument's
  * kind (luaL_checkudata, or the kind's checker).
  */
@@ -41,17 +44,17 @@ static void set_meta(lua_State *L, int mt, const char *name,
 }
 
 void nl_class_make(lua_State *L, const nl_class *c, int nup) {
-  int mt, top = lua_gettop(L) - nup;
-  luaL_checkstack(L, nup + 4, "too many upvalues");
+  int mt, top = lua_gettop(L) - nup, i;
+  luaL_checkstack(L, nup + 5, "too many upvalues");
   luaL_newmetatable(L, c->name);
   mt = lua_gettop(L);
   lua_pushstring(L, c->name);
   lua_setfield(L, mt, "__name");
-  /* the upvalues again on top, above the metatable */
-  {
-    int i;
-    for (i = 1; i <= nup; i++) lua_pushvalue(L, top + i);
-  }
+  /* the upvalues on top, above the metatable: the metatable itself
+   * first (nl_class_self), then the kind's own */
+  lua_pushvalue(L, mt);
+  for (i = 1; i <= nup; i++) lua_pushvalue(L, top + i);
+  nup++;
   if (c->methods != NULL || c->more != NULL) {
     lua_newtable(L);
     lua_insert(L, -(nup + 1));  /* below the upvalues */
@@ -76,6 +79,20 @@ void nl_class_make(lua_State *L, const nl_class *c, int nup) {
     lua_rawseti(L, -2, n + 1);
   }
   lua_settop(L, top);  /* the metatable, the table, the upvalues */
+}
+
+void *nl_class_self(lua_State *L, const char *name) {
+  /* the metatable compared with the method's upvalue: no lookup of the
+   * name in the registry, which costs more than the rest of a short
+   * method (a string hashed and compared, a table searched) */
+  void *p = lua_touserdata(L, 1);
+  if (p != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  /* another function (no upvalue: never equal), or not the kind */
+  return luaL_checkudata(L, 1, name);
 }
 
 void *nl_class_new(lua_State *L, const char *name, size_t size, int nuv) {

@@ -39,8 +39,13 @@ typedef struct nl_class {
 } nl_class;
 
 /* Makes the metatable of kind c.  Every function (methods and
- * metamethods) closes over the nup values on top, which are popped. */
+ * metamethods) closes over the metatable (upvalue 1), then the nup values
+ * on top (upvalues 2..nup+1), which are popped. */
 void nl_class_make(lua_State *L, const nl_class *c, int nup);
+/* The object a method of kind name was called on (stack index 1), as
+ * luaL_checkudata(L, 1, name) but quicker: from a function nl_class_make
+ * made for that kind, the metatable is its upvalue 1. */
+void *nl_class_self(lua_State *L, const char *name);
 /* A new zeroed userdata of size bytes with nuv user values, of kind name. */
 void *nl_class_new(lua_State *L, const char *name, size_t size, int nuv);
 /* Pushes the method table of kind name, to add methods to it. */

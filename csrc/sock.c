@@ -131,6 +131,8 @@ void nl_sock_move(nl_sock *to, nl_sock *from) {
 }
 
 nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname) {
+  /* a method's own object is the hot case: every call checks it */
+  if (arg == 1) return (nl_sock *)nl_class_self(L, tname);
   return (nl_sock *)luaL_checkudata(L, arg, tname);
 }
 
@@ -147,7 +149,8 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
                     const char *who) {
   nl_sock *s = nl_sock_raw(L, arg, tname);
   /* only the side being resumed can answer yes */
-  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
+  if ((s->co.closed || s->wco.closed) &&
+      (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco))) {
     nl_pushfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
@@ -157,7 +160,8 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
 nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
                       const char *who) {
   nl_sock *s = nl_sock_raw(L, arg, tname);
-  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
+  if ((s->co.closed || s->wco.closed) &&
+      (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco))) {
     nl_pushlsfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
@@ -201,12 +205,13 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
   return NL_OK;
 }
 
-/* ---- the methods every kind has; upvalue 1 is its nl_sock_kind ------- */
+/* ---- the methods every kind has; upvalue 2 is its nl_sock_kind ------- */
 
-#define KIND(L) ((const nl_sock_kind *)lua_touserdata(L, lua_upvalueindex(1)))
+#define KIND(L) \
+  ((const nl_sock_kind *)lua_touserdata(L, lua_upvalueindex(2)))
 
 static nl_sock *raw(lua_State *L) {
-  return (nl_sock *)luaL_checkudata(L, 1, KIND(L)->name);
+  return (nl_sock *)nl_class_self(L, KIND(L)->name);
 }
 
 /* The object at 1, open; raises naming the kind ("telnet session"). */
@@ -315,8 +320,9 @@ void nl_sock_class(lua_State *L, const nl_sock_kind *k) {
   nl_class_make(L, &c, 1);
   if (k->close != NULL) {  /* the method too, as __close */
     nl_class_methods(L, k->name);
+    luaL_getmetatable(L, k->name);
     lua_pushlightuserdata(L, (void *)k);
-    lua_pushcclosure(L, k->close, 1);
+    lua_pushcclosure(L, k->close, 2);
     lua_setfield(L, -2, "close");
     lua_pop(L, 1);
   }

@@ -165,6 +165,7 @@ static void s_event(void *ud, const tn_event *ev) {
 /* ---- checking and options -------------------------------------------- */
 
 static tsession *raw_session(lua_State *L, int arg) {
+  if (arg == 1) return (tsession *)nl_class_self(L, SESSION);
   return (tsession *)luaL_checkudata(L, arg, SESSION);
 }
 
