@@ -7,16 +7,6 @@
 
 #define NETLUA_VERSION "0.1.0"
 
-/* core.methods(tname) -> the method table of a metatable, so the Lua side
- * can add methods written in Lua (tcp:makefile, ...). */
-static int l_methods(lua_State *L) {
-  const char *tname = luaL_checkstring(L, 1);
-  if (luaL_getmetatable(L, tname) != LUA_TTABLE)
-    return luaL_argerror(L, 1, "no such object kind");
-  lua_getfield(L, -1, "__index");
-  return 1;
-}
-
 NL_EXPORT int luaopen_netlua_core(lua_State *L) {
   lua_newtable(L);
   nl_open_timeout(L);
@@ -30,8 +20,7 @@ NL_EXPORT int luaopen_netlua_core(lua_State *L) {
   nl_open_ftp(L);
   nl_open_ftp_list(L);
   nl_open_fs(L);
-  lua_pushcfunction(L, l_methods);
-  lua_setfield(L, -2, "methods");
+  nl_open_class(L);  /* last: core.KINDS lists the kinds made above */
   lua_pushliteral(L, NETLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -266,8 +266,7 @@ static void set_debug(lua_State *L, ftp_sess *s, int idx) {
 /* core.ftp_session(opts) -> an unconnected session with the options set */
 /* Pushes a new session with its handles and no options set. */
 static ftp_sess *sess_alloc(lua_State *L) {
-  ftp_sess *s = lua_newuserdatauv(L, sizeof *s, 0);
-  memset(s, 0, sizeof *s);
+  ftp_sess *s = (ftp_sess *)nl_class_new(L, FTP, sizeof *s, 0);
   s->pre_fd = -1;
   s->ctl_fd = CURL_SOCKET_BAD;
   s->rs_fd = -1;
@@ -283,8 +282,6 @@ static ftp_sess *sess_alloc(lua_State *L) {
     int i;
     for (i = 0; i < NQUOTE; i++) nl_buf_init(&s->qr[i].text);
   }
-  luaL_setmetatable(L, FTP);
-  s->epfd = -1;
   ftp_drive_open(L, s);
   s->closed = 0;
   return s;
@@ -306,15 +303,7 @@ static int l_session(lua_State *L) {
     else luaL_error(L, "bad option 'tls' (expected \"explicit\" or \"implicit\")");
   }
   lua_pop(L, 1);
-  if (lua_getfield(L, 1, "timeout") != LUA_TNIL) {
-    lua_Number t;
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "bad option 'timeout' (number expected, got %s)", luaL_typename(L, -1));
-    t = lua_tonumber(L, -1);
-    if (t != t) luaL_error(L, "bad option 'timeout' (NaN)");
-    s->timeout = t < 0 ? -1 : t;
-  }
-  lua_pop(L, 1);
+  s->timeout = nl_opttimeout_field(L, 1, -1);
   lua_getfield(L, 1, "debug");
   set_debug(L, s, -1);
   lua_pop(L, 1);
@@ -707,18 +696,12 @@ static const luaL_Reg methods[] = {
   {NULL, NULL}
 };
 
+static const nl_class ftp_class = {
+  FTP, methods, NULL, m_gc, m_close, m_tostring, 1};
+
 void nl_open_ftp(lua_State *L) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  luaL_newmetatable(L, FTP);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, m_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, m_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, m_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  nl_class_make(L, &ftp_class, 0);
   lua_pushcfunction(L, l_session);
   lua_setfield(L, -2, "ftp_session");
   lua_pushcfunction(L, l_curl_version);

@@ -62,11 +62,7 @@ static int box_gc(lua_State *L) {
 }
 
 static box *box_new(lua_State *L) {
-  box *b = (box *)lua_newuserdatauv(L, sizeof *b, 0);
-  b->ai = NULL;
-  b->ifa = NULL;
-  luaL_setmetatable(L, BOX);
-  return b;
+  return (box *)nl_class_new(L, BOX, sizeof(box), 0);
 }
 
 /* The most the _r calls' buffer grows to on ERANGE. */
@@ -331,19 +327,6 @@ static void push_entry(lua_State *L, const struct addrinfo *ai) {
   }
 }
 
-/* The timeout option of a lookup's option table at arg (-1: none). */
-static double opt_timeout(lua_State *L, int arg) {
-  double t = -1;
-  if (lua_getfield(L, arg, "timeout") != LUA_TNIL) {
-    lua_Number v = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || v != v)
-      luaL_argerror(L, arg, "option 'timeout' must be a number of seconds");
-    t = v < 0 ? -1 : (double)v;
-  }
-  lua_pop(L, 1);
-  return t;
-}
-
 /* getaddrinfo(host, port_or_service [, opts]) -> array of entries.
  * Inside netlua.run the lookup waits in its task only; opts.timeout bounds it. */
 static int l_getaddrinfo(lua_State *L) {
@@ -380,7 +363,7 @@ static int l_getaddrinfo(lua_State *L) {
     lua_getfield(L, 3, "flags");
     hints.ai_flags = parse_flags(L, 3, -1, gai_flags);
     lua_pop(L, 4);
-    timeout = opt_timeout(L, 3);
+    timeout = nl_opttimeout_field(L, 3, -1);
   }
   snprintf(what, sizeof what, "getaddrinfo %s%s", host ? host : "*", label);
   if (r == NULL) {
@@ -441,7 +424,7 @@ static int l_getnameinfo(lua_State *L) {
     lua_getfield(L, 3, "flags");
     flags = parse_flags(L, 3, -1, gni_flags);
     lua_pop(L, 1);
-    timeout = opt_timeout(L, 3);
+    timeout = nl_opttimeout_field(L, 3, -1);
   }
   snprintf(what, sizeof what, "getnameinfo %s port %d", lua_tostring(L, 1),
            port);
@@ -984,11 +967,8 @@ void nl_open_lookup(lua_State *L) {
     {"if_nametoindex", l_if_nametoindex},
     {"if_indextoname", l_if_indextoname},
     {"if_nameindex", l_if_nameindex}, {NULL, NULL}};
-  if (luaL_newmetatable(L, BOX)) {
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  static const nl_class box_class = {BOX, NULL, NULL, box_gc, NULL, NULL, 0};
+  nl_class_make(L, &box_class, 0);
   lua_newtable(L);
   luaL_setfuncs(L, f, 0);
   lua_setfield(L, -2, "lookup");

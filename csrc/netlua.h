@@ -26,6 +26,31 @@
 #define NL_EXPORT
 #endif
 
+/* ---- kinds of object (class.c) ----------------------------------------- */
+/* What makes a kind of object: its metatable's name (also __name), its
+ * methods (the __index table; methods and more are both added, so a kind
+ * can put its own beside shared ones) and metamethods.  NULL: none. */
+typedef struct nl_class {
+  const char *name;
+  const luaL_Reg *methods, *more;
+  lua_CFunction gc, close, tostring;  /* __gc, __close, __tostring */
+  int waits;               /* its methods may wait: netlua.run gives them
+                            * drivers (core.KINDS, netlua/drive.lua) */
+} nl_class;
+
+/* Makes the metatable of kind c.  Every function (methods and
+ * metamethods) closes over the metatable (upvalue 1), then the nup values
+ * on top (upvalues 2..nup+1), which are popped. */
+void nl_class_make(lua_State *L, const nl_class *c, int nup);
+/* The object a method of kind name was called on (stack index 1), as
+ * luaL_checkudata(L, 1, name) but quicker: from a function nl_class_make
+ * made for that kind, the metatable is its upvalue 1. */
+void *nl_class_self(lua_State *L, const char *name);
+/* A new zeroed userdata of size bytes with nuv user values, of kind name. */
+void *nl_class_new(lua_State *L, const char *name, size_t size, int nuv);
+/* Pushes the method table of kind name, to add methods to it. */
+void nl_class_methods(lua_State *L, const char *name);
+
 /* ---- result codes used inside the C layer ---------------------------- */
 #define NL_OK       0
 #define NL_TIMEOUT  (-1)   /* deadline passed */
@@ -44,8 +69,13 @@ void nl_deadline_start(nl_deadline *d, double timeout);  /* < 0: none */
 int nl_deadline_ms(const nl_deadline *d);  /* -1 = wait forever */
 int nl_deadline_passed(const nl_deadline *d);
 double nl_deadline_left(const nl_deadline *d);  /* -1 = forever */
-/* Timeout argument: nil/none -> dflt, negative -> block (-1), NaN raises. */
+/* The one timeout rule (also core.timeout for the Lua modules): nil or
+ * none -> dflt, negative -> block (-1); NaN and what is not a number
+ * raise.  For an argument ("bad argument #2 to 'settimeout' (NaN)") and
+ * for the `timeout` field of the options table at opts, which may be nil
+ * ("bad option 'timeout' (NaN)"). */
 double nl_opttimeout(lua_State *L, int arg, double dflt);
+double nl_opttimeout_field(lua_State *L, int opts, double dflt);
 
 #define NL_WAIT_READ  1
 #define NL_WAIT_WRITE 2
@@ -287,10 +317,37 @@ typedef struct nl_sock {
   int bound, anyfamily;
 } nl_sock;
 
-/* Makes a new socket userdata with metatable tname; fd must be valid or
- * -1.  The descriptor is made non-blocking and close-on-exec. */
-nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
-                     int type);
+/* A kind of socket object: what it adds to the nl_sock it starts with.
+ * sock.c gives every kind close, fileno, getfd, settimeout, gettimeout,
+ * __close, __gc and __tostring; a kind's own methods come beside them. */
+typedef struct nl_sock_kind {
+  const char *name;        /* its metatable: "netlua.tcp" */
+  const char *noun;        /* "attempt to use a closed <noun>" */
+  size_t size;             /* its object: an nl_sock first, then its own */
+  int nuv;                 /* user values of its object */
+  int addresses;           /* also getsockname, getpeername, getfamily */
+  const luaL_Reg *methods; /* its own methods */
+  lua_CFunction close;     /* its own close() and __close (NULL: the
+                            * shared one), which ends in nl_sock_close */
+  /* frees what the kind keeps beside the socket (NULL: nothing): close
+   * and __gc call it once the descriptor is closed, maybe twice */
+  void (*release)(nl_sock *s);
+  /* what __tostring shows in parentheses while it is open (NULL: none) */
+  const char *(*label)(const nl_sock *s);
+} nl_sock_kind;
+
+/* Makes the metatable of kind k (nl_class_make). */
+void nl_sock_class(lua_State *L, const nl_sock_kind *k);
+/* Makes a new socket object of kind k; fd must be valid or -1.  The
+ * descriptor is made non-blocking and close-on-exec. */
+nl_sock *nl_sock_new(lua_State *L, const nl_sock_kind *k, int fd,
+                     int family, int type);
+/* Hands from's descriptor, timeout and buffered bytes to to (a new
+ * object of another kind); from is left closed. */
+void nl_sock_move(nl_sock *to, nl_sock *from);
+/* The shared close() of a kind's methods, for a kind whose own close
+ * checks more first and then calls it (as its method: same upvalues). */
+int nl_sock_close(lua_State *L);
 /* Makes a connected stream's descriptor blocking, so that a read outside
  * a task waits in recv() itself (nl_recv_wait); its other calls pass
  * MSG_DONTWAIT. */
@@ -325,9 +382,6 @@ int nl_set_nonblock(int fd);
  * (yielding inside netlua.run through c; blocking to d when c is NULL)
  * and reads its outcome: NL_OK, NL_TIMEOUT or an errno. */
 int nl_connect_wait(int fd, nl_coop *c, const nl_deadline *d);
-/* Common methods: close, __gc, __close, __tostring, fileno, getfd,
- * settimeout, gettimeout, getsockname, getpeername, setoption helpers. */
-void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra);
 /* Sends all n bytes, adding each chunk sent to s->co.progress. */
 int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
                      const nl_deadline *d);
@@ -349,6 +403,7 @@ int nl_tcp_getoption(lua_State *L);
 void nl_tcp_common(lua_State *L, const char *tname);
 
 /* ---- module openers: each adds its functions to the table on top ------ */
+void nl_open_class(lua_State *L);
 void nl_open_timeout(lua_State *L);
 void nl_open_sched(lua_State *L);
 void nl_open_resolve(lua_State *L);

@@ -61,6 +61,7 @@
 
 #define OFFLOAD "netlua.offload"
 #define BELL "netlua.resolve.bell"
+#define ANCHOR "netlua.resolve.anchor"
 #define POOL_MAX 32          /* threads, unless resolver_threads() says */
 #define POOL_LIMIT 1024      /* the most resolver_threads() accepts */
 #define IDLE_SECONDS 10      /* an idle thread ends after this */
@@ -344,10 +345,8 @@ static bell *get_bell(lua_State *L, int create, int *err) {
   b->rfd = fds[0];
   b->wfd = fds[1];
   b->refs = 1;
-  u = (bell **)lua_newuserdatauv(L, sizeof *u, 0);
+  u = (bell **)nl_class_new(L, BELL, sizeof *u, 0);
   *u = b;
-  luaL_getmetatable(L, BELL);
-  lua_setmetatable(L, -2);
   luaL_getmetatable(L, BELL);
   lua_insert(L, -2);
   lua_setfield(L, -2, "bell");  /* kept in the metatable: lives with L */
@@ -437,13 +436,7 @@ nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
   nl_offload *o;
   job *j;
   int tasked;
-  o = (nl_offload *)lua_newuserdatauv(L, sizeof *o, 0);
-  memset(o, 0, sizeof *o);
-  if (luaL_newmetatable(L, OFFLOAD)) {
-    lua_pushcfunction(L, offload_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  o = (nl_offload *)nl_class_new(L, OFFLOAD, sizeof *o, 0);
   j = (job *)calloc(1, sizeof *j);
   if (j == NULL) {
     if (release) release(arg);
@@ -643,20 +636,20 @@ void nl_open_resolve(lua_State *L) {
   static const luaL_Reg f[] = {
     {"resolve_bell", l_resolve_bell}, {"resolve_drain", l_resolve_drain},
     {"resolver_threads", l_resolver_threads}, {NULL, NULL}};
-  luaL_newmetatable(L, BELL);
-  lua_pushcfunction(L, bell_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  static const nl_class offload_class = {
+    OFFLOAD, NULL, NULL, offload_gc, NULL, NULL, 0};
+  static const nl_class bell_class = {
+    BELL, NULL, NULL, bell_gc, NULL, NULL, 0};
+  static const nl_class anchor_class = {
+    ANCHOR, NULL, NULL, anchor_gc, NULL, NULL, 0};
+  nl_class_make(L, &offload_class, 0);
+  nl_class_make(L, &bell_class, 0);
   luaL_setfuncs(L, f, 0);
   /* collected when the state closes: then idle threads end (trim_idle) */
-  if (luaL_newmetatable(L, "netlua.resolve.anchor")) {
-    lua_pushcfunction(L, anchor_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_newuserdatauv(L, 1, 0);
-    lua_pushvalue(L, -2);
-    lua_setmetatable(L, -2);
-    lua_setfield(L, -2, "anchor");  /* kept by its own metatable */
-  }
+  nl_class_make(L, &anchor_class, 0);
+  luaL_getmetatable(L, ANCHOR);
+  nl_class_new(L, ANCHOR, 1, 0);
+  lua_setfield(L, -2, "anchor");  /* kept by its own metatable */
   lua_pop(L, 1);
 }
 

@@ -420,10 +420,8 @@ static poller *check_poller(lua_State *L) {
 }
 
 static int l_poller(lua_State *L) {
-  poller *p = (poller *)lua_newuserdatauv(L, sizeof *p, 0);
-  memset(p, 0, sizeof *p);
+  poller *p = (poller *)nl_class_new(L, POLLER, sizeof *p, 0);
   p->epfd = -1;
-  luaL_setmetatable(L, POLLER);
 #ifdef __linux__
   p->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (p->epfd < 0) return nl_pushfail(L, errno, "epoll_create1");
@@ -592,14 +590,15 @@ void nl_open_sched(lua_State *L) {
     {"coop_driver", l_coop_driver}, {"coop_foreign", l_coop_foreign},
     {"coop_task", l_coop_task},
     {"poller", l_poller}, {"wait", l_wait}, {NULL, NULL}};
-  luaL_newmetatable(L, POLLER);
-  lua_pushcfunction(L, m_pclose);
-  lua_setfield(L, -2, "__gc");
-  lua_newtable(L);
-  luaL_setfuncs(L, pm, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const nl_class poller_class = {
+    POLLER, pm, NULL, m_pclose, NULL, NULL, 0};
+  nl_class_make(L, &poller_class, 0);
   luaL_setfuncs(L, f, 0);
   lua_pushlightuserdata(L, (void *)&wait_token);
   lua_setfield(L, -2, "WAIT");
+  /* the events of a wait and of poller:watch, for netlua/sched.lua */
+  lua_pushinteger(L, NL_WAIT_READ);
+  lua_setfield(L, -2, "WAIT_READ");
+  lua_pushinteger(L, NL_WAIT_WRITE);
+  lua_setfield(L, -2, "WAIT_WRITE");
 }

@@ -1,12 +1,16 @@
 /*
- * sock.c - the socket object that TCP and UDP share.
+ * sock.c - the socket object that TCP, UDP and the Telnet session share.
  *
  * Modelled on liolib.c's file handles: one checker that raises "attempt
  * to use a closed socket", __gc and __close bound to the same idempotent
- * close, __tostring showing "(closed)".  Descriptors are always
- * non-blocking, but for a connected stream's: outside a task its reads
- * wait in a blocking recv() under SO_RCVTIMEO (nl_recv_wait), every other
- * call on it passes MSG_DONTWAIT.  All waiting keeps the call's deadline.
+ * close, __tostring showing "(closed)".  A kind of socket object
+ * (nl_sock_kind) starts with an nl_sock and adds fields of its own; the
+ * close, __gc, __tostring, fileno, settimeout and gettimeout here serve
+ * every kind, and call the kind's release for what it added.  Descriptors
+ * are always non-blocking, but for a connected stream's: outside a task
+ * its reads wait in a blocking recv() under SO_RCVTIMEO (nl_recv_wait),
+ * every other call on it passes MSG_DONTWAIT.  All waiting keeps the
+ * call's deadline.  Not here: what a kind's own methods do.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -101,25 +105,16 @@ void nl_sock_blocking(nl_sock *s) {
     s->blocking = 1;
 }
 
-nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
-                     int type) {
-  nl_sock *s = (nl_sock *)lua_newuserdatauv(L, sizeof *s, 1);
+nl_sock *nl_sock_new(lua_State *L, const nl_sock_kind *k, int fd,
+                     int family, int type) {
+  nl_sock *s = (nl_sock *)nl_class_new(L, k->name, k->size, k->nuv);
   s->fd = -1;
   s->family = family;
   s->type = type;
   s->timeout = -1;
   nl_buf_init(&s->st.in);
-  s->st.limit = 0;
   s->st.fill = sock_fill;
-  memset(&s->co, 0, sizeof s->co);
-  memset(&s->wco, 0, sizeof s->wco);
-  s->ai_list = s->ai_cur = NULL;
-  s->blocking = 0;
-  s->rcvtimeo = 0;
-  s->nrecv = s->nsent = 0;
   s->birth = nl_monotime();
-  s->bound = s->anyfamily = 0;
-  luaL_setmetatable(L, tname);
   if (fd >= 0) {
     s->fd = fd;  /* owned from here on, so __gc closes it on error */
     nl_set_nonblock(fd);
@@ -127,7 +122,22 @@ nl_sock *nl_sock_new(lua_State *L, const char *tname, int fd, int family,
   return s;
 }
 
+void nl_sock_move(nl_sock *to, nl_sock *from) {
+  to->fd = from->fd;
+  to->family = from->family;
+  to->timeout = from->timeout;
+  to->blocking = from->blocking;
+  to->rcvtimeo = from->rcvtimeo;
+  nl_buf_free(&to->st.in);
+  to->st.in = from->st.in;  /* the bytes it read already, not copied */
+  nl_buf_init(&from->st.in);
+  from->fd = -1;
+  nl_sock_closefd(from);
+}
+
 nl_sock *nl_sock_raw(lua_State *L, int arg, const char *tname) {
+  /* a method's own object is the hot case: every call checks it */
+  if (arg == 1) return (nl_sock *)nl_class_self(L, tname);
   return (nl_sock *)luaL_checkudata(L, arg, tname);
 }
 
@@ -144,7 +154,8 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
                     const char *who) {
   nl_sock *s = nl_sock_raw(L, arg, tname);
   /* only the side being resumed can answer yes */
-  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
+  if ((s->co.closed || s->wco.closed) &&
+      (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco))) {
     nl_pushfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
@@ -154,7 +165,8 @@ nl_sock *nl_sock_op(lua_State *L, int arg, const char *tname,
 nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
                       const char *who) {
   nl_sock *s = nl_sock_raw(L, arg, tname);
-  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
+  if ((s->co.closed || s->wco.closed) &&
+      (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco))) {
     nl_pushlsfail(L, NL_ABORTED, "%s", who);
     return NULL;
   }
@@ -198,57 +210,78 @@ int nl_sock_send_all(nl_sock *s, const char *p, size_t n,
   return NL_OK;
 }
 
-/* ---- common methods; upvalue 1 is the metatable name ------------------ */
+/* ---- the methods every kind has; upvalue 2 is its nl_sock_kind ------- */
 
-#define TNAME(L) lua_tostring(L, lua_upvalueindex(1))
+#define KIND(L) \
+  ((const nl_sock_kind *)lua_touserdata(L, lua_upvalueindex(2)))
+
+static nl_sock *raw(lua_State *L) {
+  return (nl_sock *)nl_class_self(L, KIND(L)->name);
+}
+
+/* The object at 1, open; raises naming the kind ("telnet session"). */
+static nl_sock *open_obj(lua_State *L) {
+  nl_sock *s = raw(L);
+  if (s->fd < 0) luaL_error(L, "attempt to use a closed %s", KIND(L)->noun);
+  return s;
+}
+
+/* Closes the descriptor, then what the kind keeps beside it. */
+static void close_obj(lua_State *L, nl_sock *s) {
+  const nl_sock_kind *k = KIND(L);
+  nl_sock_closefd(s);
+  if (k->release != NULL) k->release(s);
+}
 
 /* close() and __close: a task waiting on the socket wakes first */
-static int m_close(lua_State *L) {
-  nl_sock *s = nl_sock_raw(L, 1, TNAME(L));
+int nl_sock_close(lua_State *L) {
+  nl_sock *s = raw(L);
   if (s->fd >= 0) {
     nl_coop_closing(L, &s->co, s->fd);  /* wakes readers and writers */
     nl_coop_closing(L, &s->wco, -1);
   }
-  nl_sock_closefd(s);
+  close_obj(L, s);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 /* __gc: nothing can wait on a socket being collected */
 static int m_gc(lua_State *L) {
-  nl_sock_closefd(nl_sock_raw(L, 1, TNAME(L)));
+  close_obj(L, raw(L));
   return 0;
 }
 
 static int m_tostring(lua_State *L) {
-  nl_sock *s = nl_sock_raw(L, 1, TNAME(L));
-  if (s->fd < 0) lua_pushfstring(L, "%s: %p (closed)", TNAME(L), (void *)s);
-  else lua_pushfstring(L, "%s: %p", TNAME(L), (void *)s);
+  const nl_sock_kind *k = KIND(L);
+  nl_sock *s = raw(L);
+  if (s->fd < 0) lua_pushfstring(L, "%s: %p (closed)", k->name, (void *)s);
+  else if (k->label != NULL)
+    lua_pushfstring(L, "%s: %p (%s)", k->name, (void *)s, k->label(s));
+  else lua_pushfstring(L, "%s: %p", k->name, (void *)s);
   return 1;
 }
 
 static int m_fileno(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
-  lua_pushinteger(L, s->fd);
+  lua_pushinteger(L, open_obj(L)->fd);
   return 1;
 }
 
 static int m_settimeout(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  nl_sock *s = open_obj(L);
   s->timeout = nl_opttimeout(L, 2, -1);
   lua_pushinteger(L, 1);  /* LuaSocket returns 1 */
   return 1;
 }
 
 static int m_gettimeout(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  nl_sock *s = open_obj(L);
   if (s->timeout < 0) lua_pushnil(L);
   else lua_pushnumber(L, s->timeout);
   return 1;
 }
 
 static int name_result(lua_State *L, int peer) {
-  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
+  nl_sock *s = open_obj(L);
   nl_addr a;
   int r;
   a.len = sizeof a.ss;
@@ -266,27 +299,36 @@ static int m_getsockname(lua_State *L) { return name_result(L, 0); }
 static int m_getpeername(lua_State *L) { return name_result(L, 1); }
 
 static int m_getfamily(lua_State *L) {
-  nl_sock *s = nl_sock_check(L, 1, TNAME(L));
-  lua_pushstring(L, nl_family_name(s->family));
+  lua_pushstring(L, nl_family_name(open_obj(L)->family));
   return 1;
 }
 
-void nl_sock_methods(lua_State *L, const char *tname, const luaL_Reg *extra) {
-  static const luaL_Reg common[] = {
-    {"close", m_close}, {"fileno", m_fileno}, {"getfd", m_fileno},
+void nl_sock_class(lua_State *L, const nl_sock_kind *k) {
+  static const luaL_Reg base[] = {
+    {"close", nl_sock_close}, {"fileno", m_fileno}, {"getfd", m_fileno},
+    {"settimeout", m_settimeout}, {"gettimeout", m_gettimeout},
+    {NULL, NULL}};
+  static const luaL_Reg addresses[] = {
+    {"close", nl_sock_close}, {"fileno", m_fileno}, {"getfd", m_fileno},
     {"settimeout", m_settimeout}, {"gettimeout", m_gettimeout},
     {"getsockname", m_getsockname}, {"getpeername", m_getpeername},
     {"getfamily", m_getfamily}, {NULL, NULL}};
-  static const luaL_Reg meta[] = {
-    {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring},
-    {NULL, NULL}};
-  luaL_newmetatable(L, tname);
-  lua_pushstring(L, tname);
-  luaL_setfuncs(L, meta, 1);
-  lua_newtable(L);  /* __index */
-  lua_pushstring(L, tname);
-  luaL_setfuncs(L, common, 1);
-  if (extra) luaL_setfuncs(L, extra, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  nl_class c;
+  c.name = k->name;
+  c.methods = k->addresses ? addresses : base;
+  c.more = k->methods;  /* after the shared ones: a kind may replace one */
+  c.gc = m_gc;
+  c.close = k->close != NULL ? k->close : nl_sock_close;
+  c.tostring = m_tostring;
+  c.waits = 1;
+  lua_pushlightuserdata(L, (void *)k);
+  nl_class_make(L, &c, 1);
+  if (k->close != NULL) {  /* the method too, as __close */
+    nl_class_methods(L, k->name);
+    luaL_getmetatable(L, k->name);
+    lua_pushlightuserdata(L, (void *)k);
+    lua_pushcclosure(L, k->close, 2);
+    lua_setfield(L, -2, "close");
+    lua_pop(L, 1);
+  }
 }

@@ -20,6 +20,8 @@
 #define TCP NL_TCP
 #define SERVER NL_TCPSERVER
 
+static const nl_sock_kind tcp_kind, server_kind;  /* at the end */
+
 static int opt_family(lua_State *L, int opts, const char *field) {
   int fam = AF_UNSPEC;
   if (lua_getfield(L, opts, field) != LUA_TNIL) {
@@ -32,20 +34,6 @@ static int opt_family(lua_State *L, int opts, const char *field) {
   }
   lua_pop(L, 1);
   return fam;
-}
-
-static double opt_timeout(lua_State *L, int opts) {
-  double t = -1;
-  if (lua_getfield(L, opts, "timeout") != LUA_TNIL) {
-    if (!lua_isnumber(L, -1))
-      luaL_error(L, "bad option 'timeout' (number expected, got %s)",
-                 luaL_typename(L, -1));
-    t = lua_tonumber(L, -1);
-    if (t != t) luaL_error(L, "bad option 'timeout' (NaN)");
-    if (t < 0) t = -1;
-  }
-  lua_pop(L, 1);
-  return t;
 }
 
 static void check_opts(lua_State *L, int arg) {
@@ -102,7 +90,7 @@ static void check_connect_opts(lua_State *L, connect_opts *o) {
   check_opts(L, 3);
   if (!lua_istable(L, 3)) return;
   o->family = opt_family(L, 3, "family");
-  o->timeout = opt_timeout(L, 3);
+  o->timeout = nl_opttimeout_field(L, 3, -1);
   if (lua_getfield(L, 3, "bind") == LUA_TSTRING) o->bindip = lua_tostring(L, -1);
   else if (!lua_isnil(L, -1)) luaL_error(L, "bad option 'bind' (string expected)");
   lua_pop(L, 1);  /* the string stays alive in the opts table */
@@ -195,7 +183,7 @@ static int tcp_connect(lua_State *L) {
   if (w != NL_OK)
     return nl_pushfail(L, w, "connect %s:%s: name lookup", host, serv);
   if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
-  s = nl_sock_new(L, TCP, -1, AF_UNSPEC, SOCK_STREAM);
+  s = nl_sock_new(L, &tcp_kind, -1, AF_UNSPEC, SOCK_STREAM);
   s->ai_list = s->ai_cur = nl_resolve_take(r);  /* s frees it */
   lua_replace(L, 4);  /* the socket in the lookup's place */
   lua_settop(L, 4);
@@ -234,7 +222,7 @@ static int tcp_listen(lua_State *L) {
   }
   gerr = getaddrinfo(host, serv, &hints, &res);
   if (gerr != 0) return resolve_fail(L, "listen", host, serv, gerr);
-  s = nl_sock_new(L, SERVER, -1, AF_UNSPEC, SOCK_STREAM);
+  s = nl_sock_new(L, &server_kind, -1, AF_UNSPEC, SOCK_STREAM);
   for (ai = res; ai != NULL; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     ai->ai_protocol);
@@ -269,7 +257,7 @@ static int srv_accept(lua_State *L) {
     fd = accept4(srv->fd, (struct sockaddr *)&a.ss, &a.len,
                  SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) {
-      nl_sock *c = nl_sock_new(L, TCP, fd, a.ss.ss_family, SOCK_STREAM);
+      nl_sock *c = nl_sock_new(L, &tcp_kind, fd, a.ss.ss_family, SOCK_STREAM);
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       c->timeout = srv->timeout;
@@ -612,21 +600,28 @@ int nl_tcp_getoption(lua_State *L) {
 }
 
 
+static const luaL_Reg client_methods[] = {
+  {"read", tcp_read}, {"lines", tcp_lines}, {"receive", tcp_receive},
+  {"recv", tcp_recv},
+  {"send", tcp_send}, {"write", tcp_write}, {"shutdown", tcp_shutdown},
+  {"dirty", tcp_dirty}, {"setlimit", tcp_setlimit},
+  {"setoption", nl_tcp_setoption}, {"getoption", nl_tcp_getoption},
+  {NULL, NULL}};
+
+static const luaL_Reg server_methods[] = {
+  {"accept", srv_accept}, {"setoption", nl_tcp_setoption},
+  {"getoption", nl_tcp_getoption}, {NULL, NULL}};
+
+static const nl_sock_kind tcp_kind = {
+  TCP, "socket", sizeof(nl_sock), 1, 1, client_methods, NULL, NULL, NULL};
+static const nl_sock_kind server_kind = {
+  SERVER, "socket", sizeof(nl_sock), 1, 1, server_methods, NULL, NULL, NULL};
+
 void nl_open_tcp(lua_State *L) {
-  static const luaL_Reg client[] = {
-    {"read", tcp_read}, {"lines", tcp_lines}, {"receive", tcp_receive},
-    {"recv", tcp_recv},
-    {"send", tcp_send}, {"write", tcp_write}, {"shutdown", tcp_shutdown},
-    {"dirty", tcp_dirty}, {"setlimit", tcp_setlimit},
-    {"setoption", nl_tcp_setoption}, {"getoption", nl_tcp_getoption},
-    {NULL, NULL}};
-  static const luaL_Reg server[] = {
-    {"accept", srv_accept}, {"setoption", nl_tcp_setoption},
-    {"getoption", nl_tcp_getoption}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"tcp_connect", tcp_connect}, {"tcp_listen", tcp_listen}, {NULL, NULL}};
-  nl_sock_methods(L, TCP, client);
-  nl_sock_methods(L, SERVER, server);
+  nl_sock_class(L, &tcp_kind);
+  nl_sock_class(L, &server_kind);
   nl_tcp_common(L, TCP);
   nl_tcp_common(L, SERVER);
   luaL_setfuncs(L, f, 0);

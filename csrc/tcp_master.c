@@ -67,12 +67,25 @@ static int refamily(lua_State *L, int obj, nl_sock *s, int family) {
   return NL_OK;
 }
 
+static int m_setoption(lua_State *L);
+static int m_bind(lua_State *L);
+static int m_listen(lua_State *L);
+static int m_connect(lua_State *L);
+
+static const luaL_Reg master_methods[] = {
+  {"bind", m_bind}, {"listen", m_listen}, {"connect", m_connect},
+  {"setoption", m_setoption}, {"getoption", nl_tcp_getoption},
+  {NULL, NULL}};
+
+static const nl_sock_kind master_kind = {
+  MASTER, "socket", sizeof(nl_sock), 1, 1, master_methods, NULL, NULL, NULL};
+
 /* tcp.tcp() / tcp.tcp4() / tcp.tcp6() -> master | nil, err, msg, code */
 static int make_master(lua_State *L, int family, int any) {
   nl_sock *s;
   int fd = new_fd(family, 1);  /* tcp6: IPv6 only, as LuaSocket's */
   if (fd < 0) return nl_pushlsfail(L, errno, "socket");
-  s = nl_sock_new(L, MASTER, fd, family, SOCK_STREAM);
+  s = nl_sock_new(L, &master_kind, fd, family, SOCK_STREAM);
   s->anyfamily = any;
   return 1;
 }
@@ -171,8 +184,6 @@ static void become_client(lua_State *L, nl_sock *s, int done) {
     if (!set) setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
 }
-
-static int m_connect(lua_State *L);
 
 /* Tries the addresses kept in s from s->ai_cur on; resumed says we come
  * back from a wait for the connect on s->ai_cur. */
@@ -329,27 +340,21 @@ void nl_tcp_common(lua_State *L, const char *tname) {
   static const luaL_Reg common[] = {
     {"setfd", t_setfd}, {"getstats", t_getstats}, {"setstats", t_setstats},
     {NULL, NULL}};
-  luaL_getmetatable(L, tname);
-  lua_getfield(L, -1, "__index");
+  nl_class_methods(L, tname);
   luaL_setfuncs(L, common, 0);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 }
 
 void nl_open_tcp_master(lua_State *L) {
-  static const luaL_Reg master[] = {
-    {"bind", m_bind}, {"listen", m_listen}, {"connect", m_connect},
-    {"setoption", m_setoption}, {"getoption", nl_tcp_getoption},
-    {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"tcp_new", tcp_new}, {"tcp_new4", tcp_new4}, {"tcp_new6", tcp_new6},
     {NULL, NULL}};
-  nl_sock_methods(L, MASTER, master);
+  nl_sock_class(L, &master_kind);
   nl_tcp_common(L, MASTER);
   /* a client answers a second connect (LuaSocket's non-blocking use) */
-  luaL_getmetatable(L, NL_TCP);
-  lua_getfield(L, -1, "__index");
+  nl_class_methods(L, NL_TCP);
   lua_pushcfunction(L, m_connect);
   lua_setfield(L, -2, "connect");
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   luaL_setfuncs(L, f, 0);
 }

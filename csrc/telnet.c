@@ -2,10 +2,12 @@
  * telnet.c - the Telnet session (`netlua.telnet`) and the bare engine
  * object (`netlua.telnet_engine`) for Lua.
  *
- * A session owns a connected TCP descriptor and one telnet_engine.c
- * engine.  Received bytes are decoded in place at the tail of ONE buffer,
- * so reads, read_until and expect only ever look at new bytes (plus a
- * bounded window for Lua patterns): linear time, bounded by max_buffer.
+ * A session is a socket object (it starts with the nl_sock whose close,
+ * __gc, __tostring, fileno and settimeout sock.c gives every kind) that
+ * owns one telnet_engine.c engine.  Received bytes are decoded in place
+ * at the tail of ONE buffer (the socket's read buffer), so reads,
+ * read_until and expect only ever look at new bytes (plus a bounded
+ * window for Lua patterns): linear time, bounded by max_buffer.
  * Replies the engine produces are sent right after each received chunk.
  * The negotiation callback (telnetlib's set_option_negotiation_callback)
  * runs after the engine has returned, never from inside it.
@@ -28,6 +30,12 @@
 #define ENGINE "netlua.telnet_engine"
 #define TCP "netlua.tcp"
 
+static const nl_sock_kind telnet_kind;  /* at the end, with the methods */
+
+/* what interact writes when the peer closes (telnetlib's words; also
+ * core.TELNET_BYE, for interact's version that runs in a task) */
+#define BYE "*** Connection closed by remote host ***\n"
+
 #define CHUNK 131072   /* the largest recv() */
 #define RECV_MIN 256   /* the first recv(): what a prompt or a reply needs */
 #define DEFAULT_MAX_BUFFER (16u << 20)
@@ -35,7 +43,12 @@
 #define SBQ_MAX (1u << 20)
 
 typedef struct tsession {
-  int fd;              /* -1 once closed */
+  nl_sock sock;        /* first: the socket it is, whose descriptor,
+                        * timeout, waits (co: the read in progress, wco:
+                        * the write; one reader and one writer task may
+                        * wait at once), close, __gc, __tostring, fileno
+                        * and settimeout it shares; its read buffer
+                        * (IN) holds the decoded data not yet read */
   int eof;             /* the peer closed its side */
   int debug;           /* telnetlib's debuglevel */
   int has_cb;          /* a negotiation callback is set */
@@ -43,23 +56,19 @@ typedef struct tsession {
   int secret;          /* mask the next debug "send" line */
   int wrote;           /* we just wrote: the answer cannot be there yet */
   int has_log;         /* a session log function is set (uservalue 2) */
-  double rcvtimeo;     /* SO_RCVTIMEO now set (nl_rcvtimeo), 0 = none */
   size_t rsize;        /* next recv() size: doubles while recv()s come back
                         * full (bulk data), halves when they do not, so an
                         * idle session's buffer stays small (see fill) */
-  double timeout;      /* seconds, < 0 blocks */
   size_t max_buffer, max_match;
-  nl_buf in;           /* decoded data not yet read */
   nl_buf out;          /* engine replies not yet sent */
   nl_buf sbq;          /* last subnegotiation (option byte first) */
   nl_buf evq;          /* (cmd, opt) pairs for the callback */
   lua_State *L;        /* the state of the running method (callbacks) */
-  nl_coop co;          /* the blocking read in progress (netlua.run) */
-  nl_coop wco;         /* the blocking write: one reader and one writer
-                        * task may wait on a session at once */
   char name[80];       /* "host:port" for messages */
   tn_engine eng;
 } tsession;
+
+#define IN(s) (&(s)->sock.st.in)  /* decoded data not yet read */
 
 /* ---- engine callbacks (no Lua in here) ------------------------------- */
 
@@ -156,11 +165,12 @@ static void s_event(void *ud, const tn_event *ev) {
 /* ---- checking and options -------------------------------------------- */
 
 static tsession *raw_session(lua_State *L, int arg) {
+  if (arg == 1) return (tsession *)nl_class_self(L, SESSION);
   return (tsession *)luaL_checkudata(L, arg, SESSION);
 }
 
 static tsession *open_session(lua_State *L, tsession *s) {
-  if (s->fd < 0) luaL_error(L, "attempt to use a closed telnet session");
+  if (s->sock.fd < 0) luaL_error(L, "attempt to use a closed telnet session");
   s->L = L;
   return s;
 }
@@ -187,7 +197,7 @@ static tsession *check_reader(lua_State *L, int arg, const char *who) {
 static tsession *session_op(lua_State *L, const char *who, int reading) {
   tsession *s = raw_session(L, 1);
   /* only the side being resumed can answer yes */
-  if (nl_coop_closed(L, &s->co) || nl_coop_closed(L, &s->wco)) {
+  if (nl_coop_closed(L, &s->sock.co) || nl_coop_closed(L, &s->sock.wco)) {
     nl_pushfail(L, NL_ABORTED, "%s %s", who, s->name);
     return NULL;
   }
@@ -315,7 +325,7 @@ static int check_opt_number(lua_State *L, int arg) {
  * or the write (wco) in progress. */
 static int flush_out(tsession *s, nl_coop *c, const nl_deadline *d) {
   while (s->out.len > 0) {
-    ssize_t k = send(s->fd, nl_buf_head(&s->out), s->out.len,
+    ssize_t k = send(s->sock.fd, nl_buf_head(&s->out), s->out.len,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k >= 0) {
       nl_buf_consume(&s->out, (size_t)k);
@@ -325,7 +335,7 @@ static int flush_out(tsession *s, nl_coop *c, const nl_deadline *d) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = nl_coop_wait(c, s->fd, NL_WAIT_WRITE, d);
+      int r = nl_coop_wait(c, s->sock.fd, NL_WAIT_WRITE, d);
       if (r != NL_OK) return r;
       continue;
     }
@@ -356,9 +366,10 @@ static void run_callbacks(tsession *s) {
   if (err) lua_error(L);
 }
 
-/* Hands data bytes to the session log (telnet.lua's set_log): dir 0 read,
- * 1 written, 2 written secret.  Best effort, as a log should be: an error
- * in it must not break the session, so it is dropped. */
+/* Hands data bytes to the session log (cli.lua's set_log): dir is one of
+ * these (core.TELNET_LOG).  Best effort, as a log should be: an error in
+ * it must not break the session, so it is dropped. */
+enum { LOG_READ, LOG_WRITTEN, LOG_SECRET };
 static void log_data(tsession *s, const char *p, size_t n, int dir) {
   lua_State *L = s->L;
   if (!s->has_log || n == 0) return;
@@ -377,14 +388,14 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
   size_t n = 0;
   int r, fresh;
   if (s->eof) return NL_CLOSED;
-  p = nl_buf_reserve(&s->in, s->rsize);
+  p = nl_buf_reserve(IN(s), s->rsize);
   if (p == NULL) return ENOMEM;
   /* after a write a task waits first: the answer cannot be there yet;
    * cleared before the wait, which may pend and restart the read */
   fresh = s->wrote && !nowait;
   if (!nowait) s->wrote = 0;
-  r = nl_recv_wait(s->fd, &s->co, &s->rcvtimeo, nowait ? &now : d, fresh, p,
-                   s->rsize, &n);
+  r = nl_recv_wait(s->sock.fd, &s->sock.co, &s->sock.rcvtimeo,
+                   nowait ? &now : d, fresh, p, s->rsize, &n);
   if (r == NL_CLOSED || r == ECONNRESET) {
     s->eof = 1;
     return NL_CLOSED;
@@ -394,32 +405,33 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
   if (n == s->rsize && s->rsize < CHUNK) s->rsize *= 2;
   else if (n < s->rsize / 4 && s->rsize > RECV_MIN) s->rsize /= 2;
   n = tn_recv(&s->eng, (unsigned char *)p, n);
-  nl_buf_commit(&s->in, n);
-  log_data(s, p, n, 0);
+  nl_buf_commit(IN(s), n);
+  log_data(s, p, n, LOG_READ);
   run_callbacks(s);
   /* answers to the peer; a pend leaves the rest queued for later */
-  r = flush_out(s, &s->co, d);
+  r = flush_out(s, &s->sock.co, d);
   if (r != NL_OK && r != NL_TIMEOUT) return r;
-  return nl_coop_share(&s->co);  /* a long read of ready data takes turns */
+  /* a long read of ready data takes turns */
+  return nl_coop_share(&s->sock.co);
 }
 
 /* Fills until new data bytes arrive (commands alone do not count). */
 static int fill_data(tsession *s, const nl_deadline *d, int nowait) {
-  size_t before = s->in.len;
+  size_t before = IN(s)->len;
   for (;;) {
     int r = fill(s, d, nowait);
-    if (r != NL_OK || s->in.len > before) return r;
+    if (r != NL_OK || IN(s)->len > before) return r;
   }
 }
 
 static int over_limit(const tsession *s) {
-  return s->in.len >= s->max_buffer;
+  return IN(s)->len >= s->max_buffer;
 }
 
 /* Pushes n buffered bytes and consumes them. */
 static void take(lua_State *L, tsession *s, size_t n) {
-  lua_pushlstring(L, nl_buf_head(&s->in), n);
-  nl_buf_consume(&s->in, n);
+  lua_pushlstring(L, nl_buf_head(IN(s)), n);
+  nl_buf_consume(IN(s), n);
 }
 
 static int push_limit(lua_State *L, tsession *s, const char *who) {
@@ -430,8 +442,8 @@ static int push_limit(lua_State *L, tsession *s, const char *who) {
 /* What read_some returns when it stops early: the data so far plus why,
  * or nil, msg, "closed" when there is nothing at EOF. */
 static int so_far(lua_State *L, tsession *s, int r, const char *who) {
-  if (r == NL_TIMEOUT || (r == NL_CLOSED && s->in.len > 0)) {
-    take(L, s, s->in.len);
+  if (r == NL_TIMEOUT || (r == NL_CLOSED && IN(s)->len > 0)) {
+    take(L, s, IN(s)->len);
     lua_pushstring(L, nl_code(r));
     return 2;
   }
@@ -448,15 +460,15 @@ static int missed(lua_State *L, tsession *s, int r, const char *who) {
   else
     nl_pushfail(L, r, "%s %s", who, s->name);
   if (r != NL_TIMEOUT && r != NL_CLOSED) return 3;
-  take(L, s, s->in.len);
+  take(L, s, IN(s)->len);
   return 4;
 }
 
 /* Whatever is buffered, or nil, msg, "closed" at EOF with nothing. */
 static int buffered(lua_State *L, tsession *s, const char *who) {
-  if (s->in.len == 0 && s->eof)
+  if (IN(s)->len == 0 && s->eof)
     return nl_pushfail(L, NL_CLOSED, "%s %s", who, s->name);
-  take(L, s, s->in.len);
+  take(L, s, IN(s)->len);
   return 1;
 }
 
@@ -472,21 +484,21 @@ static int t_read_until(lua_State *L) {
   nl_deadline d;
   if (s == NULL) return 3;
   want = luaL_checklstring(L, 2, &m);
-  scanned = &s->co.progress;  /* kept across a wait */
-  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 3, s->timeout), &d);
+  scanned = &s->sock.co.progress;  /* kept across a wait */
+  nl_coop_begin(L, &s->sock.co, NULL, nl_opttimeout(L, 3, s->sock.timeout), &d);
   for (;;) {
-    const char *h = nl_buf_head(&s->in), *hit;
+    const char *h = nl_buf_head(IN(s)), *hit;
     size_t from = *scanned >= m ? *scanned - m + 1 : 0;
     int r;
-    if (s->in.len >= m &&
-        (hit = memmem(h + from, s->in.len - from, want, m)) != NULL) {
+    if (IN(s)->len >= m &&
+        (hit = memmem(h + from, IN(s)->len - from, want, m)) != NULL) {
       take(L, s, (size_t)(hit - h) + m);
       return 1;
     }
-    *scanned = s->in.len;
+    *scanned = IN(s)->len;
     if (over_limit(s)) return push_limit(L, s, "read_until");
     r = fill_data(s, &d, 0);
-    if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.co);
     if (r != NL_OK) return missed(L, s, r, "read_until");
   }
 }
@@ -498,15 +510,15 @@ static int t_read_all(lua_State *L) {
   nl_deadline d;
   int r;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 2, s->timeout), &d);
+  nl_coop_begin(L, &s->sock.co, NULL, nl_opttimeout(L, 2, s->sock.timeout), &d);
   for (;;) {
     if (over_limit(s)) return push_limit(L, s, "read_all");
     r = fill(s, &d, 0);
     if (r != NL_OK) break;
   }
-  if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
-  if (r == NL_CLOSED && s->in.len > 0) {
-    take(L, s, s->in.len);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.co);
+  if (r == NL_CLOSED && IN(s)->len > 0) {
+    take(L, s, IN(s)->len);
     return 1;
   }
   if (r == NL_CLOSED) return nl_pushfail(L, r, "read_all %s", s->name);
@@ -518,13 +530,13 @@ static int t_read_some(lua_State *L) {
   tsession *s = session_op(L, "read_some", 1);
   nl_deadline d;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 2, s->timeout), &d);
-  if (s->in.len == 0) {
+  nl_coop_begin(L, &s->sock.co, NULL, nl_opttimeout(L, 2, s->sock.timeout), &d);
+  if (IN(s)->len == 0) {
     int r = fill_data(s, &d, 0);
-    if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
-    if (r != NL_OK && s->in.len == 0) return so_far(L, s, r, "read_some");
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.co);
+    if (r != NL_OK && IN(s)->len == 0) return so_far(L, s, r, "read_some");
   }
-  take(L, s, s->in.len);
+  take(L, s, IN(s)->len);
   return 1;
 }
 
@@ -534,10 +546,10 @@ static int t_read_very_eager(lua_State *L) {
   nl_deadline d;
   int r = NL_OK;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
+  nl_coop_begin(L, &s->sock.co, NULL, s->sock.timeout, &d);
   while (!over_limit(s) && (r = fill(s, &d, 1)) == NL_OK) {}
-  if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
-  if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED && s->in.len == 0)
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.co);
+  if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED && IN(s)->len == 0)
     return nl_pushfail(L, r, "read_very_eager %s", s->name);
   return buffered(L, s, "read_very_eager");
 }
@@ -547,10 +559,10 @@ static int t_read_eager(lua_State *L) {
   tsession *s = session_op(L, "read_eager", 1);
   nl_deadline d;
   if (s == NULL) return 3;
-  nl_coop_begin(L, &s->co, NULL, s->timeout, &d);
-  if (s->in.len == 0) {
+  nl_coop_begin(L, &s->sock.co, NULL, s->sock.timeout, &d);
+  if (IN(s)->len == 0) {
     int r = fill_data(s, &d, 1);
-    if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
+    if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.co);
     if (r != NL_OK && r != NL_TIMEOUT && r != NL_CLOSED)
       return nl_pushfail(L, r, "read_eager %s", s->name);
   }
@@ -584,7 +596,7 @@ static int t_read_sb_data(lua_State *L) {
  * (index, text, captures...) or 0. */
 static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
                        int i, size_t *done) {
-  size_t plen, from, to, len = s->in.len;
+  size_t plen, from, to, len = IN(s)->len;
   const char *pat = lua_tolstring(L, pidx, &plen);
   int anchored = plen > 0 && pat[0] == '^', top, nres;
   if (anchored) {  /* an anchored match must end within max_match */
@@ -599,7 +611,7 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
   *done = to;
   top = lua_gettop(L);
   lua_pushvalue(L, find);
-  lua_pushlstring(L, nl_buf_head(&s->in) + from, to - from);
+  lua_pushlstring(L, nl_buf_head(IN(s)) + from, to - from);
   lua_pushvalue(L, pidx);
   lua_call(L, 2, LUA_MULTRET);
   nres = lua_gettop(L) - top;
@@ -631,8 +643,8 @@ static int t_expect(lua_State *L) {
   if (s == NULL) return 3;
   find = lua_upvalueindex(1);
   pats = 3;
-  if (nl_coop_resumes(L, &s->co)) {  /* after a wait: patterns, progress */
-    nl_coop_begin(L, &s->co, NULL, 0, &d);  /* kept above slot 2: back */
+  if (nl_coop_resumes(L, &s->sock.co)) {  /* after a wait: patterns, progress */
+    nl_coop_begin(L, &s->sock.co, NULL, 0, &d);  /* kept above slot 2: back */
     n = lua_gettop(L) - pats;
     done = (size_t *)lua_touserdata(L, pats + n);
     goto search;
@@ -644,7 +656,7 @@ static int t_expect(lua_State *L) {
     lua_replace(L, 2);
   }
   luaL_checktype(L, 2, LUA_TTABLE);
-  nl_coop_begin(L, &s->co, NULL, nl_opttimeout(L, 3, s->timeout), &d);
+  nl_coop_begin(L, &s->sock.co, NULL, nl_opttimeout(L, 3, s->sock.timeout), &d);
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
   luaL_argcheck(L, n > 0, 2, "no patterns");
@@ -668,7 +680,7 @@ search:
       }
       if (over_limit(s)) return push_limit(L, s, "expect");
       r = fill_data(s, &d, 0);
-      if (r == NL_PENDING) return nl_coop_pend(L, &s->co);
+      if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.co);
       if (r != NL_OK) return missed(L, s, r, "expect");
     }
   }
@@ -701,19 +713,19 @@ static int t_write(lua_State *L) {
   p = luaL_checklstring(L, 2, &n);
   /* the escaped bytes join the engine's replies in s->out, in order; a
    * write restarted after a wait only has to flush what is left */
-  if (!nl_coop_begin(L, &s->wco, NULL, s->timeout, &d)) {
+  if (!nl_coop_begin(L, &s->sock.wco, NULL, s->sock.timeout, &d)) {
     if (s->debug) {
       if (secret) dbg_line(s->name, "send '****'");
       else dbg_data(s, "send", p, n);
     }
-    log_data(s, p, n, secret ? 2 : 1);
+    log_data(s, p, n, secret ? LOG_SECRET : LOG_WRITTEN);
     if (n > ((size_t)-1) / 2 || (room = nl_buf_reserve(&s->out, 2 * n)) == NULL)
       return nl_pushfail(L, ENOMEM, "write %s", s->name);
     nl_buf_commit(&s->out, tn_escape(&s->eng, (const unsigned char *)p, n,
                                      (unsigned char *)room));
   }
-  r = flush_out(s, &s->wco, &d);
-  if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
+  r = flush_out(s, &s->sock.wco, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.wco);
   if (s->out.cap > 4 * CHUNK && s->out.len == 0) nl_buf_free(&s->out);
   s->wrote = 1;
   if (r != NL_OK) return nl_pushfail(L, r, "write %s", s->name);
@@ -731,11 +743,11 @@ static int t_sendall(lua_State *L) {
   int r;
   if (s == NULL) return 3;
   p = luaL_checklstring(L, 2, &n);
-  if (!nl_coop_begin(L, &s->wco, NULL, s->timeout, &d) &&
+  if (!nl_coop_begin(L, &s->sock.wco, NULL, s->sock.timeout, &d) &&
       nl_buf_append(&s->out, p, n) != NL_OK)
     return nl_pushfail(L, ENOMEM, "sendall %s", s->name);
-  r = flush_out(s, &s->wco, &d);
-  if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
+  r = flush_out(s, &s->sock.wco, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.wco);
   if (r != NL_OK) return nl_pushfail(L, r, "sendall %s", s->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -770,11 +782,12 @@ static int t_request(lua_State *L) {
   nl_deadline d;
   int sent, r;
   if (s == NULL) return 3;
-  if (!nl_coop_begin(L, &s->wco, NULL, s->timeout, &d))
-    s->wco.progress = (size_t)do_request(L, &s->eng, 2);  /* kept in a wait */
-  sent = (int)s->wco.progress;
-  r = flush_out(s, &s->wco, &d);
-  if (r == NL_PENDING) return nl_coop_pend(L, &s->wco);
+  if (!nl_coop_begin(L, &s->sock.wco, NULL, s->sock.timeout, &d))
+    /* kept in a wait */
+    s->sock.wco.progress = (size_t)do_request(L, &s->eng, 2);
+  sent = (int)s->sock.wco.progress;
+  r = flush_out(s, &s->sock.wco, &d);
+  if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.wco);
   if (r != NL_OK) return nl_pushfail(L, r, "request %s", s->name);
   lua_pushboolean(L, sent);
   return 1;
@@ -793,9 +806,9 @@ static int t_set_window(lua_State *L) {
   luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
   tn_accept(&s->eng, TN_US, TN_NAWS, 1);
   tn_set_window(&s->eng, (int)c, (int)r);
-  nl_coop_begin(L, &s->wco, NULL, s->timeout, &d);
-  e = flush_out(s, &s->wco, &d);
-  if (e == NL_PENDING) return nl_coop_pend(L, &s->wco);
+  nl_coop_begin(L, &s->sock.wco, NULL, s->sock.timeout, &d);
+  e = flush_out(s, &s->sock.wco, &d);
+  if (e == NL_PENDING) return nl_coop_pend(L, &s->sock.wco);
   if (e != NL_OK) return nl_pushfail(L, e, "set_window %s", s->name);
   lua_pushboolean(L, tn_state(&s->eng, TN_US, TN_NAWS) == TN_YES);
   return 1;
@@ -849,15 +862,9 @@ static int t_name(lua_State *L) {
  * scripts sizing a fleet). */
 static int t_memory(lua_State *L) {
   tsession *s = raw_session(L, 1);
-  size_t n = sizeof *s + s->in.cap + s->out.cap + s->sbq.cap + s->evq.cap +
+  size_t n = sizeof *s + IN(s)->cap + s->out.cap + s->sbq.cap + s->evq.cap +
              s->eng.sb_cap + s->eng.ttype_len + s->eng.env_len;
   lua_pushinteger(L, (lua_Integer)n);
-  return 1;
-}
-
-static int t_fileno(lua_State *L) {
-  tsession *s = check_session(L, 1);
-  lua_pushinteger(L, s->fd);
   return 1;
 }
 
@@ -867,62 +874,32 @@ static int t_get_socket(lua_State *L) {
   return 1;
 }
 
-static int t_settimeout(lua_State *L) {
-  tsession *s = check_session(L, 1);
-  s->timeout = nl_opttimeout(L, 2, -1);
-  lua_pushinteger(L, 1);
-  return 1;
-}
-
-static int t_gettimeout(lua_State *L) {
-  tsession *s = check_session(L, 1);
-  if (s->timeout < 0) lua_pushnil(L);
-  else lua_pushnumber(L, s->timeout);
-  return 1;
-}
-
 static int t_eof(lua_State *L) {
   tsession *s = check_session(L, 1);
-  lua_pushboolean(L, s->eof && s->in.len == 0);
+  lua_pushboolean(L, s->eof && IN(s)->len == 0);
   return 1;
 }
 
-static void free_session(tsession *s) {
-  if (s->fd >= 0) {
-    close(s->fd);
-    s->fd = -1;
-  }
-  nl_buf_free(&s->in);
+/* What close and __gc (sock.c) free once the descriptor is closed. */
+static void telnet_release(nl_sock *sock) {
+  tsession *s = (tsession *)sock;
   nl_buf_free(&s->out);
   nl_buf_free(&s->sbq);
   nl_buf_free(&s->evq);
   tn_free(&s->eng);
 }
 
-/* close() and __close: a task waiting on the session wakes first */
+/* __tostring shows the peer: netlua.telnet: 0x... (10.0.0.1:23) */
+static const char *telnet_label(const nl_sock *sock) {
+  return ((const tsession *)sock)->name;
+}
+
+/* close() and __close: sock.c's, but never from inside the callback,
+ * which runs in the middle of a read */
 static int t_close(lua_State *L) {
-  tsession *s = raw_session(L, 1);
-  if (s->in_cb) return luaL_error(L, "close: not from inside the callback");
-  if (s->fd >= 0) {
-    nl_coop_closing(L, &s->co, s->fd);  /* wakes readers and writers */
-    nl_coop_closing(L, &s->wco, -1);
-  }
-  free_session(s);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* __gc: nothing can wait on a session being collected */
-static int t_gc(lua_State *L) {
-  free_session(raw_session(L, 1));
-  return 0;
-}
-
-static int t_tostring(lua_State *L) {
-  tsession *s = raw_session(L, 1);
-  if (s->fd < 0) lua_pushfstring(L, SESSION ": %p (closed)", (void *)s);
-  else lua_pushfstring(L, SESSION ": %p (%s)", (void *)s, s->name);
-  return 1;
+  if (raw_session(L, 1)->in_cb)
+    return luaL_error(L, "close: not from inside the callback");
+  return nl_sock_close(L);
 }
 
 /* ---- interact: stdin <-> session -------------------------------------- */
@@ -992,21 +969,20 @@ static int t_interact(lua_State *L) {
   luaL_argcheck(L, in >= 0, 2, "descriptor expected");
   luaL_argcheck(L, out >= 0, 3, "descriptor expected");
   /* a bridge that blocks: no earlier method may be restarted from here */
-  nl_coop_end(&s->co);
-  nl_coop_end(&s->wco);
+  nl_coop_end(&s->sock.co);
+  nl_coop_end(&s->sock.wco);
   for (;;) {
     int ready, r;
-    if (s->in.len > 0) {
-      r = write_fd(out, nl_buf_head(&s->in), s->in.len);
-      nl_buf_consume(&s->in, s->in.len);
+    if (IN(s)->len > 0) {
+      r = write_fd(out, nl_buf_head(IN(s)), IN(s)->len);
+      nl_buf_consume(IN(s), IN(s)->len);
       if (r != NL_OK) return nl_pushfail(L, r, "interact: output");
     }
     if (s->eof) {
-      static const char bye[] = "*** Connection closed by remote host ***\n";
-      write_fd(out, bye, sizeof bye - 1);
+      write_fd(out, BYE, sizeof BYE - 1);
       break;
     }
-    ready = wait_two(s->fd, in);
+    ready = wait_two(s->sock.fd, in);
     if (ready < 0) return nl_pushfail(L, errno, "interact");
     if (ready & 1) {
       while ((r = fill(s, &none, 1)) == NL_OK && !over_limit(s)) {}
@@ -1035,31 +1011,24 @@ static int t_interact(lua_State *L) {
  * descriptor: the TCP object is closed afterwards. */
 static int t_wrap(lua_State *L) {
   nl_sock *sock = nl_sock_check(L, 1, TCP);
+  double timeout = sock->timeout;
   tsession *s;
   nl_addr a;
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  s = (tsession *)lua_newuserdatauv(L, sizeof *s, 2);  /* callback, log */
-  memset(s, 0, sizeof *s);
-  s->fd = -1;
-  nl_buf_init(&s->in);
+  s = (tsession *)nl_sock_new(L, &telnet_kind, -1, sock->family,
+                              SOCK_STREAM);
   nl_buf_init(&s->out);
   nl_buf_init(&s->sbq);
   nl_buf_init(&s->evq);
-  s->timeout = sock->timeout;
   s->max_buffer = DEFAULT_MAX_BUFFER;
   s->max_match = DEFAULT_MAX_MATCH;
   s->rsize = RECV_MIN;
-  luaL_setmetatable(L, SESSION);
   tn_init(&s->eng, s_send, s_event, s);
   if (lua_istable(L, 2)) {
     engine_opts(L, 2, &s->eng);
     s->max_buffer = opt_size(L, 2, "max_buffer", s->max_buffer);
     s->max_match = opt_size(L, 2, "max_match", s->max_match);
-    if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
-      double t = luaL_checknumber(L, -1);
-      s->timeout = t != t || t < 0 ? -1 : t;
-    }
-    lua_pop(L, 1);
+    timeout = nl_opttimeout_field(L, 2, timeout);
     switch (lua_getfield(L, 2, "debug")) {
       case LUA_TNIL: break;
       case LUA_TBOOLEAN: s->debug = lua_toboolean(L, -1); break;
@@ -1076,17 +1045,14 @@ static int t_wrap(lua_State *L) {
   /* blocking, as tcp.connect leaves it: see nl_recv_wait; every other
    * send and recv here says MSG_DONTWAIT */
   if (!sock->blocking) nl_sock_blocking(sock);
-  s->rcvtimeo = sock->rcvtimeo;
-  s->fd = sock->fd;  /* the session owns it now */
-  sock->fd = -1;
-  if (sock->st.in.len > 0)  /* bytes the TCP object read already */
-    nl_buf_append(&s->in, nl_buf_head(&sock->st.in), sock->st.in.len);
-  nl_sock_closefd(sock);
+  /* the session is the socket now, with the bytes it read already */
+  nl_sock_move(&s->sock, sock);
+  s->sock.timeout = timeout;
   s->L = L;
-  if (s->in.len > 0) {
-    size_t n = tn_recv(&s->eng, (unsigned char *)nl_buf_head(&s->in),
-                       s->in.len);
-    s->in.len = n;
+  if (IN(s)->len > 0) {
+    size_t n = tn_recv(&s->eng, (unsigned char *)nl_buf_head(IN(s)),
+                       IN(s)->len);
+    IN(s)->len = n;
   }
   return 1;
 }
@@ -1172,11 +1138,9 @@ static void push_events(lua_State *L, tengine *e) {
 static int e_new(lua_State *L) {
   tengine *e;
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
-  e = (tengine *)lua_newuserdatauv(L, sizeof *e, 0);
-  memset(e, 0, sizeof *e);
+  e = (tengine *)nl_class_new(L, ENGINE, sizeof *e, 0);
   nl_buf_init(&e->replies);
   nl_buf_init(&e->events);
-  luaL_setmetatable(L, ENGINE);
   tn_init(&e->eng, e_send, e_event, e);
   engine_opts(L, 1, &e->eng);
   if (lua_istable(L, 1)) {
@@ -1261,55 +1225,86 @@ static int e_tostring(lua_State *L) {
   return 1;
 }
 
+/* The protocol's numbers as the engine knows them, for telnet.lua's
+ * telnetlib constants: core.TELNET_CMDS (IAC = 255, ...) and
+ * core.TELNET_OPTS (TTYPE = 24, NEW_ENVIRON = 39, ...); the session log's
+ * directions, core.TELNET_LOG; interact's last line, core.TELNET_BYE. */
+static void push_constants(lua_State *L) {
+  int i;
+  lua_newtable(L);
+  for (i = 0; i < 256; i++) {
+    const char *n = tn_cmd_name(i);
+    if (n == NULL) continue;
+    lua_pushinteger(L, i);
+    lua_setfield(L, -2, n);
+  }
+  lua_setfield(L, -2, "TELNET_CMDS");
+  lua_newtable(L);
+  for (i = 0; i < 256; i++) {
+    const char *n = tn_opt_name(i);
+    char key[32];
+    size_t k;
+    if (n == NULL) continue;
+    for (k = 0; n[k] != '\0' && k < sizeof key - 1; k++)
+      key[k] = n[k] == '-' ? '_' : n[k];  /* NEW-ENVIRON: NEW_ENVIRON */
+    key[k] = '\0';
+    lua_pushinteger(L, i);
+    lua_setfield(L, -2, key);
+  }
+  lua_setfield(L, -2, "TELNET_OPTS");
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, LOG_READ);
+  lua_setfield(L, -2, "read");
+  lua_pushinteger(L, LOG_WRITTEN);
+  lua_setfield(L, -2, "written");
+  lua_pushinteger(L, LOG_SECRET);
+  lua_setfield(L, -2, "secret");
+  lua_setfield(L, -2, "TELNET_LOG");
+  lua_pushliteral(L, BYE);
+  lua_setfield(L, -2, "TELNET_BYE");
+}
+
+static const luaL_Reg session_methods[] = {
+  {"read_until", t_read_until}, {"read_all", t_read_all},
+  {"read_some", t_read_some}, {"read_very_eager", t_read_very_eager},
+  {"read_eager", t_read_eager}, {"read_lazy", t_read_lazy},
+  {"read_very_lazy", t_read_very_lazy}, {"read_sb_data", t_read_sb_data},
+  {"expect", NULL}, {"write", t_write}, {"sendall", t_sendall},
+  {"option", t_option}, {"request", t_request},
+  {"set_window", t_set_window},
+  {"set_option_negotiation_callback", t_set_callback},
+  {"_set_log", t_set_log},
+  {"set_debuglevel", t_set_debuglevel},
+  {"get_debuglevel", t_get_debuglevel}, {"_name", t_name},
+  {"_memory", t_memory}, {"get_socket", t_get_socket},
+  {"eof", t_eof}, {"interact", t_interact}, {NULL, NULL}};
+
+/* user values: 1 the negotiation callback, 2 the session log */
+static const nl_sock_kind telnet_kind = {
+  SESSION, "telnet session", sizeof(tsession), 2, 0, session_methods,
+  t_close, telnet_release, telnet_label};
+
 void nl_open_telnet(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"read_until", t_read_until}, {"read_all", t_read_all},
-    {"read_some", t_read_some}, {"read_very_eager", t_read_very_eager},
-    {"read_eager", t_read_eager}, {"read_lazy", t_read_lazy},
-    {"read_very_lazy", t_read_very_lazy}, {"read_sb_data", t_read_sb_data},
-    {"expect", NULL}, {"write", t_write}, {"sendall", t_sendall},
-    {"option", t_option}, {"request", t_request},
-    {"set_window", t_set_window},
-    {"set_option_negotiation_callback", t_set_callback},
-    {"_set_log", t_set_log},
-    {"set_debuglevel", t_set_debuglevel},
-    {"get_debuglevel", t_get_debuglevel}, {"_name", t_name},
-    {"_memory", t_memory},
-    {"fileno", t_fileno}, {"getfd", t_fileno}, {"get_socket", t_get_socket},
-    {"settimeout", t_settimeout}, {"gettimeout", t_gettimeout},
-    {"eof", t_eof}, {"interact", t_interact}, {"close", t_close},
-    {NULL, NULL}};
   static const luaL_Reg emethods[] = {
     {"feed", e_feed}, {"escape", e_escape}, {"request", e_request},
     {"set_window", e_set_window}, {"option", e_option}, {NULL, NULL}};
+  static const nl_class engine_class = {
+    ENGINE, emethods, NULL, e_gc, NULL, e_tostring, 0};
   static const luaL_Reg f[] = {
     {"telnet_wrap", t_wrap}, {"telnet_engine", e_new},
     {"fd_read", l_fd_read}, {"fd_write", l_fd_write}, {NULL, NULL}};
-  luaL_newmetatable(L, SESSION);
-  luaL_newlib(L, methods);
+  nl_sock_class(L, &telnet_kind);
   /* expect calls string.find, captured now (a script may replace the
    * global later; the session keeps working) */
+  nl_class_methods(L, SESSION);
   lua_getglobal(L, "string");
   if (lua_istable(L, -1)) lua_getfield(L, -1, "find");
   else lua_pushnil(L);
   lua_remove(L, -2);
   lua_pushcclosure(L, t_expect, 1);
   lua_setfield(L, -2, "expect");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, t_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, t_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, t_tostring);
-  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  luaL_newmetatable(L, ENGINE);
-  luaL_newlib(L, emethods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, e_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, e_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  nl_class_make(L, &engine_class, 0);
   luaL_setfuncs(L, f, 0);
+  push_constants(L);
 }

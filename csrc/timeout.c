@@ -4,7 +4,9 @@
  * Every call that can block computes one deadline when it starts and asks
  * here how long it may still wait, so a timeout covers the whole call and
  * not each system call.  nl_wait() is the only place netlua sleeps on a
- * descriptor; keep it that way so a scheduler can take it over.
+ * descriptor; keep it that way so a scheduler can take it over.  Also
+ * here: the one rule by which a timeout argument or option is read
+ * (nl_opttimeout, nl_opttimeout_field, core.timeout for the Lua side).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -45,12 +47,57 @@ int nl_deadline_ms(const nl_deadline *d) {
   return (int)ceil(left * 1000.0);
 }
 
+/* The one rule for a timeout, wherever it comes from: nil (or none) is
+ * dflt, a negative number blocks (-1), NaN is a mistake (it would block
+ * forever through every comparison), and what is not a number (nor a
+ * string Lua converts to one) is one too.  NULL with *t set, or why it
+ * is refused. */
+static const char *timeout_value(lua_State *L, int idx, double dflt,
+                                 double *t) {
+  lua_Number v;
+  if (lua_isnoneornil(L, idx)) {
+    *t = dflt;
+    return NULL;
+  }
+  if (!lua_isnumber(L, idx))
+    return lua_pushfstring(L, "number expected, got %s",
+                           luaL_typename(L, idx));
+  v = lua_tonumber(L, idx);
+  if (isnan(v)) return "NaN";
+  *t = v < 0 ? -1.0 : (double)v;
+  return NULL;
+}
+
 double nl_opttimeout(lua_State *L, int arg, double dflt) {
-  lua_Number t;
-  if (lua_isnoneornil(L, arg)) return dflt;
-  t = luaL_checknumber(L, arg);
-  luaL_argcheck(L, !isnan(t), arg, "timeout is NaN");
-  return t < 0 ? -1.0 : (double)t;
+  double t;
+  const char *why = timeout_value(L, arg, dflt, &t);
+  if (why != NULL) luaL_argerror(L, arg, why);
+  return t;
+}
+
+double nl_opttimeout_field(lua_State *L, int opts, double dflt) {
+  double t;
+  const char *why;
+  if (lua_isnoneornil(L, opts)) return dflt;
+  lua_getfield(L, opts, "timeout");
+  why = timeout_value(L, -1, dflt, &t);
+  if (why != NULL) luaL_error(L, "bad option 'timeout' (%s)", why);
+  lua_pop(L, 1);
+  return t;
+}
+
+/* core.timeout(v) -> seconds (-1: block; nil gives -1) | nil, why: the
+ * same rule for the Lua modules, which raise in their own words. */
+static int l_timeout(lua_State *L) {
+  double t;
+  const char *why = timeout_value(L, 1, -1, &t);
+  if (why != NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  lua_pushnumber(L, t);
+  return 1;
 }
 
 int nl_wait(int fd, int events, const nl_deadline *d) {
@@ -116,6 +163,7 @@ static int l_sleep(lua_State *L) {
 
 void nl_open_timeout(lua_State *L) {
   static const luaL_Reg f[] = {
-    {"monotime", l_monotime}, {"sleep", l_sleep}, {NULL, NULL}};
+    {"monotime", l_monotime}, {"sleep", l_sleep}, {"timeout", l_timeout},
+    {NULL, NULL}};
   luaL_setfuncs(L, f, 0);
 }

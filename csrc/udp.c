@@ -32,7 +32,6 @@
 #include "netlua.h"
 
 #define UDP "netlua.udp"
-#define UDPEXT "netlua.udpext"
 
 #define MAXDGRAM 65535         /* default receive size: never truncates UDP */
 #define MAXRECV (1 << 20)      /* largest receive buffer a call may ask for */
@@ -58,8 +57,10 @@
 #define GSO_MAXBYTES 65000     /* one GSO send is one IP packet before cutting */
 #endif
 
-/* What a UDP socket keeps beside the shared nl_sock: its first user value. */
-typedef struct udp_ext {
+/* A UDP socket: the shared nl_sock, then what UDP keeps beside it, in
+ * the one userdata (a receive fetches nothing else). */
+typedef struct udp_sock {
+  nl_sock sock;            /* first: the socket it is */
   int pktinfo;             /* receivefrom returns an info table */
   int nogso;               /* sendmany: UDP_SEGMENT failed here once */
   unsigned ifindex;        /* multicast interface last set through us */
@@ -71,35 +72,27 @@ typedef struct udp_ext {
   /* if_indextoname cache for pktinfo (it costs a socket + ioctl) */
   unsigned nameidx;
   char ifname[IF_NAMESIZE];
-  /* the sender address last received, whose text is the ext's user
+  /* the sender address last received, whose text is the socket's user
    * value: a feed from one source formats its address once */
   int fromvalid;
   struct { sa_family_t fam; unsigned char addr[16]; } fromkey;
   char *buf;               /* receive scratch, grown on demand */
   size_t bufcap;
-} udp_ext;
+} udp_sock;
 
-static int ext_gc(lua_State *L) {
-  udp_ext *e = (udp_ext *)luaL_checkudata(L, 1, UDPEXT);
+/* close and __gc (sock.c): the scratch buffer goes with the descriptor */
+static void udp_release(nl_sock *s) {
+  udp_sock *e = (udp_sock *)s;
   free(e->buf);
   e->buf = NULL;
   e->bufcap = 0;
-  return 0;
-}
-
-static udp_ext *get_ext(lua_State *L, int arg) {
-  udp_ext *e;
-  lua_getiuservalue(L, arg, 1);
-  e = (udp_ext *)lua_touserdata(L, -1);
-  lua_pop(L, 1);  /* still referenced by the socket */
-  return e;
 }
 
 /* A scratch buffer this big is given back after the call instead of
  * being kept for the socket's lifetime. */
 #define KEEPBUF (1 << 20)
 
-static void ext_trim(udp_ext *e) {
+static void ext_trim(udp_sock *e) {
   if (e->bufcap > KEEPBUF) {
     free(e->buf);
     e->buf = NULL;
@@ -107,7 +100,7 @@ static void ext_trim(udp_ext *e) {
   }
 }
 
-static char *ext_buf(udp_ext *e, size_t n) {
+static char *ext_buf(udp_sock *e, size_t n) {
   if (n > e->bufcap) {
     char *p = (char *)realloc(e->buf, n);
     if (p == NULL) return NULL;
@@ -116,6 +109,8 @@ static char *ext_buf(udp_ext *e, size_t n) {
   }
   return e->buf;
 }
+
+static const nl_sock_kind udp_kind;  /* at the end, with the methods */
 
 static nl_sock *check_udp(lua_State *L, int arg) {
   return nl_sock_check(L, arg, UDP);
@@ -307,15 +302,11 @@ static int family_arg(lua_State *L, int arg) {
 /* core.udp_socket([family]) -> netlua.udp */
 static int udp_socket(lua_State *L) {
   int fam = family_arg(L, 1), fd, zero = 0;
-  udp_ext *e;
+  udp_sock *e;
   fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return nl_pushfail(L, errno, "socket");
-  nl_sock_new(L, UDP, fd, fam, SOCK_DGRAM);
-  e = (udp_ext *)lua_newuserdatauv(L, sizeof *e, 1);
-  memset(e, 0, sizeof *e);
+  e = (udp_sock *)nl_sock_new(L, &udp_kind, fd, fam, SOCK_DGRAM);
   e->lastport = -1;
-  luaL_setmetatable(L, UDPEXT);
-  lua_setiuservalue(L, -2, 1);
   /* Linux by default hands a wildcard-bound socket every group any socket
    * on the host joined; a receiver should get only its own groups. */
 #ifdef IP_MULTICAST_ALL
@@ -453,7 +444,7 @@ static void member_opts(lua_State *L, int arg, int fam, unsigned *ifindex,
 /* sock:join(group [, {interface=, source=}]) and sock:leave(...) */
 static int join_leave(lua_State *L, int op) {
   nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
+  udp_sock *e = (udp_sock *)s;
   struct sockaddr_storage grp, src;
   socklen_t len;
   unsigned ifindex = e->ifindex;  /* default: the interface set for sends */
@@ -476,7 +467,7 @@ static int udp_leave(lua_State *L) { return join_leave(L, M_LEAVE); }
 /* sock:block(group, source [, interface | {interface=}]) and unblock */
 static int block_unblock(lua_State *L, int op) {
   nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
+  udp_sock *e = (udp_sock *)s;
   struct sockaddr_storage grp, src;
   socklen_t len;
   unsigned ifindex = e->ifindex;
@@ -575,7 +566,7 @@ static int udp_getloop(lua_State *L) {
 
 /* Sets the outgoing multicast interface of family fam (index 0 = the
  * system's choice); addr4 is the IPv4 address the caller named, if any. */
-static int set_mif(nl_sock *s, udp_ext *e, int fam, unsigned idx,
+static int set_mif(nl_sock *s, udp_sock *e, int fam, unsigned idx,
                    const struct in_addr *addr4) {
   int r;
   if (fam == AF_INET) {
@@ -618,7 +609,7 @@ static const struct in_addr *arg_addr4(lua_State *L, int arg,
 /* sock:setinterface(name | address | index) */
 static int udp_setinterface(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
+  udp_sock *e = (udp_sock *)s;
   struct in_addr a;
   unsigned idx = check_if(L, 2);
   int r = set_mif(s, e, s->family, idx, arg_addr4(L, 2, &a));
@@ -629,7 +620,7 @@ static int udp_setinterface(lua_State *L) {
 }
 
 /* Index of the outgoing multicast interface of family fam, 0 if unset. */
-static int get_mif(nl_sock *s, udp_ext *e, int fam, unsigned *idx) {
+static int get_mif(nl_sock *s, udp_sock *e, int fam, unsigned *idx) {
   if (fam == AF_INET) {
     struct in_addr a;
     socklen_t len = sizeof a;
@@ -658,7 +649,7 @@ static int udp_getinterface(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
   char name[IF_NAMESIZE];
   unsigned idx = 0;
-  int r = get_mif(s, get_ext(L, 1), s->family, &idx);
+  int r = get_mif(s, (udp_sock *)s, s->family, &idx);
   if (r != NL_OK) return nl_pushfail(L, r, "getinterface");
   lua_pushinteger(L, (lua_Integer)idx);
   if (idx != 0 && if_indextoname(idx, name) != NULL) lua_pushstring(L, name);
@@ -725,7 +716,7 @@ static const optdesc *find_option(lua_State *L, nl_sock *s) {
 
 /* pktinfo: the destination address and arrival interface, and the TTL
  * (hop limit) the datagram arrived with, come as ancillary data. */
-static int set_pktinfo(nl_sock *s, udp_ext *e, int on) {
+static int set_pktinfo(nl_sock *s, udp_sock *e, int on) {
   int r;
 #if defined(IP_PKTINFO) && defined(IPV6_RECVPKTINFO)
   if (s->family == AF_INET)
@@ -751,7 +742,7 @@ static int set_pktinfo(nl_sock *s, udp_ext *e, int on) {
 static int set_membership(lua_State *L, nl_sock *s, int op) {
   struct sockaddr_storage grp, src;
   socklen_t len;
-  unsigned ifindex = get_ext(L, 1)->ifindex;
+  unsigned ifindex = ((udp_sock *)s)->ifindex;
   int hassrc = 0, fam;
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_getfield(L, 3, "multiaddr");
@@ -768,7 +759,7 @@ static int set_membership(lua_State *L, nl_sock *s, int op) {
 /* sock:setoption(name, value) -> 1 | nil, msg, code */
 static int udp_setoption(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
+  udp_sock *e = (udp_sock *)s;
   const optdesc *o = find_option(L, s);
   int r = NL_OK;
   luaL_checkany(L, 3);
@@ -812,7 +803,7 @@ static int udp_setoption(lua_State *L) {
 /* sock:getoption(name) -> value | nil, msg, code */
 static int udp_getoption(lua_State *L) {
   nl_sock *s = check_udp(L, 1);
-  udp_ext *e = get_ext(L, 1);
+  udp_sock *e = (udp_sock *)s;
   const optdesc *o = find_option(L, s);
   int v = 0, r = NL_OK;
   switch (o->kind) {
@@ -863,7 +854,7 @@ static const nl_addr pending_addr;
 /* Destination ip/port at args [arg, arg+1] into e->lastaddr (cached, so a
  * send loop parses the address once).  Returns the address, NULL after
  * pushing a failure (3 values, or 4 with ls), or &pending_addr. */
-static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_ext *e,
+static const nl_addr *dest_addr(lua_State *L, nl_sock *s, udp_sock *e,
                                 int arg, lua_CFunction self,
                                 const char *who, int ls) {
   size_t iplen;
@@ -965,7 +956,7 @@ static int udp_sendto(lua_State *L) {
   const nl_addr *a;
   if (s == NULL) return 4;
   p = luaL_checklstring(L, 2, &len);
-  a = dest_addr(L, s, get_ext(L, 1), 3, udp_sendto, "sendto", 1);
+  a = dest_addr(L, s, (udp_sock *)s, 3, udp_sendto, "sendto", 1);
   if (a == NULL) return 4;
   if (a == &pending_addr) return nl_coop_pend(L, &s->wco);
   return send_datagram(L, s, p, len, a, udp_sendto);
@@ -1019,7 +1010,7 @@ static int udp_setpeername(lua_State *L) {
     lua_pushinteger(L, 1);
     return 1;
   }
-  a = dest_addr(L, s, get_ext(L, 1), 2, udp_setpeername,
+  a = dest_addr(L, s, (udp_sock *)s, 2, udp_setpeername,
                 "setpeername", 1);
   if (a == NULL) return 4;
   if (a == &pending_addr) return nl_coop_pend(L, &s->wco);
@@ -1107,7 +1098,7 @@ static int build_chunk(lua_State *L, const nl_addr *a, int gso,
 /* sock:sendmany(datas, ip, port) -> count | nil, msg, code, count */
 static int udp_sendmany(lua_State *L) {
   nl_sock *s = nl_sock_raw(L, 1, UDP);
-  udp_ext *e;
+  udp_sock *e;
   const nl_addr *a;
   lua_Integer total, done = 0, i;
   nl_deadline d;
@@ -1118,7 +1109,7 @@ static int udp_sendmany(lua_State *L) {
     return 4;
   }
   nl_sock_open(L, s);
-  e = get_ext(L, 1);
+  e = (udp_sock *)s;
   luaL_checktype(L, 2, LUA_TTABLE);
   total = (lua_Integer)lua_rawlen(L, 2);
   for (i = 1; i <= total; i++) {  /* check all before sending any */
@@ -1180,7 +1171,7 @@ static int udp_sendmany(lua_State *L) {
 
 /* ---- receiving --------------------------------------------------------- */
 
-static const char *index_name(udp_ext *e, unsigned idx) {
+static const char *index_name(udp_sock *e, unsigned idx) {
   if (idx == 0) return NULL;
   if (e->nameidx != idx) {
     if (if_indextoname(idx, e->ifname) == NULL) return NULL;
@@ -1189,11 +1180,28 @@ static const char *index_name(udp_ext *e, unsigned idx) {
   return e->ifname;
 }
 
-/* Pushes the text of a sender's address, from the cache when it is the
- * same as last time (inet_ntop goes through printf; this is the hot
- * path of every receive).  The ext userdata is at stack index ext. */
-static void push_ip(lua_State *L, udp_ext *e, int ext,
-                    const struct sockaddr *sa) {
+/* Pushes the text of a sender's address.  A feed from one source sends
+ * the same address again and again: its bytes are compared with the last
+ * sender's, and the same Lua string (the socket's user value, so the
+ * socket must be at stack index 1) is pushed again, with no formatting
+ * (inet_ntop goes through printf) and no new string.  This is the hot
+ * path of every receive. */
+/* memcmp for the 4 or 16 bytes of an address, without the call (it was
+ * most of the cost of a repeated sender) */
+static int same_addr(const unsigned char *x, const void *y, size_t n) {
+  uint64_t a[2], b[2];
+  if (n == 4) {
+    uint32_t c, d;
+    memcpy(&c, x, 4);
+    memcpy(&d, y, 4);
+    return c == d;
+  }
+  memcpy(a, x, 16);
+  memcpy(b, y, 16);
+  return a[0] == b[0] && a[1] == b[1];
+}
+
+static void push_ip(lua_State *L, udp_sock *e, const struct sockaddr *sa) {
   const void *a;
   size_t alen;
   char txt[INET6_ADDRSTRLEN];
@@ -1208,14 +1216,14 @@ static void push_ip(lua_State *L, udp_ext *e, int ext,
     return;
   }
   if (e->fromvalid && e->fromkey.fam == sa->sa_family &&
-      memcmp(e->fromkey.addr, a, alen) == 0) {
-    lua_getiuservalue(L, ext, 1);
+      same_addr(e->fromkey.addr, a, alen)) {
+    lua_getiuservalue(L, 1, 1);
     return;
   }
   inet_ntop(sa->sa_family, a, txt, sizeof txt);
   lua_pushstring(L, txt);
   lua_pushvalue(L, -1);
-  lua_setiuservalue(L, ext, 1);
+  lua_setiuservalue(L, 1, 1);
   e->fromkey.fam = sa->sa_family;
   memcpy(e->fromkey.addr, a, alen);
   e->fromvalid = 1;
@@ -1223,7 +1231,7 @@ static void push_ip(lua_State *L, udp_ext *e, int ext,
 
 
 /* Fills the info fields of the table on top from a received message. */
-static void push_info(lua_State *L, udp_ext *e, struct msghdr *m,
+static void push_info(lua_State *L, udp_sock *e, struct msghdr *m,
                       size_t full, size_t max) {
   struct cmsghdr *c;
   char txt[INET6_ADDRSTRLEN];
@@ -1277,7 +1285,9 @@ static void push_info(lua_State *L, udp_ext *e, struct msghdr *m,
 }
 
 static size_t opt_max(lua_State *L, int arg) {
-  lua_Integer max = luaL_optinteger(L, arg, MAXDGRAM);
+  int isint;
+  lua_Integer max = lua_tointegerx(L, arg, &isint);  /* one call, usually */
+  if (!isint) max = luaL_optinteger(L, arg, MAXDGRAM);  /* or it raises */
   luaL_argcheck(L, max >= 1 && max <= MAXRECV, arg,
                 "size out of range 1..1048576");
   return (size_t)max;
@@ -1296,7 +1306,7 @@ static size_t opt_max(lua_State *L, int arg) {
 static int udp_receivefrom(lua_State *L) {
   nl_sock *s = nl_sock_lsop(L, 1, UDP, "receivefrom");
   size_t max;
-  udp_ext *e;
+  udp_sock *e;
   struct sockaddr_storage from;
   union { struct cmsghdr align; char b[CTLSZ]; } ctl;
   struct iovec iov;
@@ -1306,25 +1316,13 @@ static int udp_receivefrom(lua_State *L) {
   ssize_t n;
   char *buf;
   if (s == NULL) return 4;
+  e = (udp_sock *)s;
   max = opt_max(L, 2);
-  lua_settop(L, 2);
-  lua_getiuservalue(L, 1, 1);  /* the ext stays at index 3 */
-  e = (udp_ext *)lua_touserdata(L, 3);
   buf = ext_buf(e, max);
   if (buf == NULL) return nl_pushlsfail(L, ENOMEM, "receivefrom");
+  m.msg_flags = 0;
   for (;;) {
     int r;
-    memset(&m, 0, sizeof m);
-    iov.iov_base = buf;
-    iov.iov_len = max;
-    m.msg_name = &from;
-    m.msg_namelen = sizeof from;
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    if (e->pktinfo) {
-      m.msg_control = ctl.b;
-      m.msg_controllen = sizeof ctl.b;
-    }
 #ifdef __linux__
     if (!e->pktinfo) {
       /* recvfrom skips copying a msghdr in and out: the cheaper call when
@@ -1336,7 +1334,20 @@ static int udp_receivefrom(lua_State *L) {
       if (n > (ssize_t)max) m.msg_flags = MSG_TRUNC;
     } else
 #endif
-    n = recvmsg(s->fd, &m, RECV_FLAGS);
+    {
+      memset(&m, 0, sizeof m);
+      iov.iov_base = buf;
+      iov.iov_len = max;
+      m.msg_name = &from;
+      m.msg_namelen = sizeof from;
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      if (e->pktinfo) {
+        m.msg_control = ctl.b;
+        m.msg_controllen = sizeof ctl.b;
+      }
+      n = recvmsg(s->fd, &m, RECV_FLAGS);
+    }
     if (n >= 0) break;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -1357,7 +1368,7 @@ static int udp_receivefrom(lua_State *L) {
     return nl_lsresult(L, "truncated");  /* LuaSocket has no word for it */
   }
   lua_pushlstring(L, buf, (size_t)n < max ? (size_t)n : max);
-  push_ip(L, e, 3, (struct sockaddr *)&from);
+  push_ip(L, e, (struct sockaddr *)&from);
   lua_pushinteger(L, nl_addr_port((struct sockaddr *)&from));
   if (!e->pktinfo) return 3;
   lua_createtable(L, 0, 5);
@@ -1367,7 +1378,7 @@ static int udp_receivefrom(lua_State *L) {
 
 /* Pushes {data=, ip=, port=[, truncated=, size=, group=, ifindex=,
  * ifname=]} for one received message. */
-static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
+static void push_entry(lua_State *L, udp_sock *e, struct msghdr *m,
                        const char *data, size_t n, size_t max) {
   const struct sockaddr *sa = (const struct sockaddr *)m->msg_name;
   lua_createtable(L, 0, 3);
@@ -1376,7 +1387,7 @@ static void push_entry(lua_State *L, udp_ext *e, struct msghdr *m,
   lua_pushlstring(L, data, n < max ? n : max);
   lua_rawset(L, -3);
   lua_pushvalue(L, lua_upvalueindex(2));
-  push_ip(L, e, 4, sa);
+  push_ip(L, e, sa);
   lua_rawset(L, -3);
   lua_pushvalue(L, lua_upvalueindex(3));
   lua_pushinteger(L, nl_addr_port(sa));
@@ -1397,7 +1408,7 @@ enum { BATCH_TABLES, BATCH_ARRAYS, BATCH_PACKED, BATCH_BARE };
  * array at 5, or the data (packed: its size, the bytes going to the end
  * of the pack), ip and port into the arrays at 5, 6 and 7, with the full
  * size of a cut datagram in a table at 8. */
-static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
+static void store_entry(lua_State *L, udp_sock *e, struct msghdr *m,
                         const char *data, size_t n, size_t max, int idx,
                         int flat, char *pack, size_t *packed) {
   const struct sockaddr *sa = (const struct sockaddr *)m->msg_name;
@@ -1417,7 +1428,7 @@ static void store_entry(lua_State *L, udp_ext *e, struct msghdr *m,
     lua_pushlstring(L, data, keep);
   lua_rawseti(L, 5, idx);
   if (flat != BATCH_BARE) {  /* bare: 6 and 7 hold nil */
-    push_ip(L, e, 4, sa);
+    push_ip(L, e, sa);
     lua_rawseti(L, 6, idx);
     lua_pushinteger(L, nl_addr_port(sa));
     lua_rawseti(L, 7, idx);
@@ -1438,7 +1449,7 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self,
   nl_sock *s = check_udp(L, 1);
   lua_Integer want = luaL_optinteger(L, 2, 64);
   size_t max = opt_max(L, 3), per = max, need, packed = 0;
-  udp_ext *e;
+  udp_sock *e;
   int got = 0, started = 0;
   nl_deadline d;
   char *base;
@@ -1446,9 +1457,8 @@ static int receive_batch(lua_State *L, int flat, lua_CFunction self,
   char *ctls, *data;
   luaL_argcheck(L, want >= 1 && want <= MAXBATCH, 2,
                 "count out of range 1..1024");
-  lua_settop(L, 3);
-  lua_getiuservalue(L, 1, 1);  /* the ext stays at index 4 */
-  e = (udp_ext *)lua_touserdata(L, 4);
+  lua_settop(L, 4);  /* the results go from 5 on */
+  e = (udp_sock *)s;
   per = (max + 15) & ~(size_t)15;
   need = (size_t)want * (sizeof(struct sockaddr_storage) + CTLSZ + per);
   base = ext_buf(e, need);
@@ -1543,7 +1553,7 @@ static int udp_receivemany(lua_State *L) {
   if (nl_coop_closed(L, &nl_sock_raw(L, 1, UDP)->co))
     return nl_pushfail(L, NL_ABORTED, "receivemany");
   n = receive_batch(L, BATCH_TABLES, udp_receivemany, "receivemany");
-  ext_trim((udp_ext *)lua_touserdata(L, 4));  /* the ext, set by the batch */
+  ext_trim((udp_sock *)nl_sock_raw(L, 1, UDP));
   if (n < 0) return nl_coop_pend(L, &nl_sock_raw(L, 1, UDP)->co);
   return n;
 }
@@ -1555,7 +1565,7 @@ static int receive_arrays(lua_State *L, int flat, lua_CFunction self,
   if (nl_coop_closed(L, &nl_sock_raw(L, 1, UDP)->co))
     return nl_pushfail(L, NL_ABORTED, "%s", who);
   n = receive_batch(L, flat, self, who);
-  ext_trim((udp_ext *)lua_touserdata(L, 4));
+  ext_trim((udp_sock *)nl_sock_raw(L, 1, UDP));
   if (n < 0) return nl_coop_pend(L, &nl_sock_raw(L, 1, UDP)->co);
   if (n != 1) return n;  /* a failure: nil, msg, code */
   return lua_gettop(L) - 4;
@@ -1594,37 +1604,34 @@ static int udp_receivepacked(lua_State *L) {
   return packed_with_senders(L);
 }
 
+static const luaL_Reg udp_methods[] = {
+  {"bind", udp_bind}, {"setsockname", udp_bind},  /* LuaSocket's name */
+  {"join", udp_join}, {"leave", udp_leave},
+  {"block", udp_block}, {"unblock", udp_unblock},
+  {"setttl", udp_setttl}, {"getttl", udp_getttl},
+  {"setloop", udp_setloop}, {"getloop", udp_getloop},
+  {"setinterface", udp_setinterface}, {"getinterface", udp_getinterface},
+  {"setoption", udp_setoption}, {"getoption", udp_getoption},
+  {"sendto", udp_sendto}, {"sendmany", udp_sendmany},
+  {"send", udp_send}, {"setpeername", udp_setpeername},
+  {"receivefrom", udp_receivefrom}, {"receivedatas", udp_receivedatas},
+  {"receivepacked", udp_receivepacked}, {NULL, NULL}};
+
+static const nl_sock_kind udp_kind = {
+  UDP, "socket", sizeof(udp_sock), 1, 1, udp_methods, NULL, udp_release,
+  NULL};
+
 void nl_open_udp(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"bind", udp_bind}, {"setsockname", udp_bind},  /* LuaSocket's name */
-    {"join", udp_join}, {"leave", udp_leave},
-    {"block", udp_block}, {"unblock", udp_unblock},
-    {"setttl", udp_setttl}, {"getttl", udp_getttl},
-    {"setloop", udp_setloop}, {"getloop", udp_getloop},
-    {"setinterface", udp_setinterface}, {"getinterface", udp_getinterface},
-    {"setoption", udp_setoption}, {"getoption", udp_getoption},
-    {"sendto", udp_sendto}, {"sendmany", udp_sendmany},
-    {"send", udp_send}, {"setpeername", udp_setpeername},
-    {"receivefrom", udp_receivefrom}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"udp_socket", udp_socket}, {"is_multicast", udp_is_multicast},
     {NULL, NULL}};
-  nl_sock_methods(L, UDP, methods);
-  luaL_getmetatable(L, UDP);  /* receivemany keeps its field names */
-  lua_getfield(L, -1, "__index");
+  nl_sock_class(L, &udp_kind);
+  nl_class_methods(L, UDP);  /* receivemany keeps its field names */
   lua_pushliteral(L, "data");
   lua_pushliteral(L, "ip");
   lua_pushliteral(L, "port");
   lua_pushcclosure(L, udp_receivemany, 3);
   lua_setfield(L, -2, "receivemany");
-  lua_pushcfunction(L, udp_receivedatas);
-  lua_setfield(L, -2, "receivedatas");
-  lua_pushcfunction(L, udp_receivepacked);
-  lua_setfield(L, -2, "receivepacked");
-  lua_pop(L, 2);
-  luaL_newmetatable(L, UDPEXT);
-  lua_pushcfunction(L, ext_gc);
-  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_setfuncs(L, f, 0);
 }

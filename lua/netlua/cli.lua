@@ -21,6 +21,7 @@ local pack = table.pack or function(...) return {n = select("#", ...), ...} end
 local M = {}
 
 local monotime = core.monotime
+local LOG = core.TELNET_LOG  -- what the session hands to the log writer
 
 -- per-session state, weak keys: {prompt = login's pattern, learnt = the
 -- raw prompt line, base = pattern for the learnt prompt, secrets = {...},
@@ -70,6 +71,23 @@ local function esc(s)
   return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?%z]", function(c)
     return c == "\0" and "%z" or "%" .. c
   end))
+end
+
+-- opts.timeout by netlua's one rule (core.timeout): nil is the
+-- session's timeout, a negative one blocks; NaN and what is no number
+-- raise, at the given level as error() has it
+local function check_timeout(opts, who, level)
+  if opts.timeout == nil then return end
+  local t, why = core.timeout(opts.timeout)
+  if not t then error(("bad option 'timeout' to '%s' (%s)"):format(who, why), level + 1) end
+end
+
+-- The deadline of a whole call: opts.timeout (checked) or the session's
+local function deadline_of(self, opts)
+  local t = opts.timeout
+  if t == nil then t = self:gettimeout() else t = core.timeout(t) end
+  if t == nil or t < 0 then return nil end
+  return monotime() + t
 end
 
 local function left(deadline)
@@ -150,13 +168,13 @@ function M.login(self, opts)
       error(("bad argument #1 to 'login' (field '%s' must be a string)"):format(k), 2)
     end
   end
+  check_timeout(opts, "login", 2)
   local t = st(self)
   local prompt = opts.prompt or M.DEFAULT_PROMPT
   local pp = opts.password_prompt or M.DEFAULT_PASSWORD
   local pats = {prompt, INCORRECT, opts.login_prompt or M.DEFAULT_LOGIN, pp}
   if not opts.login_prompt then pats[5] = M.DEFAULT_USERNAME end
-  local timeout = opts.timeout or self:gettimeout()
-  local deadline = timeout and monotime() + timeout
+  local deadline = deadline_of(self, opts)
   t.prompt, t.learnt, t.base = prompt, nil, nil
   if opts.password and #opts.password > 0 then add_secret(t, opts.password) end
   local seen = {}
@@ -202,6 +220,7 @@ local function checkopts(opts, n, who)
   if opts.prompt ~= nil and type(opts.prompt) ~= "string" then
     error(("bad argument #%d to '%s' (field 'prompt' must be a string)"):format(n, who), 3)
   end
+  check_timeout(opts, who, 3)
   return opts
 end
 
@@ -214,14 +233,13 @@ end
 -- @return the prompt, or nil, msg, code, text so far
 function M.find_prompt(self, opts)
   opts = checkopts(opts, 1, "find_prompt")
-  local timeout = opts.timeout or self:gettimeout()
   local junk, jm, jc = self:read_very_eager()
   if not junk and jc ~= "closed" then return nil, jm, jc, "" end
   local ok, msg, code = self:write("\n")
   if not ok then return nil, msg, code, "" end
   -- the device was asked for a prompt: one ending in "]" counts too; it
   -- comes after the line end that answers ours (before it: a redraw)
-  local deadline = timeout and monotime() + timeout
+  local deadline = deadline_of(self, opts)
   local seen = {}
   repeat
     local i, text, c2, part = self:expect({opts.prompt or ENDS .. TAIL .. "$"}, left(deadline))
@@ -303,8 +321,7 @@ end
 
 -- cmd's work, for cmd and cmds (arguments already checked)
 local function run(self, line, opts, pagers)
-  local timeout = opts.timeout or self:gettimeout()
-  local deadline = timeout and monotime() + timeout
+  local deadline = deadline_of(self, opts)
   local pat, whole_line = prompt_pattern(self, opts)
   -- pagers first: "<--- More --->" also ends the way a prompt may
   local pats = {}
@@ -424,14 +441,14 @@ local function log_writer(s, f, owned)
   end
   local w = {}
   function w.write(data, dir)
-    if dir == 0 then
+    if dir == LOG.read then
       local d = pending .. data
       local keep = held(d)
       pending = d:sub(#d - keep + 1)
       f:write(mask(d:sub(1, #d - keep)))
     else
       flush()
-      f:write(dir == 2 and "********" .. data:match("[\r\n]*$") or mask(data))
+      f:write(dir == LOG.secret and "********" .. data:match("[\r\n]*$") or mask(data))
     end
     f:flush()
   end

@@ -250,9 +250,9 @@ else
   M.pcall = pcall
 end
 
---- The kinds of object whose C methods get drivers on `activate`.
-M.KINDS = {"netlua.tcp", "netlua.tcpserver", "netlua.tcpmaster",
-  "netlua.udp", "netlua.telnet", "netlua.ftp"}
+--- The kinds of object whose C methods get drivers on `activate`: those
+-- whose methods may wait, as C made them (csrc/class.c).
+M.KINDS = core.KINDS
 
 local active = false
 

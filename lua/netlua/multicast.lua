@@ -100,14 +100,17 @@ local function family_of(ip)
   return "inet"
 end
 
-local function settimeout(who, sock, t)
-  if t ~= nil then
-    if type(t) ~= "number" or t ~= t then
-      sock:close()
-      bad(who, "timeout", "number expected, got " .. tostring(t), 3)
-    end
-    sock:settimeout(t)
-  end
+-- opts.timeout by netlua's one rule (core.timeout: nil blocks, negative
+-- blocks, NaN and what is no number raise), checked before the socket
+-- is made
+local function checktimeout(who, t)
+  local ok, why = core.timeout(t)
+  if not ok then bad(who, "timeout", why, 3) end
+  return t
+end
+
+local function settimeout(sock, t)
+  if t ~= nil then sock:settimeout(t) end
 end
 
 --- A bare UDP socket (made now, so options can be set in any order).
@@ -116,9 +119,11 @@ end
 -- @return socket, or nil, message, code
 function M.socket(opts)
   opts = checkopts("socket", opts or {})
-  local s, msg, code = core.udp_socket(checkfamily("socket", opts.family))
+  local family = checkfamily("socket", opts.family)
+  local timeout = checktimeout("socket", opts.timeout)
+  local s, msg, code = core.udp_socket(family)
   if not s then return nil, msg, code end
-  settimeout("socket", s, opts.timeout)
+  settimeout(s, timeout)
   return s
 end
 
@@ -145,9 +150,10 @@ function M.receiver(opts)
   elseif sources ~= nil and type(sources) ~= "table" then
     bad(who, "source", "string or array expected, got " .. type(sources), 2)
   end
+  local timeout = checktimeout(who, opts.timeout)
   local s, msg, code = core.udp_socket(family_of(group))
   if not s then return nil, msg, code end
-  settimeout(who, s, opts.timeout)
+  settimeout(s, timeout)
   if opts.reuse ~= false then
     s:setoption("reuseaddr", true)
     pcall(s.setoption, s, "reuseport", true)  -- absent on some systems
@@ -197,9 +203,10 @@ function M.sender(opts)
     bad(who, "ttl", "integer 0..255 expected, got " .. tostring(opts.ttl), 2)
   end
   local port = checkport(who, opts.port, false)
+  local timeout = checktimeout(who, opts.timeout)
   local s, msg, code = core.udp_socket(family)
   if not s then return nil, msg, code end
-  settimeout(who, s, opts.timeout)
+  settimeout(s, timeout)
   local ok, m, c = apply(who, "ttl", s, "setttl", ttl)
   if not ok then return nil, m, c end
   ok, m, c = apply(who, "loop", s, "setloop", opts.loop ~= false)

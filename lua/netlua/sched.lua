@@ -112,7 +112,7 @@ local function heap_remove(t)
   if i > 1 and heap[math.floor(i / 2)].at > last.at then sift_up(i) else sift_down(i) end
 end
 
-local READ, WRITE = 1, 2
+local READ, WRITE = core.WAIT_READ, core.WAIT_WRITE
 
 -- a | b for event sets (5.1 has no bitwise operators)
 local function bor(a, b)
@@ -299,18 +299,24 @@ end
 function Event:clear() self.flag = false end
 function Event:is_set() return self.flag end
 
+-- The one timeout rule (core.timeout): nil and negative numbers block,
+-- NaN and what is no number raise as a bad argument n of who.
+local function checktimeout(t, n, who)
+  local v, why = core.timeout(t)
+  if not v then error(("bad argument #%d to '%s' (%s)"):format(n, who, why), 3) end
+  return v
+end
+
 function Event:wait(timeout)
+  local t = checktimeout(timeout, 1, "wait")
   if self.flag then return true end
-  if timeout ~= nil and type(timeout) ~= "number" then
-    error("bad argument #1 to 'wait' (number expected, got " .. type(timeout) .. ")", 2)
-  end
   if not core.coop_task() then
     if timeout == 0 then return nil, "wait: timeout", "timeout" end
     error("event:wait blocks only inside a task of netlua.run (nothing else could set it)", 2)
   end
   local co = coroutine.running()
   self.waiters[#self.waiters + 1] = co
-  local at = (timeout and timeout >= 0) and monotime() + timeout or -1
+  local at = t >= 0 and monotime() + t or -1
   local by = coroutine.yield(WAIT, -1, 0, at)
   if by == self or self.flag then return true end
   for i, w in ipairs(self.waiters) do  -- the timer came first
@@ -327,6 +333,7 @@ function M.join(co, timeout)
   if type(co) ~= "thread" or not known[co] then
     error("bad argument #1 to 'join' (a task from netlua.spawn expected)", 2)
   end
+  checktimeout(timeout, 2, "join")
   local rec = finished[co]
   if not rec then
     local ev = joiners[co] or M.event()
@@ -426,10 +433,11 @@ end
 -- @return array of the ready objects, or nil, "wait: timeout", "timeout"
 function M.wait(objects, timeout, mode)
   if not core.coop_active() then return core.wait(objects, timeout, mode) end
-  -- a look that waits for nothing also checks the arguments
+  local t = checktimeout(timeout, 2, "wait")
+  -- a look that waits for nothing also checks the other arguments
   local ready, msg, code = core.wait(objects, 0, mode)
-  if ready or timeout == 0 then return ready, msg, code end
-  local at = (timeout and timeout >= 0) and monotime() + timeout or -1
+  if ready or t == 0 then return ready, msg, code end
+  local at = t >= 0 and monotime() + t or -1
   local fds = {}
   for i, o in ipairs(objects) do fds[i] = fd_of(o) end
   local ev = ((mode or "r"):find("r", 1, true) and READ or 0)

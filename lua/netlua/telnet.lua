@@ -10,7 +10,8 @@
 -- TTYPE/NAWS/NEW-ENVIRON answers) and every read/write method are C
 -- (csrc/telnet.c); this file connects, adds telnetlib's `msg` and the
 -- device helpers (`login`, `find_prompt`, `cmd`, `cmds`, `set_log`, from
--- netlua.cli), and holds the command and option constants.
+-- netlua.cli), and gives telnetlib's command and option constants (the
+-- C engine's numbers).
 -- Failures return `nil, message, code`; a read that stops before its
 -- target (read_until, expect, read_all) fails the same way, with the data
 -- so far as a fourth value.
@@ -25,15 +26,13 @@ end
 
 local M = {}
 
--- telnetlib's constants (numbers here, bytes there)
-M.IAC, M.DONT, M.DO, M.WONT, M.WILL = 255, 254, 253, 252, 251
-M.SB, M.GA, M.EL, M.EC, M.AYT, M.AO, M.IP = 250, 249, 248, 247, 246, 245, 244
-M.BRK, M.DM, M.NOP, M.SE, M.EOR = 243, 242, 241, 240, 239
+-- telnetlib's constants (numbers here, bytes there), as the C engine has
+-- them: the commands (IAC, DO, WILL, SB, SE, EOR...) and the options
+-- (BINARY, ECHO, TTYPE, NAWS, NEW_ENVIRON...); option 25 is EOR_OPT, as
+-- in telnetlib, since EOR is the command
+for name, v in pairs(core.TELNET_CMDS) do M[name] = v end
+for name, v in pairs(core.TELNET_OPTS) do M[name == "EOR" and "EOR_OPT" or name] = v end
 M.NOOPT = 0
-M.BINARY, M.ECHO, M.SGA, M.STATUS, M.TM = 0, 1, 3, 5, 6
-M.TTYPE, M.EOR_OPT, M.NAWS, M.TSPEED, M.LFLOW = 24, 25, 31, 32, 33
-M.LINEMODE, M.XDISPLOC, M.ENVIRON, M.AUTHENTICATION = 34, 35, 36, 37
-M.ENCRYPT, M.NEW_ENVIRON, M.COMPRESS2 = 38, 39, 86
 
 M.DEFAULT_PORT = 23
 
@@ -123,7 +122,7 @@ function methods:close()
 end
 
 local c_interact = methods.interact
-local BYE = "*** Connection closed by remote host ***\n"
+local BYE = core.TELNET_BYE
 
 local function check_fd(v, dflt, n)
   if v == nil then return dflt end
