@@ -249,12 +249,17 @@ static inline void *lua_newuserdatauv(lua_State *L, size_t size, int nuv) {
   return p;
 }
 
-static inline int lua_getiuservalue(lua_State *L, int i, int n) {
+/* pushes the table of a userdata's values (or what is there instead) */
+static inline void nl_uvtable_(lua_State *L, int i) {
 #if LUA_VERSION_NUM == 501
   lua_getfenv(L, i);
 #else
   lua_getuservalue(L, i);
 #endif
+}
+
+static inline int lua_getiuservalue(lua_State *L, int i, int n) {
+  nl_uvtable_(L, i);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
     lua_pushnil(L);
@@ -267,11 +272,7 @@ static inline int lua_getiuservalue(lua_State *L, int i, int n) {
 
 static inline int lua_setiuservalue(lua_State *L, int i, int n) {
   i = lua_absindex(L, i);
-#if LUA_VERSION_NUM == 501
-  lua_getfenv(L, i);
-#else
-  lua_getuservalue(L, i);
-#endif
+  nl_uvtable_(L, i);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 2);
     return 0;
