@@ -13,8 +13,8 @@
  * its metatable, so a method checks the object it was called on by
  * comparing metatables (nl_class_self) instead of looking its kind's name
  * up in the registry on every call.
- * Not here: what any kind does (its own file), checking an argument's
- * kind (luaL_checkudata, or the kind's checker).
+ * Not here: what any kind does (its own file), checking the kind of any
+ * other argument (luaL_checkudata, or the kind's checker).
  */
 #include <string.h>
 

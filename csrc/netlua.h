@@ -1,11 +1,12 @@
 /*
  * netlua.h - what crosses file boundaries inside netlua.core.
  *
- * Deadlines and readiness waits (timeout.c), the receive buffer and the
+ * Kinds of object and their metatables (class.c), deadlines, readiness
+ * waits and the timeout rule (timeout.c), the receive buffer and the
  * line/size/all reader on top of it (buffer.c), address conversion
- * (addr.c), error results (error.c) and the socket object shared by TCP
- * and UDP (sock.c).  Module openers (one per concern) are listed at the
- * end; core.c calls them all.
+ * (addr.c), error results (error.c) and the socket object that TCP, UDP
+ * and the Telnet session are kinds of (sock.c).  Module openers (one per
+ * concern) are listed at the end; core.c calls them all.
  */
 #ifndef NETLUA_H
 #define NETLUA_H

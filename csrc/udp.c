@@ -9,7 +9,9 @@
  * group, arrival interface and TTL are wanted (pktinfo), and always see
  * truncation (MSG_TRUNC), so nothing is cut silently; batches use
  * sendmmsg/recvmmsg where they exist, and sendmany lets the kernel cut
- * runs of equal-sized datagrams (UDP_SEGMENT) where it can.
+ * runs of equal-sized datagrams (UDP_SEGMENT) where it can.  A socket is
+ * one object (a kind of sock.c's socket with UDP's fields after it), and
+ * a feed from one sender gets the same address string every time.
  *
  * Not here: the option-table constructors receiver{}/sender{} (Lua,
  * netlua/multicast.lua); name lookup beyond what sendto needs (lookup.c).
