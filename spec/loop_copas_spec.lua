@@ -106,6 +106,6 @@ describe("netlua under copas", function()
     end
     local t = run(fns, function() return n == 50 end)
     for i = 1, 50 do assert.equal(i % 2 == 0 and 21 or 23, res[i]) end
-    assert.is_true(t.gap < L.MAX_GAP, ("gap %.3f"):format(t.gap))
+    assert.is_true(t.gap < L.MAX_GAP_LOOKUPS, ("gap %.3f"):format(t.gap))
   end)
 end)

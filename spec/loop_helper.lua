@@ -121,6 +121,9 @@ end
 
 --- The host loop's timer kept ticking while netlua waited.
 L.MAX_GAP = 0.2 * H.slack
+--- For lookups: valgrind runs one thread at a time, so resolver threads
+-- hold the loop's own there far longer than the code does anywhere else.
+L.MAX_GAP_LOOKUPS = L.MAX_GAP * (H.slack > 1 and 3 or 1)
 function L.check_ticks(t)
   luassert.is_true(t.n >= 10, "the loop's timer ticked only " .. t.n .. " times")
   luassert.is_true(t.gap < L.MAX_GAP, ("the loop's timer stood still for %.3f s"):format(t.gap))
