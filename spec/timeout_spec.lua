@@ -8,6 +8,10 @@ local netlua = require "netlua"
 local tcp, telnet, ftp, mc, lookup =
   netlua.tcp, netlua.telnet, netlua.ftp, netlua.multicast, netlua.lookup
 local udp = require "netlua.udp"
+local H = require "helper"
+-- it builds multicast objects (each must raise before any socket exists):
+-- like every multicast spec, only inside the private namespace
+H.require_netns()
 
 local NaN = 0 / 0
 
