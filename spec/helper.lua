@@ -132,10 +132,13 @@ function H.alive(pid)
   return state ~= nil and state ~= "Z"
 end
 
---- Stops a process started by H.spawn: TERM, then KILL after 2 s.
+--- Stops a process started by H.spawn: TERM, then KILL after 2 s.  One
+-- that already died (a spec killed it) is only forgotten: its PID may
+-- belong to another process soon.
 function H.kill(pid)
   if not pid then return end
   started[pid] = nil
+  if not H.alive(pid) then return end
   H.sh("kill -TERM " .. pid)
   local t = netlua.monotime() + 2
   while H.alive(pid) and netlua.monotime() < t do netlua.sleep(0.02) end

@@ -26,7 +26,10 @@
 -- one file "f"), stall_VERB (VERB -- retr, size or pasv -- is never
 -- answered), stall_stor (STOR takes the data connection and never reads
 -- it), stall_prelim (RETR: a 150 and 1000 bytes, then nothing, the data
--- connection left open), twice (NOOP is answered "200 noop" and
+-- connection left open), stall_half (RETR: a 150 announcing the 1 MiB,
+-- its first half, then nothing, the data connection left open: the rest
+-- is never handed to the kernel, so a client killing the server mid-RETR
+-- always kills it with bytes unsent), twice (NOOP is answered "200 noop" and
 -- "200 noop again" in one segment), twicelate (NOOP is answered "200
 -- noop", and 0.1 s later "200 noop late").  DELE is always "550 no such
 -- file".  Serves each
@@ -86,11 +89,16 @@ local function serve(c)
       send(c, "150 send it\r\n")
       netlua.sleep(30)
       if d then d:close() end
-    elseif stall == "prelim" and verb == "RETR" then
+    elseif (stall == "prelim" or stall == "half") and verb == "RETR" then
       -- some data, then neither more nor the end
       local d = data_srv and data_srv:accept(5)
-      send(c, "150 here it comes\r\n")
-      if d then d:write(FILE:sub(1, 1000)) end
+      if stall == "half" then
+        send(c, ("150 Opening BINARY mode data connection for %s (%d bytes).\r\n")
+          :format(rest, #FILE))
+      else
+        send(c, "150 here it comes\r\n")
+      end
+      if d then d:write(FILE:sub(1, stall == "half" and math.floor(#FILE / 2) or 1000)) end
       netlua.sleep(30)
       if d then d:close() end
     elseif fail == verb:lower() then
