@@ -24,7 +24,62 @@ H.puc51 = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
 -- run is about memory errors, not timing.
 H.slack = os.getenv("NETLUA_VALGRIND") and 5 or 1
 
+-- PIDs of what H.spawn started and H.kill has not stopped yet
 local started = {}
+
+-- Stops whatever `set` still lists, and empties it: TERM, up to 2 s for
+-- them to go, then KILL.  No netlua call and no task waiting, so that it
+-- can run in a finalizer while the Lua state closes.
+local function stop_left(set)
+  local pids = {}
+  for pid in pairs(set) do
+    set[pid] = nil
+    pids[#pids + 1] = pid
+  end
+  local function alive()  -- keeps those still alive in pids
+    local t = {}
+    for _, pid in ipairs(pids) do
+      if H.alive(pid) then t[#t + 1] = pid end
+    end
+    pids = t
+    return t[1] ~= nil
+  end
+  local function signal(sig)
+    if alive() then os.execute("kill -" .. sig .. " " .. table.concat(pids, " ") .. " 2>/dev/null") end
+  end
+  signal("TERM")
+  for _ = 1, 40 do
+    if not alive() then return end
+    os.execute("sleep 0.05")
+  end
+  signal("KILL")
+end
+
+-- Servers still running when the run ends are stopped, whether busted
+-- ends normally, after errors or on an interrupt (the interpreter turns
+-- the first SIGINT into a Lua error); a crash, SIGKILL or SIGTERM of the
+-- interpreter still leaves them running:
+-- * when the Lua state closes (busted's os.exit(code, true), or the
+--   interpreter ending after an error nobody caught), through a
+--   finalizer: `started` has one on 5.2 and later; 5.1 and LuaJIT take
+--   no __gc on tables, so its metatable holds a proxy with one instead.
+--   The same runs when busted drops this copy of the module early (it
+--   loads it afresh for every spec file): its file has ended by then;
+-- * on busted's "exit" event, for 5.1's os.exit, which closes nothing.
+do
+  local function finalize() pcall(stop_left, started) end
+  local mt = {__gc = finalize}
+  if newproxy then  -- 5.1 and LuaJIT
+    mt.proxy = newproxy(true)
+    getmetatable(mt.proxy).__gc = finalize
+  end
+  setmetatable(started, mt)
+  local busted = package.loaded.busted
+  if type(busted) == "table" and type(busted.subscribe) == "function" then
+    -- nil, true: the other subscribers to "exit" run too
+    busted.subscribe({"exit"}, function() finalize() return nil, true end)
+  end
+end
 
 local function shquote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
