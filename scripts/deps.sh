@@ -9,6 +9,9 @@
 # ftp-server), and the package would start a daemon on port 21 of every
 # interface: proftpd is unpacked into .deps/proftpd too, its libraries
 # installed as packages, and the specs run it with their own config.
+# openssh-server's package starts sshd on port 22 of every interface
+# when it is installed: the install runs with a policy-rc.d that forbids
+# every service start (the SSH specs run sshd with their own config).
 set -eu
 what=${1:-test}
 cd "$(dirname "$0")/.."
@@ -20,15 +23,20 @@ peers="lua-busted lua-socket vsftpd python3-pyftpdlib inetutils-telnetd socat op
 # the event loops netlua.loop drives netlua through (spec/loop_*_spec.lua,
 # doc/loops.md); lua-copas serves Lua 5.1/5.2 only, its spec waits for that
 loops="lua-cqueues lua-luv lua-copas"
+# the SSH specs' peers (spec/ssh_helper.lua): sshd and dropbear run in the
+# foreground with temporary configs; ssh is the reference client
+ssh="libssh-dev openssh-server dropbear-bin openssh-client"
+# bench/ compares netlua's SSH client with these
+ssh_bench="python3-paramiko python3-asyncssh"
 # what the unpacked proftpd (and its mod_tls) link against
 proftpd_libs="libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libcap2 libacl1 libidn2-0 libssl3"
 case "$what" in
-  demo) pkgs="$base $peers $loops $proftpd_libs" ;;
-  test) pkgs="$base $peers $loops $proftpd_libs" ;;
-  test-all) pkgs="$base $older $peers $loops $proftpd_libs" ;;
-  valgrind) pkgs="$base $peers $loops $proftpd_libs valgrind" ;;
+  demo) pkgs="$base $peers $loops $ssh $proftpd_libs" ;;
+  test) pkgs="$base $peers $loops $ssh $proftpd_libs" ;;
+  test-all) pkgs="$base $older $peers $loops $ssh $proftpd_libs" ;;
+  valgrind) pkgs="$base $peers $loops $ssh $proftpd_libs valgrind" ;;
   # lftp: bench/mirror.lua times its mirror against netlua's
-  bench) pkgs="$base $peers $proftpd_libs lua-socket curl python3 lftp" ;;
+  bench) pkgs="$base $peers $ssh $ssh_bench $proftpd_libs lua-socket curl python3 lftp" ;;
   fuzz) pkgs="$base clang libclang-rt-14-dev" ;;
   *) pkgs="$base" ;;
 esac
@@ -43,6 +51,18 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "deps: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
+    # no package may start a service while we install (see the top); a
+    # policy-rc.d already there is someone else's and stays as it is
+    policy=/usr/sbin/policy-rc.d ours=""
+    if [ ! -e "$policy" ]; then
+      ours=1
+      # removed again however the install ends
+      trap 'rm -f "$policy"' EXIT
+      trap 'exit 130' INT
+      trap 'exit 143' TERM
+      printf '#!/bin/sh\nexit 101\n' >"$policy"
+      chmod 755 "$policy"
+    fi
     # another install may hold apt's locks: wait for it
     lock="-o DPkg::Lock::Timeout=600"
     tries=0 rc=0
@@ -55,6 +75,10 @@ if [ -n "$missing" ]; then
       [ $rc -ne 0 ] && [ $tries -lt 5 ] && sleep 30 && continue
       break
     done
+    if [ -n "$ours" ]; then
+      rm -f "$policy"
+      trap - EXIT INT TERM
+    fi
     [ $rc -eq 0 ] || exit $rc
   else
     echo "deps: missing packages; run:"
