@@ -158,6 +158,11 @@ int nl_coop_due(const nl_coop *c);
  * can be reused safely.  Not from __gc: a parked task's driver holds its
  * object, so nothing can be parked on an object being collected. */
 void nl_coop_closing(lua_State *L, nl_coop *c, int fd);
+/* Every task parked on fd runs again and retries its operation, which
+ * waits again if it still has to: for objects that share one descriptor
+ * (the channels of an SSH connection), when one task's read took in
+ * data that another task waits for.  L: the running thread. */
+void nl_coop_wake_fd(lua_State *L, int fd);
 /* First thing a method that may restart after a wait does: true when it
  * is restarted after another task closed its object; the method then
  * returns its "closed" result (NL_ABORTED) instead of raising "attempt to
@@ -316,6 +321,9 @@ typedef struct nl_sock {
   /* an unconnected TCP object (tcp_master.c): bind() fixed its family;
    * anyfamily: made by tcp.tcp(), its family follows the address used */
   int bound, anyfamily;
+  /* fd belongs to another object (an SSH shell waits on its
+   * connection's socket): closing this object never closes fd */
+  int borrowed;
 } nl_sock;
 
 /* A kind of socket object: what it adds to the nl_sock it starts with.
@@ -403,6 +411,38 @@ int nl_tcp_getoption(lua_State *L);
 /* Methods every TCP object has: setfd, getstats, setstats. */
 void nl_tcp_common(lua_State *L, const char *tname);
 
+/* ---- a terminal session over another transport (telnet.c) ------------ */
+/* The Telnet session's reads, expect, write, set_window, session log and
+ * (in Lua) device helpers, over a byte stream that is not a Telnet
+ * socket: an SSH channel with a pty (ssh_chan.c).  No Telnet decoding;
+ * the transport moves the bytes and does its own waits. */
+#define NL_SSH_SHELL "netlua.ssh_shell"
+typedef struct nl_term_io {
+  /* One chunk of up to cap bytes into p, waiting as c until d (nowait:
+   * one look, NL_TIMEOUT when nothing is there).  NL_OK with *got > 0,
+   * NL_CLOSED at the end, NL_TIMEOUT, NL_PENDING or an errno. */
+  int (*recv)(void *io, nl_coop *c, const nl_deadline *d, int nowait,
+              char *p, size_t cap, size_t *got);
+  /* Sends all n bytes, waiting as c until d; *sent counts what went out
+   * (also on NL_PENDING: the restart sends the rest). */
+  int (*send)(void *io, nl_coop *c, const nl_deadline *d, const char *p,
+              size_t n, size_t *sent);
+  int (*resize)(void *io, int cols, int rows);  /* NL_OK or an errno */
+  /* The object closes (or is collected: L is NULL then): end the
+   * stream; tasks waiting on it are woken by the session itself. */
+  void (*close)(lua_State *L, void *io);
+  /* Why the last call failed with EIO, for the message. */
+  const char *(*error)(void *io);
+} nl_term_io;
+
+/* Makes a session object of kind NL_SSH_SHELL over io, whose waits are
+ * on fd (borrowed: never closed here).  The value at `owner` is kept by
+ * the session (its user value 3) for as long as it lives: what io
+ * points into.  opts (a table or 0): max_buffer, max_match, timeout,
+ * debug as for a Telnet session; name is "user@host:port". */
+void nl_term_new(lua_State *L, const nl_term_io *io, void *ctx, int fd,
+                 int owner, int opts, double timeout, const char *name);
+
 /* ---- module openers: each adds its functions to the table on top ------ */
 void nl_open_class(lua_State *L);
 void nl_open_timeout(lua_State *L);
@@ -413,6 +453,7 @@ void nl_open_tcp(lua_State *L);
 void nl_open_tcp_master(lua_State *L);
 void nl_open_udp(lua_State *L);
 void nl_open_telnet(lua_State *L);
+void nl_open_ssh(lua_State *L);
 void nl_open_ftp(lua_State *L);
 void nl_open_ftp_list(lua_State *L);
 void nl_open_fs(lua_State *L);

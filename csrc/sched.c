@@ -333,6 +333,12 @@ void nl_coop_closing(lua_State *L, nl_coop *c, int fd) {
   call_onclose(L);
 }
 
+void nl_coop_wake_fd(lua_State *L, int fd) {
+  if (L == NULL || fd < 0) return;
+  lua_pushinteger(L, fd);
+  call_onclose(L);  /* the same hook: it wakes without closing anything */
+}
+
 int nl_coop_closed(lua_State *L, nl_coop *c) {
   if (!c->closed || !nl_coop_resumes(L, c)) return 0;
   if (kept_table(L, 0))  /* what it kept is not needed now */

@@ -176,7 +176,7 @@ nl_sock *nl_sock_lsop(lua_State *L, int arg, const char *tname,
 int nl_sock_closefd(nl_sock *s) {
   int r = 0;
   if (s->fd >= 0) {
-    r = close(s->fd);
+    if (!s->borrowed) r = close(s->fd);
     s->fd = -1;
   }
   nl_buf_free(&s->st.in);

@@ -12,6 +12,9 @@
  * The negotiation callback (telnetlib's set_option_negotiation_callback)
  * runs after the engine has returned, never from inside it.
  * Connecting is netlua.tcp's job; the Lua helpers live in netlua/telnet.lua.
+ * The same session object also runs over another transport (nl_term_io:
+ * an SSH channel with a pty), with no Telnet decoding: one implementation
+ * of the reads, expect and the device helpers for both.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,6 +68,8 @@ typedef struct tsession {
   nl_buf evq;          /* (cmd, opt) pairs for the callback */
   lua_State *L;        /* the state of the running method (callbacks) */
   char name[80];       /* "host:port" for messages */
+  const nl_term_io *io;  /* another transport (NULL: the Telnet socket) */
+  void *ioctx;
   tn_engine eng;
 } tsession;
 
@@ -165,7 +170,19 @@ static void s_event(void *ud, const tn_event *ev) {
 /* ---- checking and options -------------------------------------------- */
 
 static tsession *raw_session(lua_State *L, int arg) {
-  if (arg == 1) return (tsession *)nl_class_self(L, SESSION);
+  /* a method of either kind: upvalue 1 is its own metatable */
+  void *p;
+  if (arg == 1) {
+    p = lua_touserdata(L, 1);
+    if (p != NULL && lua_getmetatable(L, 1)) {
+      int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+      lua_pop(L, 1);
+      if (same) return (tsession *)p;
+    }
+  }
+  /* a function with no kind's upvalue (interact's call of write) */
+  p = luaL_testudata(L, arg, NL_SSH_SHELL);
+  if (p != NULL) return (tsession *)p;
   return (tsession *)luaL_checkudata(L, arg, SESSION);
 }
 
@@ -324,6 +341,12 @@ static int check_opt_number(lua_State *L, int arg) {
 /* Sends what the engine queued; waits at most until d, as the read (co)
  * or the write (wco) in progress. */
 static int flush_out(tsession *s, nl_coop *c, const nl_deadline *d) {
+  if (s->io != NULL && s->out.len > 0) {
+    size_t k = 0;
+    int r = s->io->send(s->ioctx, c, d, nl_buf_head(&s->out), s->out.len, &k);
+    nl_buf_consume(&s->out, k);
+    return r;
+  }
   while (s->out.len > 0) {
     ssize_t k = send(s->sock.fd, nl_buf_head(&s->out), s->out.len,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -379,6 +402,21 @@ static void log_data(tsession *s, const char *p, size_t n, int dir) {
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
 
+/* One chunk from another transport: plain bytes, nothing to answer. */
+static int fill_io(tsession *s, const nl_deadline *d, int nowait, char *p) {
+  static const nl_deadline now = {0};
+  size_t n = 0;
+  int r = s->io->recv(s->ioctx, &s->sock.co, nowait ? &now : d, nowait, p,
+                      s->rsize, &n);
+  if (r == NL_CLOSED) s->eof = 1;
+  if (r != NL_OK) return r;
+  if (n == s->rsize && s->rsize < CHUNK) s->rsize *= 2;
+  else if (n < s->rsize / 4 && s->rsize > RECV_MIN) s->rsize /= 2;
+  nl_buf_commit(IN(s), n);
+  log_data(s, p, n, LOG_READ);
+  return nl_coop_share(&s->sock.co);
+}
+
 /* Receives one chunk, decodes it into s->in and answers the peer.
  * NL_OK means bytes arrived (possibly only commands).  With nowait, no
  * waiting: NL_TIMEOUT when nothing is there. */
@@ -390,6 +428,7 @@ static int fill(tsession *s, const nl_deadline *d, int nowait) {
   if (s->eof) return NL_CLOSED;
   p = nl_buf_reserve(IN(s), s->rsize);
   if (p == NULL) return ENOMEM;
+  if (s->io != NULL) return fill_io(s, d, nowait, p);
   /* after a write a task waits first: the answer cannot be there yet;
    * cleared before the wait, which may pend and restart the read */
   fresh = s->wrote && !nowait;
@@ -641,7 +680,7 @@ static int t_expect(lua_State *L) {
   size_t *done;
   nl_deadline d;
   if (s == NULL) return 3;
-  find = lua_upvalueindex(1);
+  find = lua_upvalueindex(2);
   pats = 3;
   if (nl_coop_resumes(L, &s->sock.co)) {  /* after a wait: patterns, progress */
     nl_coop_begin(L, &s->sock.co, NULL, 0, &d);  /* kept above slot 2: back */
@@ -719,10 +758,16 @@ static int t_write(lua_State *L) {
       else dbg_data(s, "send", p, n);
     }
     log_data(s, p, n, secret ? LOG_SECRET : LOG_WRITTEN);
-    if (n > ((size_t)-1) / 2 || (room = nl_buf_reserve(&s->out, 2 * n)) == NULL)
+    if (s->io != NULL) {  /* no Telnet here: the bytes as they are */
+      if (nl_buf_append(&s->out, p, n) != NL_OK)
+        return nl_pushfail(L, ENOMEM, "write %s", s->name);
+    } else if (n > ((size_t)-1) / 2 ||
+               (room = nl_buf_reserve(&s->out, 2 * n)) == NULL) {
       return nl_pushfail(L, ENOMEM, "write %s", s->name);
-    nl_buf_commit(&s->out, tn_escape(&s->eng, (const unsigned char *)p, n,
-                                     (unsigned char *)room));
+    } else {
+      nl_buf_commit(&s->out, tn_escape(&s->eng, (const unsigned char *)p, n,
+                                       (unsigned char *)room));
+    }
   }
   r = flush_out(s, &s->sock.wco, &d);
   if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.wco);
@@ -804,6 +849,12 @@ static int t_set_window(lua_State *L) {
   r = luaL_checkinteger(L, 3);
   luaL_argcheck(L, c >= 1 && c <= 65535, 2, "columns 1..65535 expected");
   luaL_argcheck(L, r >= 1 && r <= 65535, 3, "rows 1..65535 expected");
+  if (s->io != NULL) {  /* the transport's own resize (a pty's) */
+    e = s->io->resize(s->ioctx, (int)c, (int)r);
+    if (e != NL_OK) return nl_pushfail(L, e, "set_window %s", s->name);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   tn_accept(&s->eng, TN_US, TN_NAWS, 1);
   tn_set_window(&s->eng, (int)c, (int)r);
   nl_coop_begin(L, &s->sock.wco, NULL, s->sock.timeout, &d);
@@ -883,6 +934,10 @@ static int t_eof(lua_State *L) {
 /* What close and __gc (sock.c) free once the descriptor is closed. */
 static void telnet_release(nl_sock *sock) {
   tsession *s = (tsession *)sock;
+  if (s->io != NULL) {  /* collected without close: the stream ends too */
+    s->io->close(NULL, s->ioctx);
+    s->io = NULL;
+  }
   nl_buf_free(&s->out);
   nl_buf_free(&s->sbq);
   nl_buf_free(&s->evq);
@@ -897,8 +952,13 @@ static const char *telnet_label(const nl_sock *sock) {
 /* close() and __close: sock.c's, but never from inside the callback,
  * which runs in the middle of a read */
 static int t_close(lua_State *L) {
-  if (raw_session(L, 1)->in_cb)
+  tsession *s = raw_session(L, 1);
+  if (s->in_cb)
     return luaL_error(L, "close: not from inside the callback");
+  if (s->io != NULL && s->sock.fd >= 0) {
+    s->io->close(L, s->ioctx);
+    s->io = NULL;
+  }
   return nl_sock_close(L);
 }
 
@@ -1007,16 +1067,9 @@ static int t_interact(lua_State *L) {
 
 /* ---- creating a session ---------------------------------------------- */
 
-/* core.telnet_wrap(tcpsock, opts) -> session.  Takes over the socket's
- * descriptor: the TCP object is closed afterwards. */
-static int t_wrap(lua_State *L) {
-  nl_sock *sock = nl_sock_check(L, 1, TCP);
-  double timeout = sock->timeout;
-  tsession *s;
-  nl_addr a;
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  s = (tsession *)nl_sock_new(L, &telnet_kind, -1, sock->family,
-                              SOCK_STREAM);
+/* What every session starts with; the options at opts (0: none) that
+ * both kinds take.  Returns the timeout (dflt unless opts has one). */
+static double session_init(lua_State *L, tsession *s, int opts, double dflt) {
   nl_buf_init(&s->out);
   nl_buf_init(&s->sbq);
   nl_buf_init(&s->evq);
@@ -1024,19 +1077,32 @@ static int t_wrap(lua_State *L) {
   s->max_match = DEFAULT_MAX_MATCH;
   s->rsize = RECV_MIN;
   tn_init(&s->eng, s_send, s_event, s);
-  if (lua_istable(L, 2)) {
-    engine_opts(L, 2, &s->eng);
-    s->max_buffer = opt_size(L, 2, "max_buffer", s->max_buffer);
-    s->max_match = opt_size(L, 2, "max_match", s->max_match);
-    timeout = nl_opttimeout_field(L, 2, timeout);
-    switch (lua_getfield(L, 2, "debug")) {
-      case LUA_TNIL: break;
-      case LUA_TBOOLEAN: s->debug = lua_toboolean(L, -1); break;
-      case LUA_TNUMBER: s->debug = (int)lua_tointeger(L, -1); break;
-      default: luaL_error(L, "bad option 'debug' (number expected)");
-    }
-    lua_pop(L, 1);
+  s->L = L;
+  if (opts == 0 || !lua_istable(L, opts)) return dflt;
+  s->max_buffer = opt_size(L, opts, "max_buffer", s->max_buffer);
+  s->max_match = opt_size(L, opts, "max_match", s->max_match);
+  switch (lua_getfield(L, opts, "debug")) {
+    case LUA_TNIL: break;
+    case LUA_TBOOLEAN: s->debug = lua_toboolean(L, -1); break;
+    case LUA_TNUMBER: s->debug = (int)lua_tointeger(L, -1); break;
+    default: luaL_error(L, "bad option 'debug' (number expected)");
   }
+  lua_pop(L, 1);
+  return nl_opttimeout_field(L, opts, dflt);
+}
+
+/* core.telnet_wrap(tcpsock, opts) -> session.  Takes over the socket's
+ * descriptor: the TCP object is closed afterwards. */
+static int t_wrap(lua_State *L) {
+  nl_sock *sock = nl_sock_check(L, 1, TCP);
+  double timeout;
+  tsession *s;
+  nl_addr a;
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  s = (tsession *)nl_sock_new(L, &telnet_kind, -1, sock->family,
+                              SOCK_STREAM);
+  timeout = session_init(L, s, lua_istable(L, 2) ? 2 : 0, sock->timeout);
+  if (lua_istable(L, 2)) engine_opts(L, 2, &s->eng);
   a.len = sizeof a.ss;
   if (getpeername(sock->fd, (struct sockaddr *)&a.ss, &a.len) == 0)
     nl_addr_format((struct sockaddr *)&a.ss, s->name, sizeof s->name);
@@ -1048,13 +1114,30 @@ static int t_wrap(lua_State *L) {
   /* the session is the socket now, with the bytes it read already */
   nl_sock_move(&s->sock, sock);
   s->sock.timeout = timeout;
-  s->L = L;
   if (IN(s)->len > 0) {
     size_t n = tn_recv(&s->eng, (unsigned char *)nl_buf_head(IN(s)),
                        IN(s)->len);
     IN(s)->len = n;
   }
   return 1;
+}
+
+static const nl_sock_kind term_kind;
+
+void nl_term_new(lua_State *L, const nl_term_io *io, void *ctx, int fd,
+                 int owner, int opts, double timeout, const char *name) {
+  tsession *s;
+  owner = lua_absindex(L, owner);
+  if (opts != 0) opts = lua_absindex(L, opts);
+  s = (tsession *)nl_sock_new(L, &term_kind, -1, AF_UNSPEC, SOCK_STREAM);
+  s->sock.timeout = session_init(L, s, opts, timeout);
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->io = io;
+  s->ioctx = ctx;
+  s->sock.fd = fd;
+  s->sock.borrowed = 1;
+  lua_pushvalue(L, owner);
+  lua_setiuservalue(L, -2, 3);
 }
 
 /* ---- the bare engine object ------------------------------------------ */
@@ -1284,6 +1367,40 @@ static const nl_sock_kind telnet_kind = {
   SESSION, "telnet session", sizeof(tsession), 2, 0, session_methods,
   t_close, telnet_release, telnet_label};
 
+/* A session over another transport (nl_term_new): the same methods but
+ * Telnet's own (options, negotiation, subnegotiation data). */
+static const luaL_Reg term_methods[] = {
+  {"read_until", t_read_until}, {"read_all", t_read_all},
+  {"read_some", t_read_some}, {"read_very_eager", t_read_very_eager},
+  {"read_eager", t_read_eager}, {"read_lazy", t_read_lazy},
+  {"read_very_lazy", t_read_very_lazy},
+  {"expect", NULL}, {"write", t_write}, {"sendall", t_sendall},
+  {"set_window", t_set_window}, {"_set_log", t_set_log},
+  {"set_debuglevel", t_set_debuglevel},
+  {"get_debuglevel", t_get_debuglevel}, {"_name", t_name},
+  {"_memory", t_memory}, {"eof", t_eof}, {"interact", t_interact},
+  {NULL, NULL}};
+
+/* user values: 1 unused, 2 the session log, 3 what the transport lives in */
+static const nl_sock_kind term_kind = {
+  NL_SSH_SHELL, "ssh shell", sizeof(tsession), 3, 0, term_methods,
+  t_close, telnet_release, telnet_label};
+
+/* expect calls string.find, captured now (a script may replace the
+ * global later; the session keeps working) */
+static void set_expect(lua_State *L, const char *kind) {
+  nl_class_methods(L, kind);
+  lua_getglobal(L, "string");
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "find");
+  else lua_pushnil(L);
+  lua_remove(L, -2);
+  luaL_getmetatable(L, kind);  /* upvalue 1 of every method: the kind's */
+  lua_insert(L, -2);
+  lua_pushcclosure(L, t_expect, 2);
+  lua_setfield(L, -2, "expect");
+  lua_pop(L, 1);
+}
+
 void nl_open_telnet(lua_State *L) {
   static const luaL_Reg emethods[] = {
     {"feed", e_feed}, {"escape", e_escape}, {"request", e_request},
@@ -1294,16 +1411,9 @@ void nl_open_telnet(lua_State *L) {
     {"telnet_wrap", t_wrap}, {"telnet_engine", e_new},
     {"fd_read", l_fd_read}, {"fd_write", l_fd_write}, {NULL, NULL}};
   nl_sock_class(L, &telnet_kind);
-  /* expect calls string.find, captured now (a script may replace the
-   * global later; the session keeps working) */
-  nl_class_methods(L, SESSION);
-  lua_getglobal(L, "string");
-  if (lua_istable(L, -1)) lua_getfield(L, -1, "find");
-  else lua_pushnil(L);
-  lua_remove(L, -2);
-  lua_pushcclosure(L, t_expect, 1);
-  lua_setfield(L, -2, "expect");
-  lua_pop(L, 1);
+  nl_sock_class(L, &term_kind);
+  set_expect(L, SESSION);
+  set_expect(L, NL_SSH_SHELL);
   nl_class_make(L, &engine_class, 0);
   luaL_setfuncs(L, f, 0);
   push_constants(L);
