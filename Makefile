@@ -30,12 +30,14 @@ endif
 BUILD      ?= $(if $(filter 5.4,$(LUA_V)),build,build-$(LUA_V))
 CURL_INCDIR ?= $(shell pkg-config --variable=includedir libcurl 2>/dev/null || echo /usr/include)
 CURL_LIBDIR ?= $(shell pkg-config --variable=libdir libcurl 2>/dev/null || echo /usr/lib)
+SSH_INCDIR ?= $(shell pkg-config --variable=includedir libssh 2>/dev/null || echo /usr/include)
+SSH_LIBDIR ?= $(shell pkg-config --variable=libdir libssh 2>/dev/null || echo /usr/lib)
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 LIBFLAG    ?= -shared
 WARN       = -Wall -Wextra
-ALL_CFLAGS = $(CFLAGS) -pthread -fPIC -fvisibility=hidden -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR)
-LIBS       = -L$(CURL_LIBDIR) -lcurl -pthread -ldl
+ALL_CFLAGS = $(CFLAGS) -pthread -fPIC -fvisibility=hidden -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -I$(SSH_INCDIR)
+LIBS       = -L$(CURL_LIBDIR) -lcurl -L$(SSH_LIBDIR) -lssh -pthread -ldl
 
 PREFIX     ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_ABI)
@@ -69,7 +71,7 @@ $(BUILD)/netlua/core.so: $(OBJ)
 
 build-asan/obj/%.o: csrc/%.c $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_FLAGS) -pthread -fPIC -fvisibility=hidden -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -c -o $@ $<
+	$(CC) $(SAN_FLAGS) -pthread -fPIC -fvisibility=hidden -std=c99 $(WARN) -I$(LUA_INCDIR) -I$(CURL_INCDIR) -I$(SSH_INCDIR) -c -o $@ $<
 
 build-asan/netlua/core.so: $(AOBJ)
 	@mkdir -p $(dir $@)

@@ -38,7 +38,7 @@ function M.event(...) return require("netlua.sched").event(...) end
 
 local parts = {
   lookup = true, tcp = true, udp = true, multicast = true, loop = true,
-  ftp = true, telnet = true, sched = true,
+  ftp = true, telnet = true, ssh = true, sched = true,
 }
 
 return setmetatable(M, {
