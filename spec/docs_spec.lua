@@ -12,8 +12,10 @@
 local netlua = require "netlua"
 local H = require "helper"
 local F = require "ftp_helper"
+local S = require "ssh_helper"
 
-local DOCS = {"README.md", "doc/ftp.md", "doc/lookup.md", "doc/loops.md", "doc/multicast.md", "doc/telnet.md"}
+local DOCS = {"README.md", "doc/ftp.md", "doc/lookup.md", "doc/loops.md", "doc/multicast.md",
+  "doc/ssh.md", "doc/telnet.md"}
 
 --- The ```lua blocks of a Markdown text: {line =, code =, fragment =}.
 local function blocks(text)
@@ -55,6 +57,11 @@ local P = {}
 --- Placeholder -> local replacement, in the order they are applied.
 local function placeholders(dir)
   return {
+    -- SSH: one sshd for a router (user "admin", a router CLI as its
+    -- shell) and a server (user "deploy", /bin/sh), one key for both
+    {'"192%.0%.2%.3[01]", 22%f[%D]', ('"127.0.0.1", %d'):format(P.ssh or 0)},
+    {'user = "admin"', ('user = "%s"'):format(P.ssh_admin or "admin")},
+    {'user = "deploy"', ('user = "%s"'):format(P.ssh_deploy or "deploy")},
     {'host = "ftp.example.org"', ('host = "127.0.0.1", port = %d'):format(P.ftp)},
     {"%f[%d]2121%f[%D]", tostring(P.ftp)},
     {'"192.0.2.10", 23%f[%D]', ('"127.0.0.1", %d'):format(P.telnet)},
@@ -67,6 +74,8 @@ local function placeholders(dir)
     {'"10.0.0.7"', '"127.0.0.1"'},
     {'"/tmp/', '"' .. dir .. "/"},
     {'"/srv/', '"' .. dir .. "/"},
+    -- last: the key's real path is under /tmp itself
+    {'"/home/admin/%.ssh/id_ed25519"', ('"%s"'):format(P.ssh_key or "")},
   }
 end
 
@@ -81,7 +90,7 @@ end
 local PRELUDES = {
   ["README.md"] = [[
 netlua = require "netlua"
-lookup, tcp, mc, ftp, telnet = netlua.lookup, netlua.tcp, netlua.multicast, netlua.ftp, netlua.telnet
+lookup, tcp, mc, ftp, telnet, ssh = netlua.lookup, netlua.tcp, netlua.multicast, netlua.ftp, netlua.telnet, netlua.ssh
 sock = assert(tcp.connect("127.0.0.1", 8080, {timeout = 5}))
 cmds = {"show version", "show clock"}
 ]],
@@ -91,6 +100,9 @@ s = assert(ftp.new{host = "ftp.example.org", user = "me", password = "secret", t
 ]],
   ["doc/lookup.md"] = [[
 lookup = require "netlua.lookup"
+]],
+  ["doc/ssh.md"] = [[
+ssh = require "netlua.ssh"
 ]],
   ["doc/loops.md"] = [[
 netlua = require "netlua"
@@ -121,7 +133,9 @@ local function run_block(file, b, code, dir)
   H.write_file(main, substitute(PRELUDES[file] or "", dir) ..
     ("assert((loadstring or load)(assert(io.open(%q)):read('*a'), %q))()\n"):format(chunk, "@" .. file .. ":" .. b.line) ..
     POSTLUDE)
-  local env = ("cd %s && PW=pw LUA_PATH=%s LUA_CPATH=%s "):format(H.shquote(dir),
+  -- HOME: its ~/.ssh/known_hosts knows the docs' sshd
+  local env = ("cd %s && PW=pw HOME=%s LUA_PATH=%s LUA_CPATH=%s "):format(H.shquote(dir),
+    H.shquote(P.ssh_home or dir),
     H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
     H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
   return H.sh(env .. "timeout -s KILL 60 " .. H.lua .. " main.lua 2>&1; echo \"exit=$?\"")
@@ -205,6 +219,19 @@ describe("documentation examples", function()
     local echo = H.lua_server("echo", P.echo)
     stops[#stops + 1] = function() H.kill(echo) end
     P.mc1, P.mc2 = H.free_port("inet"), H.free_port("inet")
+    -- SSH: the router user and the shell user on one sshd
+    local sdir = H.tmpdir()
+    local keys = S.keys(sdir)
+    local admin = S.user {keys = keys.authorized, shell = "router"}
+    local deploy = S.user {keys = keys.authorized}
+    local sshd = S.sshd {user = admin, extra = {"AllowUsers " .. admin.name .. " " .. deploy.name}}
+    P.ssh, P.ssh_key, P.ssh_admin, P.ssh_deploy = sshd.port, keys.ed25519, admin.name, deploy.name
+    P.ssh_home = sdir .. "/home"
+    H.sh("mkdir -p " .. H.shquote(P.ssh_home .. "/.ssh"))
+    H.write_file(P.ssh_home .. "/.ssh/known_hosts", H.read_file(sshd.known_hosts))
+    stops[#stops + 1] = function()
+      sshd.stop() admin.remove() deploy.remove() H.rm_rf(sdir)
+    end
   end)
 
   teardown(function()
