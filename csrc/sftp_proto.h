@@ -18,6 +18,23 @@
  * type, uint32 request id (INIT and VERSION carry the protocol version
  * there instead), then the fields of that type.  Integers are big
  * endian; a string is a uint32 length then that many bytes.
+ *
+ * What OpenSSH's sftp-server (9.2) does that the draft does not say, and
+ * a driver must know (spec/sftp_codec_spec.lua pins the first four):
+ *  - a READ over its max-read (256 KiB - 1 KiB) comes back short, not as
+ *    an error: short DATA means "ask again", only STATUS EOF ends a file;
+ *  - v3 has no "already exists": MKDIR of an existing folder, OPEN with
+ *    CREAT|EXCL of an existing file, SYMLINK onto one are all FAILURE,
+ *    and RENAME onto an existing file fails (posix-rename replaces it);
+ *  - a handle used after its CLOSE is NO_SUCH_FILE;
+ *  - SYMLINK's arguments are swapped (sfp_req_symlink below);
+ *  - a truncated request or one over 256 KiB ends the server at once,
+ *    with no STATUS BAD_MESSAGE; an unknown packet type gets no reply at
+ *    all (it is only logged): a client must never count on an answer to
+ *    what it should not have sent;
+ *  - at EOF on its input it exits without answering the requests it had
+ *    already read: a driver sends the channel's EOF only after the last
+ *    reply came.
  */
 #ifndef SFTP_PROTO_H
 #define SFTP_PROTO_H

@@ -501,6 +501,24 @@ describe("sftp codec against OpenSSH's sftp-server", function()
     c.ok("close", h.handle)
   end)
 
+  it("READ over max-read comes back short; the DATA still frames", function()
+    H.write_file(dir .. "/big", ("b"):rep(300000))
+    local h = c.call("open", "big", 1)
+    local pk = c.call("read", h.handle, 0, 1024 * 1024)
+    assert.equal("data", pk.type)
+    -- 256 KiB - 1 KiB, what limits@openssh.com says: not EOF, ask again
+    assert.equal(261120, #pk.data)
+    assert.equal(300000 - 261120, #c.call("read", h.handle, 261120, 1024 * 1024).data)
+    c.ok("close", h.handle)
+  end)
+
+  it("OPEN with CREAT|EXCL of a file that exists is plain failure", function()
+    H.write_file(dir .. "/there", "x")
+    local pk = c.call("open", "there", 0x2a)   -- WRITE|CREAT|EXCL
+    assert.same({"status", "failure"}, {pk.type, pk.name})
+    assert.equal("x", H.read_file(dir .. "/there"))
+  end)
+
   it("OPENDIR and READDIR list a folder until EOF", function()
     assert(H.sh("mkdir " .. H.shquote(dir .. "/ls") .. " && cd " .. H.shquote(dir .. "/ls")
       .. " && touch a 'b c' && mkdir d && ln -s a l"))
