@@ -21,6 +21,7 @@ NL_EXPORT int luaopen_netlua_core(lua_State *L) {
   nl_open_ftp(L);
   nl_open_ftp_list(L);
   nl_open_fs(L);
+  nl_open_sftp_codec(L);
   nl_open_class(L);  /* last: core.KINDS lists the kinds made above */
   lua_pushliteral(L, NETLUA_VERSION);
   lua_setfield(L, -2, "version");

@@ -457,5 +457,6 @@ void nl_open_ssh(lua_State *L);
 void nl_open_ftp(lua_State *L);
 void nl_open_ftp_list(lua_State *L);
 void nl_open_fs(lua_State *L);
+void nl_open_sftp_codec(lua_State *L);
 
 #endif

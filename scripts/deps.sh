@@ -24,8 +24,10 @@ peers="lua-busted lua-socket vsftpd python3-pyftpdlib inetutils-telnetd socat op
 # doc/loops.md); lua-copas serves Lua 5.1/5.2 only, its spec waits for that
 loops="lua-cqueues lua-luv lua-copas"
 # the SSH specs' peers (spec/ssh_helper.lua): sshd and dropbear run in the
-# foreground with temporary configs; ssh is the reference client
-ssh="libssh-dev openssh-server dropbear-bin openssh-client"
+# foreground with temporary configs; ssh is the reference client.
+# sftp-server (a dependency of openssh-server, named for itself) is also
+# spec/sftp_codec_spec.lua's peer, run alone behind socat
+ssh="libssh-dev openssh-server openssh-sftp-server dropbear-bin openssh-client"
 # bench/ compares netlua's SSH client with these
 ssh_bench="python3-paramiko python3-asyncssh"
 # what the unpacked proftpd (and its mod_tls) link against
