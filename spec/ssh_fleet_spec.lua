@@ -20,7 +20,8 @@ describe("ssh fleet", function()
   end)
 
   it("runs 200 sessions (login + cmd) concurrently", function()
-    local N = 200
+    -- valgrind runs 200 handshakes' crypto too slowly: fewer there
+    local N = H.slack > 1 and 40 or 200
     -- what lives on after a first run: the scheduler's poller, and what
     -- the crypto library opens at its first use
     assert(netlua.run(function()

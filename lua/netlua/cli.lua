@@ -503,6 +503,29 @@ function M.close_log(self)
 end
 
 --- Adds login, find_prompt, cmd, cmds and set_log to a methods table.
+-- the metatables whose __close already closes the session log too
+local closing = setmetatable({}, {__mode = "k"})
+
+--- What opening a session ends with, for either transport: `<close>`
+-- closes the session log too (the metatable's __close calls the
+-- session's close), and `log` (a path or an open file, or nil) starts
+-- the session log.  Returns s, or nil, msg, code (s closed then).
+function M.opened(s, log)
+  local mt = getmetatable(s)
+  if not closing[mt] then
+    mt.__close = function(x) x:close() end
+    closing[mt] = true
+  end
+  if log then
+    local ok, msg, code = s:set_log(log)
+    if not ok then
+      s:close()
+      return nil, msg, code
+    end
+  end
+  return s
+end
+
 function M.install(methods)
   methods.login = M.login
   methods.find_prompt = M.find_prompt

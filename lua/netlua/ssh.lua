@@ -353,8 +353,6 @@ end
 
 -- ---- shells ----------------------------------------------------------------
 
-local shell_patched = false
-
 --- Opens an interactive shell (a pty and the user's login shell) as a
 -- session object with the Telnet session's methods: `read_until`,
 -- `read_some`, `read_very_eager`, `expect`, `write`, `login`,
@@ -392,17 +390,9 @@ function conn:shell(opts)
   end
   local s = core.ssh_term(ch, {timeout = timeout, max_buffer = opts.max_buffer,
     max_match = opts.max_match, debug = opts.debug}, self:_name())
-  if not shell_patched then  -- <close> closes the session log too
-    getmetatable(s).__close = function(x) x:close() end
-    shell_patched = true
-  end
-  if opts.log then
-    local lok, lmsg, lcode = s:set_log(opts.log)
-    if not lok then
-      s:close()
-      return nil, lmsg, lcode
-    end
-  end
+  local lmsg, lcode
+  s, lmsg, lcode = cli.opened(s, opts.log)
+  if not s then return nil, lmsg, lcode end
   -- The shell's greeting (banner, motd) up to its first prompt is read
   -- here, so that find_prompt and cmd start on a quiet line: a prompt
   -- still on its way would be taken for the answer to what they send.

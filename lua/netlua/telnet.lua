@@ -52,8 +52,6 @@ local function checkopts(opts, who)
   return opts or {}
 end
 
-local patched = false
-
 --- Connects to a Telnet server.
 -- opts (all optional):
 -- `timeout` (seconds for connect and the default for every read; nil blocks),
@@ -82,18 +80,7 @@ function M.open(host, port, opts)
     sock:close()
     error(s, 2)
   end
-  if not patched then  -- <close> must close the session log too
-    getmetatable(s).__close = function(x) x:close() end
-    patched = true
-  end
-  if opts.log then
-    local lok, lmsg, lcode = s:set_log(opts.log)
-    if not lok then
-      s:close()
-      return nil, lmsg, lcode
-    end
-  end
-  return s
+  return require("netlua.cli").opened(s, opts.log)
 end
 
 --- telnetlib's msg(fmt, ...): prints a debug line (to stderr) when the
