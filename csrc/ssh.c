@@ -131,11 +131,12 @@ static int opt_string(lua_State *L, int t, const char *k, const char **v) {
 /* core.ssh_new(tcpsock, opts) -> connection.  Takes the connected
  * socket's descriptor (the TCP object is closed afterwards).  opts: host
  * and port (what known_hosts entries are looked up by), user,
- * known_hosts (a path; false: none), timeout, keepalive (seconds),
+ * known_hosts (a path; false: none), agent_socket (ssh-agent's socket
+ * instead of $SSH_AUTH_SOCK), timeout, keepalive (seconds),
  * debug (libssh's log level 0..4, to stderr). */
 static int l_ssh_new(lua_State *L) {
   nl_sock *sock = nl_sock_check(L, 1, NL_TCP);
-  const char *host, *user, *kh;
+  const char *host, *user, *kh, *agent;
   unsigned int port;
   int one = 1, verbosity = 0, no = 0;
   double s_keepalive;
@@ -148,6 +149,7 @@ static int l_ssh_new(lua_State *L) {
   port = (unsigned int)luaL_optinteger(L, -1, 22);
   lua_pop(L, 1);
   opt_string(L, 2, "user", &user);
+  opt_string(L, 2, "agent_socket", &agent);
   if (lua_getfield(L, 2, "known_hosts") == LUA_TBOOLEAN) {
     kh = lua_toboolean(L, -1) ? NULL : "/dev/null";
   } else {
@@ -189,6 +191,7 @@ static int l_ssh_new(lua_State *L) {
   ssh_options_set(ss, SSH_OPTIONS_HOST, host);
   ssh_options_set(ss, SSH_OPTIONS_PORT, &port);
   if (user != NULL) ssh_options_set(ss, SSH_OPTIONS_USER, user);
+  if (agent != NULL) ssh_options_set(ss, SSH_OPTIONS_IDENTITY_AGENT, agent);
   /* the script says what it wants; ~/.ssh/config must not change it */
   ssh_options_set(ss, SSH_OPTIONS_PROCESS_CONFIG, &no);
   if (kh != NULL) {
@@ -504,6 +507,22 @@ static int c_send_ignore(lua_State *L) {
   return 1;
 }
 
+/* c:stats() -> {bytes_in=, bytes_out=, packets_in=, packets_out=}: on
+ * the socket, and SSH packets (keepalives count) */
+static int c_stats(lua_State *L) {
+  nl_ssh *s = (nl_ssh *)nl_class_self(L, NL_SSH);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)s->sock.in_bytes);
+  lua_setfield(L, -2, "bytes_in");
+  lua_pushinteger(L, (lua_Integer)s->sock.out_bytes);
+  lua_setfield(L, -2, "bytes_out");
+  lua_pushinteger(L, (lua_Integer)s->raw.in_packets);
+  lua_setfield(L, -2, "packets_in");
+  lua_pushinteger(L, (lua_Integer)s->raw.out_packets);
+  lua_setfield(L, -2, "packets_out");
+  return 1;
+}
+
 static int c_fileno(lua_State *L) {
   lua_pushinteger(L, nl_ssh_check(L, 1)->fd);
   return 1;
@@ -539,7 +558,8 @@ void nl_open_ssh(lua_State *L) {
     {"_auth", c_auth}, {"send_ignore", c_send_ignore},
     {"close", c_close}, {"fileno", c_fileno},
     {"settimeout", c_settimeout}, {"gettimeout", c_gettimeout},
-    {"_name", c_name}, {"isopen", c_isopen}, {NULL, NULL}};
+    {"_name", c_name}, {"isopen", c_isopen}, {"stats", c_stats},
+    {NULL, NULL}};
   static const nl_class cls = {
     NL_SSH, methods, NULL, c_gc, c_close, c_tostring, 1};
   nl_class_make(L, &cls, 0);

@@ -2,7 +2,8 @@
 -- loop, the same for every loop's spec (spec/loop_*_spec.lua).
 --
 -- Real peers on loopback: the router CLI (spec/servers/device.lua) for
--- two Telnet sessions, vsftpd with a 1 MiB file, a UDP socket on
+-- two Telnet sessions, vsftpd with a 1 MiB file, sshd for a command and
+-- a shell, a UDP socket on
 -- 127.0.0.1 fed from inside the loop, and a name lookup.  A loop's spec
 -- starts each job in a coroutine of its loop, with a timer of that loop
 -- ticking meanwhile, and checks the results and the ticks.  This file
@@ -12,6 +13,7 @@ local H = require "helper"
 -- datagrams, it runs only inside the private namespace
 H.require_netns()
 local F = require "ftp_helper"
+local S = require "ssh_helper"
 local netlua = require "netlua"
 local luassert = require "luassert"
 
@@ -29,9 +31,16 @@ function L.servers()
   s.data = F.random_bytes(L.FILE_SIZE)
   H.write_file(s.ftp.path("big.bin"), s.data)
   F.sh("chown " .. s.ftp.user .. " " .. H.shquote(s.ftp.path("big.bin")))
+  s.ssh_dir = H.tmpdir()
+  s.ssh_keys = S.keys(s.ssh_dir)
+  s.ssh_user = S.user {keys = s.ssh_keys.authorized}
+  s.sshd = S.sshd {user = s.ssh_user}
   function s.stop()
     H.kill(s.device)
     s.ftp.stop()
+    s.sshd.stop()
+    s.ssh_user.remove()
+    H.rm_rf(s.ssh_dir)
   end
   return s
 end
@@ -81,6 +90,15 @@ function L.jobs(srv, out)
     tx:close()
     out["udp sender"] = true
   end)
+  job("ssh", function()
+    local c = assert(netlua.ssh.open(srv.sshd.host, srv.sshd.port, {user = srv.ssh_user.name,
+      key = srv.ssh_keys.ed25519, known_hosts = srv.sshd.known_hosts, timeout = 10}))
+    local o = {exec = assert(c:exec("sleep 0.3; echo loop"))}
+    local sh = assert(c:shell())
+    o.cmd = assert(sh:cmd("echo shell"))
+    c:close()
+    out.ssh = o
+  end)
   job("lookup", function()
     out.lookup = assert(netlua.lookup.getaddrinfo("localhost", "ftp"))
   end)
@@ -102,6 +120,9 @@ function L.check(srv, out, jobs)
   luassert.is_table(out.udp, tostring(out.udp))
   for i = 1, L.DATAGRAMS do luassert.equal("d" .. i, out.udp[i]) end
   luassert.is_true(out["udp sender"])
+  luassert.is_table(out.ssh, tostring(out.ssh))
+  luassert.equal("loop\n", out.ssh.exec)
+  luassert.equal("shell\n", out.ssh.cmd)
   luassert.is_table(out.lookup, tostring(out.lookup))
   local ports = {}
   for _, a in ipairs(out.lookup) do ports[#ports + 1] = a.port end

@@ -206,7 +206,8 @@ local patched = false
 -- opts (all optional but a way to log in):
 -- `user` (default: $USER), `password`, `key` (a private key file, or a
 -- list of them; OpenSSH or PEM format), `passphrase` (for the key),
--- `agent` (true: keys from ssh-agent), `kbdint` (keyboard-interactive
+-- `agent` (true: keys from ssh-agent at $SSH_AUTH_SOCK; a path: the
+-- agent at that socket), `kbdint` (keyboard-interactive
 -- answers: a list, or `function(name, instruction, prompts)` returning
 -- one; by default each prompt asking for a password gets `password`),
 -- `timeout` (seconds for opening and the default for every call; nil
@@ -233,6 +234,9 @@ function M.open(host, port, opts)
   if user == nil then opterror("user", "no user given and $USER is not set") end
   opt_type(opts, "password", "string")
   opt_type(opts, "passphrase", "string")
+  if opts.agent ~= nil and type(opts.agent) ~= "boolean" and type(opts.agent) ~= "string" then
+    opterror("agent", "true or a socket path expected, got " .. type(opts.agent))
+  end
   opt_type(opts, "known_hosts", opts.known_hosts == false and "boolean" or "string")
   if opts.key ~= nil and opts.key ~= false and type(opts.key) ~= "string"
       and type(opts.key) ~= "table" then
@@ -256,7 +260,8 @@ function M.open(host, port, opts)
   local kh = opts.known_hosts
   if kh == nil then kh = default_known_hosts() or false end
   local c = core.ssh_new(sock, {host = host, port = port, user = user,
-    known_hosts = kh, timeout = timeout, keepalive = ka, debug = opts.debug})
+    known_hosts = kh, timeout = timeout, keepalive = ka, debug = opts.debug,
+    agent_socket = type(opts.agent) == "string" and opts.agent or nil})
   if not c then return nil, msg, code end
   if not patched then  -- <close> ends what close ends
     getmetatable(c).__close = function(x) x:close() end
