@@ -92,6 +92,9 @@ void nl_ssh_unlink(nl_sshchan *ch) {
 int nl_ssh_errno(nl_ssh *s) {
   if (s->s == NULL) return NL_CLOSED;
   if (ssh_get_status(s->s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) return ECONNRESET;
+  /* the server said no to a channel or a request: an answer, not a
+   * broken protocol */
+  if (ssh_get_error_code(s->s) == SSH_REQUEST_DENIED) return EACCES;
   return EPROTO;
 }
 
@@ -101,9 +104,9 @@ const char *nl_ssh_error(nl_ssh *s) {
 }
 
 int nl_ssh_fail(lua_State *L, nl_ssh *s, int r, const char *what) {
-  if (r == EPROTO)
-    return nl_pushfailcode(L, "protocol", "%s %s: %s", what, s->name,
-                           nl_ssh_error(s));
+  if (r == EPROTO || r == EACCES)
+    return nl_pushfailcode(L, r == EPROTO ? "protocol" : "denied",
+                           "%s %s: %s", what, s->name, nl_ssh_error(s));
   if (r == ECONNRESET && s->s != NULL) {
     const char *e = ssh_get_error(s->s);
     if (e != NULL && *e != '\0')

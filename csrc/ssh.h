@@ -71,8 +71,9 @@ int nl_ssh_moved(nl_ssh *s, nl_coop *self, uint64_t mark);
 /* Pushes a channel of s into its list, or takes it out. */
 void nl_ssh_link(nl_ssh *s, nl_sshchan *ch);
 void nl_ssh_unlink(nl_sshchan *ch);
-/* Why libssh failed: ECONNRESET when the connection is gone, else
- * EPROTO (the text is then libssh's, nl_ssh_error). */
+/* Why libssh failed: ECONNRESET when the connection is gone, EACCES
+ * when the server refused a channel or a request, else EPROTO (the
+ * text is then libssh's, nl_ssh_error). */
 int nl_ssh_errno(nl_ssh *s);
 const char *nl_ssh_error(nl_ssh *s);
 /* Pushes nil, "<what> <name>: <reason>", code for result r (an NL_*

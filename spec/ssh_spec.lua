@@ -101,6 +101,19 @@ each_server(function(kind)
       c:close()
     end)
 
+    it("says 'denied' when the server refuses a request, and the connection goes on", function()
+      local c = assert(open())
+      if kind == "sshd" then  -- its AcceptEnv takes NETLUA_*
+        assert.equal("1\n", (c:exec("echo $NETLUA_X", {env = {NETLUA_X = "1"}})))
+      end
+      local no, msg, code = c:exec("echo $REFUSED_X", {env = {REFUSED_X = "1"}})
+      assert.is_nil(no)
+      assert.equal("denied", code, msg)
+      assert.truthy(msg:find("REFUSED_X", 1, true))
+      assert.equal("still\n", (c:exec("echo still")))
+      c:close()
+    end)
+
     it("says which signal ended a command, with no exit status", function()
       local c = assert(open())
       local out, err, status, signal = c:exec("echo before; kill -KILL $$")
