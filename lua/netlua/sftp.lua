@@ -297,12 +297,23 @@ function M.open(conn, opts)
     timeout = t
   end
   local at = timeout >= 0 and monotime() + timeout or nil
-  local ch, msg, code = conn:_channel(left(at))
-  if not ch then return nil, "sftp: " .. msg, code end
-  local ok
-  ok, msg, code = ch:_request("subsystem", "sftp")
+  local ch, msg, code, ok
+  -- dropbear (2022.83) can close a fresh channel at once, without an
+  -- answer to its request, when a session that used the same channel
+  -- number just ended and its sftp-server exits late: a new channel
+  -- then works
+  for try = 1, 3 do
+    ch, msg, code = conn:_channel(left(at))
+    if ch then
+      ok, msg, code = ch:_request("subsystem", "sftp")
+      if ok then break end
+      ch:close()
+    elseif code ~= "protocol" or not conn:isopen() then
+      return nil, "sftp: " .. msg, code
+    end
+    if code ~= "closed" and code ~= "protocol" or not conn:isopen() then break end
+  end
   if not ok then
-    ch:close()
     return nil, "sftp: the server refused the sftp subsystem: " .. tostring(msg), code
   end
   local self = setmetatable({_conn = conn, _ch = ch, _opts = opts, _timeout = timeout,
@@ -343,6 +354,9 @@ function S:close()
   if getmetatable(self) ~= Session then error("calling 'close' on bad self", 2) end
   if self._closed then return true end
   self._closed = true
+  -- EOF first: the server's subsystem ends on it (after the replies it
+  -- owes, which nobody waits for now)
+  if not self._dead and not self._busy then self._ch:_eof() end
   self._ch:close()
   self._free:set()
   return true
