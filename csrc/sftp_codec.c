@@ -4,11 +4,14 @@
  * SFTP client drives the C codec itself.
  *
  *   core.sftp_encode(kind, id, ...)     -> bytes of one request
- *   core.sftp_decode(bytes [, max])     -> packet, used
+ *   core.sftp_decode(bytes [, max [, init]]) -> packet, used
  *                                        | nil, "need", bytes_missing
  *                                        | nil, "malformed", why
  *     (the first packet of bytes; used: its size.  max: the longest
- *     length field taken, 0 or absent for 256 KiB + 1 KiB)
+ *     length field taken, 0 or absent for 256 KiB + 1 KiB.  init: where
+ *     the packet starts, 1-based as in string.find (default 1), so a
+ *     reader walks a buffer of many packets without cutting copies of
+ *     it; init past the end is an empty input)
  *   core.sftp_decode_limits(payload)    -> {max_packet=, max_read=,
  *                                           max_write=, max_handles=}
  *                                        | nil, why
@@ -331,13 +334,24 @@ static void push_exts(lua_State *L, const sfp_packet *pk) {
   }
 }
 
-/* core.sftp_decode(bytes [, max]) */
+/* core.sftp_decode(bytes [, max [, init]]) */
 static int l_decode(lua_State *L) {
   size_t n, size, max;
   const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1, &n);
   sfp_packet pk;
   int r, e;
   max = lua_isnoneornil(L, 2) ? SFP_MAX_PACKET : (size_t)check_u32(L, 2);
+  if (!lua_isnoneornil(L, 3)) {
+    lua_Integer init = luaL_checkinteger(L, 3);
+    if (init < 1) luaL_argerror(L, 3, "start position below 1");
+    if ((uint64_t)(init - 1) >= n) {
+      p += n;
+      n = 0;
+    } else {
+      p += init - 1;
+      n -= (size_t)(init - 1);
+    }
+  }
   r = sfp_frame(p, n, max, &size);
   if (r == 0) {
     lua_pushnil(L);

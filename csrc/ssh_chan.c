@@ -48,6 +48,10 @@ static void chan_free(nl_sshchan *ch) {
   nl_buf_free(&ch->pend[0]);
   nl_buf_free(&ch->pend[1]);
   if (ch->ch != NULL && ch->conn != NULL) {
+    /* libssh keeps a channel closed before the server's close came, and
+     * would call these callbacks on its exit-status later: they point
+     * into this object, which the collector frees */
+    ssh_remove_channel_callbacks(ch->ch, &ch->cb);
     if (ssh_channel_is_open(ch->ch)) ssh_channel_close(ch->ch);
     /* libssh keeps it until the server's close arrives */
     ssh_channel_free(ch->ch);
@@ -174,6 +178,12 @@ static int ch_request(lua_State *L) {
   for (;;) {
     uint64_t m = nl_ssh_mark(ch->conn);
     int r = request(L, ch, what);
+    /* a channel the server closed meanwhile never answers: libssh 0.10
+     * keeps the request pending until the deadline (dropbear closes a
+     * fresh channel whose number a session that just ended had, when
+     * that session's process exits late) */
+    if (r == SSH_AGAIN && ssh_channel_is_closed(ch->ch))
+      return fail(L, ch, &ch->co, NL_CLOSED, what);
     r = after(ch, &ch->co, &d, r, nl_ssh_moved(ch->conn, &ch->co, m));
     if (r == NL_PENDING) return nl_coop_pend(L, &ch->co);
     if (r == NL_OK) break;

@@ -15,7 +15,7 @@ local F = require "ftp_helper"
 local S = require "ssh_helper"
 
 local DOCS = {"README.md", "doc/ftp.md", "doc/lookup.md", "doc/loops.md", "doc/multicast.md",
-  "doc/ssh.md", "doc/telnet.md"}
+  "doc/ssh.md", "doc/sftp.md", "doc/telnet.md"}
 
 --- The ```lua blocks of a Markdown text: {line =, code =, fragment =}.
 local function blocks(text)
@@ -102,6 +102,9 @@ s = assert(ftp.new{host = "ftp.example.org", user = "me", password = "secret", t
 lookup = require "netlua.lookup"
 ]],
   ["doc/ssh.md"] = [[
+ssh = require "netlua.ssh"
+]],
+  ["doc/sftp.md"] = [[
 ssh = require "netlua.ssh"
 ]],
   ["doc/loops.md"] = [[

@@ -360,6 +360,30 @@ describe("sftp codec: partial and bad packets", function()
     assert.same(past, {decode(packet(105, u32(1) .. u32(0x80000000) .. u32(3) .. str("k") .. str("v")))})
   end)
 
+  it("decodes from a start position inside a larger buffer", function()
+    local a = packet(102, u32(7) .. str("h1"))
+    local b = packet(101, u32(8) .. u32(1) .. str("end") .. str(""))
+    local buf = "junk" .. a .. b
+    local pk, used = decode(buf, nil, 5)
+    assert.equal("handle", pk.type)
+    assert.equal(7, pk.id)
+    assert.equal("h1", pk.handle)
+    assert.equal(#a, used)
+    pk, used = decode(buf, 0, 5 + #a)
+    assert.equal("status", pk.type)
+    assert.equal(8, pk.id)
+    assert.equal(#b, used)
+    -- at the end, and past it: nothing there yet
+    assert.same({nil, "need", 4}, {decode(buf, nil, #buf + 1)})
+    assert.same({nil, "need", 4}, {decode(buf, nil, #buf + 100)})
+    -- a cut packet from the middle: what is missing of it
+    assert.same({nil, "need", 2}, {decode(buf:sub(1, -3), nil, 5 + #a)})
+    -- the old two-argument form is unchanged, and a bad start raises
+    assert.equal("handle", decode(a).type)
+    assert.has_error(function() decode(buf, nil, 0) end)
+    assert.has_error(function() decode(buf, nil, "x") end)
+  end)
+
   it("refuses attribute flags version 3 does not define", function()
     assert.same({nil, "malformed", "unknown attribute flags"},
       {decode(packet(105, u32(1) .. u32(0x10) .. u32(0)))})

@@ -422,6 +422,21 @@ function conn:shell(opts)
   return s, greeting
 end
 
+--- Opens an SFTP session on this connection (its own channel running the
+-- server's "sftp" subsystem): the object of netlua.sftp, with `get`,
+-- `put`, `list`, `stat`, `exists`, `size`, `mkdir`, `makedirs`,
+-- `rmdir`, `remove`, `rename`, `realpath`, `mirror` and `close` (which
+-- closes the session, not the connection).  See doc/sftp.md.
+-- opts: `timeout` (seconds each of its calls may take; default the
+-- connection's).
+-- @return session, or nil, msg, code
+function conn:sftp(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    argerror(1, "sftp", "table expected, got " .. type(opts))
+  end
+  return require("netlua.sftp").open(self, opts)
+end
+
 --- Sends one keepalive (SSH_MSG_IGNORE) now.
 function conn:keepalive()
   return self:send_ignore("")
