@@ -420,6 +420,11 @@ for _, kind in ipairs {"sshd", "dropbear"} do
       r = assert(sf:mirror("mt", ldir))
       assert.equal(0, r.files)
       assert.equal(3, r.skipped)
+      -- a dry run up into a folder the server has not got yet: all of
+      -- it would go, and nothing is made
+      r = assert(sf:mirror("mt-up", ldir, {reverse = true, dry_run = true}))
+      assert.equal(3, #r.transferred)
+      assert.is_false(sf:exists("mt-up"))
       -- and back up, into a new folder
       r = assert(sf:mirror("mt-up", ldir, {reverse = true}))
       assert.equal(3, r.files)

@@ -264,8 +264,12 @@ function M.run(self, lib, remote_dir, local_dir, opts)
           if rel == "" then abort = {"mirror: " .. lmsg, lcode} else fail(rel, lmsg, lcode) end
           return
         end
-        -- a remote folder not made yet (dry_run) is empty
-        if not rlist and type(code) == "number" and o.dry_run then rlist, kind = {}, "mlsd" end
+        -- a remote folder not made yet (dry_run) is empty: the server's
+        -- refusal (an FTP reply code) or SFTP's "nofile", never a
+        -- broken connection
+        if not rlist and (type(code) == "number" or code == "nofile") and o.dry_run then
+          rlist, kind = {}, "mlsd"
+        end
       end
       if not rlist then
         if rel == "" then abort = {kind, code} else fail(rel, kind, code) end
