@@ -132,6 +132,13 @@ static int c_channel(lua_State *L) {
       return fail(L, ch, &ch->co, NL_CLOSED, "channel");
     m = nl_ssh_mark(ch->conn);
     r = ssh_channel_open_session(ch->ch);
+    /* opened and closed again by the server at once (dropbear does when
+     * a late exit ends a reused slot): "closed", and the caller may open
+     * another; libssh leaves no error text for it */
+    if (r == SSH_ERROR && ssh_channel_is_closed(ch->ch) &&
+        ssh_is_connected(ch->conn->s) &&
+        ssh_get_error_code(ch->conn->s) != SSH_REQUEST_DENIED)
+      return fail(L, ch, &ch->co, NL_CLOSED, "channel");
     r = after(ch, &ch->co, &d, r, nl_ssh_moved(ch->conn, &ch->co, m));
     if (r == NL_PENDING) return nl_coop_pend(L, &ch->co);
     if (r == NL_OK) break;

@@ -297,25 +297,16 @@ function M.open(conn, opts)
     timeout = t
   end
   local at = timeout >= 0 and monotime() + timeout or nil
-  local ch, msg, code, ok
-  -- dropbear (2022.83) can close a fresh channel at once, without an
-  -- answer to its request, when a session that used the same channel
-  -- number just ended and its sftp-server exits late: a new channel
-  -- then works
-  for try = 1, 3 do
-    ch, msg, code = conn:_channel(left(at))
-    if ch then
-      ok, msg, code = ch:_request("subsystem", "sftp")
-      if ok then break end
-      ch:close()
-    elseif code ~= "protocol" or not conn:isopen() then
-      return nil, "sftp: " .. msg, code
+  -- dropbear may close a fresh channel unanswered: ssh.lua's opener
+  -- tries a new one then
+  local ch, msg, code = require("netlua.ssh")._open_channel(conn, at, {{"subsystem", "sftp"}})
+  if not ch then
+    if code == "denied" then
+      return nil, "sftp: the server refused the sftp subsystem: " .. tostring(msg), code
     end
-    if code ~= "closed" and code ~= "protocol" or not conn:isopen() then break end
+    return nil, "sftp: " .. tostring(msg), code
   end
-  if not ok then
-    return nil, "sftp: the server refused the sftp subsystem: " .. tostring(msg), code
-  end
+  local ok
   local self = setmetatable({_conn = conn, _ch = ch, _opts = opts, _timeout = timeout,
     _buf = "", _pos = 1, _max = 0, _id = 1, _orphan = {}, _busy = false,
     _free = sched.event(), _rblock = M.BLOCK, _wblock = M.BLOCK}, Session)

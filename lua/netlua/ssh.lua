@@ -281,6 +281,41 @@ function M.open(host, port, opts)
   return c
 end
 
+-- ---- channels -------------------------------------------------------------
+
+--- Opens a session channel and makes its requests (a list of argument
+-- lists for ch:_request, in order), all before `at`.  A server that
+-- closes the new channel with a request unanswered has not carried it
+-- out (it answers before anything else of the channel), and the
+-- connection is fine: dropbear 2022.83 does so when an earlier
+-- channel's command exits late and its slot was reused; it may also
+-- close the channel as it opens it.  Then a fresh channel is tried,
+-- three times in all.  Internal (exec, shell, sftp).
+-- @return channel, or nil, msg, code (`refused(name, msg)` words a
+-- refusal of the request named name)
+function M._open_channel(c, at, requests, refused)
+  local msg, code
+  for _ = 1, 3 do
+    local ch
+    ch, msg, code = c:_channel(left(at) or -1)
+    if not ch then
+      if code ~= "closed" or not c:isopen() then return nil, msg, code end
+    end
+    local ok = ch ~= nil
+    for _, r in ipairs(ch and requests or {}) do
+      ok, msg, code = ch:_request(unpack(r))
+      if not ok then
+        if refused and code == "denied" then msg = refused(r, msg) end
+        break
+      end
+    end
+    if ok then return ch end
+    if ch then ch:close() end
+    if code ~= "closed" or not c:isopen() then break end
+  end
+  return nil, msg, code
+end
+
 -- ---- remote commands ----------------------------------------------------
 
 local function call_stream(fn, chunk, who)
@@ -307,24 +342,21 @@ function conn:exec(command, opts)
   opt_type(opts, "stderr", "function")
   local timeout = opt_timeout(opts, self:gettimeout())
   local at = timeout >= 0 and monotime() + timeout or nil
-  local ch, msg, code = self:_channel(left(at) or -1)
-  if not ch then return nil, msg, code end
+  local requests = {}
+  for k, v in pairs(opts.env or {}) do requests[#requests + 1] = {"env", tostring(k), tostring(v)} end
+  if opts.pty then requests[#requests + 1] = {"pty", "vt100", 80, 24} end
+  requests[#requests + 1] = {"exec", command}
+  local ch, msg, code = M._open_channel(self, at, requests, function(r, m)
+    if r[1] ~= "env" then return m end
+    return ("exec: the server refused variable %s: %s"):format(r[2], m)
+  end)
+  if not ch then return nil, msg, code, "" end
   local out, err = {}, {}
   local function fail(m, c)
     ch:close()
     return nil, m, c, table.concat(out)
   end
   local ok
-  for k, v in pairs(opts.env or {}) do
-    ok, msg, code = ch:_request("env", tostring(k), tostring(v))
-    if not ok then return fail(("exec: the server refused variable %s: %s"):format(k, msg), code) end
-  end
-  if opts.pty then
-    ok, msg, code = ch:_request("pty", "vt100", 80, 24)
-    if not ok then return fail(msg, code) end
-  end
-  ok, msg, code = ch:_request("exec", command)
-  if not ok then return fail(msg, code) end
   if opts.stdin and #opts.stdin > 0 then
     ok, msg, code = ch:_write(opts.stdin, left(at) or -1)
     if not ok then return fail(msg, code) end
@@ -384,15 +416,9 @@ function conn:shell(opts)
     opterror("log", "path or open file expected")
   end
   local timeout = opt_timeout(opts, self:gettimeout())
-  local ch, msg, code = self:_channel(timeout)
+  local ch, msg, code = M._open_channel(self, timeout >= 0 and monotime() + timeout or nil,
+    {{"pty", term, cols, rows}, {"shell"}})
   if not ch then return nil, msg, code end
-  local ok
-  ok, msg, code = ch:_request("pty", term, cols, rows)
-  if ok then ok, msg, code = ch:_request("shell") end
-  if not ok then
-    ch:close()
-    return nil, msg, code
-  end
   local s = core.ssh_term(ch, {timeout = timeout, max_buffer = opts.max_buffer,
     max_match = opts.max_match, debug = opts.debug}, self:_name())
   local lmsg, lcode
