@@ -35,18 +35,18 @@ nl_ssh *nl_ssh_check(lua_State *L, int arg) {
 int nl_ssh_wait(nl_ssh *s, nl_coop *c, const nl_deadline *d) {
   int ev = NL_WAIT_READ, r;
   nl_deadline next;
-  if (ssh_get_poll_flags(s->s) & SSH_WRITE_PENDING) ev |= NL_WAIT_WRITE;
-  if (s->keepalive <= 0) return nl_coop_wait(c, s->fd, ev, d);
+  next.at = s->ka_last + s->keepalive;
   /* a long wait sends an SSH_MSG_IGNORE every keepalive seconds, so that
    * NAT and firewalls keep an idle connection (a device thinking) */
-  next.at = s->ka_last + s->keepalive;
-  if (nl_monotime() >= next.at) {
+  if (s->keepalive > 0 && nl_monotime() >= next.at) {
     ssh_send_ignore(s->s, "");
     s->ka_last = nl_monotime();
     next.at = s->ka_last + s->keepalive;
-    ev |= NL_WAIT_WRITE * ((ssh_get_poll_flags(s->s) & SSH_WRITE_PENDING) != 0);
   }
-  if (d->at >= 0 && d->at < next.at) return nl_coop_wait(c, s->fd, ev, d);
+  /* after the keepalive: it may be what libssh has queued */
+  if (ssh_get_poll_flags(s->s) & SSH_WRITE_PENDING) ev |= NL_WAIT_WRITE;
+  if (s->keepalive <= 0 || (d->at >= 0 && d->at < next.at))
+    return nl_coop_wait(c, s->fd, ev, d);
   r = nl_coop_wait(c, s->fd, ev, &next);
   /* the caller looks again, and its next wait sends the keepalive */
   return r == NL_TIMEOUT ? NL_OK : r;
