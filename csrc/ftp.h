@@ -104,6 +104,7 @@ typedef struct ftp_sess {
   nl_ftpr fr;              /* the framer, and the reply being assembled */
   reply last;              /* last complete reply */
   int not_ftp;             /* a line that cannot start a reply arrived */
+  int early;               /* a reply came before its command (TLS) */
   /* which replies belong to which command, in this operation: each
    * command sent wants one final (2xx-5xx) reply; a connection where the
    * two counts differ at the end is not one whose next reply we can
@@ -115,6 +116,11 @@ typedef struct ftp_sess {
    * kernel received, to find a reply curl read but kept back */
   unsigned long long in_seen;
   size_t op_in;
+  /* under TLS, records received on the control connection's SSL, and
+   * their count when the last command went out (ftp_tlsrec.c) */
+  void *tls_ssl;
+  unsigned long tls_recs, tls_at_cmd;
+  int tls_armed;           /* the last command went out under TLS */
   int fresh;               /* the next operation must open a new connection */
   char *label;             /* what failed, for messages ("get f"), or NULL */
   long long rx_moved, rx_announced;  /* the last download's bytes, and the
@@ -165,6 +171,10 @@ void ftp_op_clear(lua_State *L, ftp_sess *s);
 int ftp_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
               const char *what);
 void ftp_apply_common(ftp_sess *s, CURL *h, const nl_deadline *d);
+/* ftp_tlsrec.c: TLS records on the control connection */
+void ftp_tlsrec_apply(ftp_sess *s, CURL *h);
+void ftp_tlsrec_command(ftp_sess *s, CURL *h);
+int ftp_tlsrec_early(ftp_sess *s);
 void ftp_debug_print(ftp_sess *s, const char *tag, const char *p, size_t n);
 void ftp_debug_cmd(ftp_sess *s, const char *p, size_t n);
 

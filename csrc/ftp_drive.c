@@ -63,6 +63,10 @@ static void reply_done(ftp_sess *s) {
   if (s->login_cmd) reply_set(&s->login, code, t, n);
   ftp_debug_print(s, "resp", t, n);
   if (code == 421) s->got421 = 1;
+  /* under TLS, a reply with no record received since its command was
+   * read before the command went out: it answers nothing we asked, and
+   * curl would take it as this command's answer */
+  if (s->op_sent > 0 && ftp_tlsrec_early(s)) s->early = 1;
   if (code >= 100 && code < 200) {
     /* preliminary: the command's own reply is still to come */
     if (s->x && !s->x->upload && !s->x->text && s->x->announced < 0)
@@ -128,7 +132,7 @@ static void command_out(ftp_sess *s, const char *p, size_t n) {
 static int on_debug(CURL *h, curl_infotype type, char *p, size_t n,
                     void *ud) {
   ftp_sess *s = ud;
-  (void)h;
+  if (type == CURLINFO_HEADER_OUT) ftp_tlsrec_command(s, h);
   if (type == CURLINFO_HEADER_IN || type == CURLINFO_HEADER_OUT) {
     /* each call carries whole lines here; split to be safe */
     if (type == CURLINFO_HEADER_IN) {
@@ -225,6 +229,7 @@ static void apply_session(ftp_sess *s, const nl_deadline *d, const char *url) {
   curl_easy_setopt(h, CURLOPT_DEBUGDATA, s);
   curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
   curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, s);
+  ftp_tlsrec_apply(s, h);
   if (s->pre_fd >= 0) {
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, ftp_on_opensocket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, s);
@@ -392,11 +397,12 @@ static CURLcode drive(ftp_sess *s) {
       kick(s);
     }
     sock_ready(s);
-    if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;  /* see reply_line */
+    /* see reply_line and reply_done */
+    if (s->not_ftp || s->early) return CURLE_WEIRD_SERVER_REPLY;
     if (xfer_done(s, &rc)) return rc;
     if (s->nw == 0) {  /* nothing to wait for: see kick() */
       kick(s);
-      if (s->not_ftp) return CURLE_WEIRD_SERVER_REPLY;
+      if (s->not_ftp || s->early) return CURLE_WEIRD_SERVER_REPLY;
       if (xfer_done(s, &rc)) return rc;
     }
     if (d->at >= 0 && nl_monotime() > d->at + 0.25) return CURLE_OPERATION_TIMEDOUT;
@@ -434,6 +440,7 @@ static void op_reset(ftp_sess *s) {
   s->op_login = 0;
   s->aborting = 0;
   s->not_ftp = 0;
+  s->early = 0;
   s->paused = 0;
   s->op_sent = s->op_finals = 0;
   s->op_in = 0;
@@ -526,7 +533,7 @@ static int op_loop(lua_State *L, ftp_sess *s) {
     }
     curl_multi_remove_handle(s->multi, s->easy);
     o->added = 0;
-    if (s->got421 || s->op_sent != s->op_finals || stray_input(s))
+    if (s->got421 || s->early || s->op_sent != s->op_finals || stray_input(s))
       drop_connection(s);
     if (o->attempt == 0 && o->was_logged && !s->op_login &&
         (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
@@ -654,6 +661,10 @@ int ftp_error(lua_State *L, ftp_sess *s, CURLcode rc, xfer *x,
   if (s->not_ftp && !(x && x->failed))
     return nl_pushfailcode(L, "protocol", "%s: not an FTP reply: %s", what,
                            s->bad_line);
+  if (s->early && !(x && x->failed))
+    return nl_pushfailcode(L, "protocol", "%s: a reply arrived before its "
+                           "command was sent (the server answers what was not "
+                           "asked); the connection is dropped", what);
   text = malloc(s->last.text.len + 1);
   if (text) {
     memcpy(text, nl_buf_head(&s->last.text), s->last.text.len);

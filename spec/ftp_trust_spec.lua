@@ -178,6 +178,47 @@ describe("ftp answers against a hostile server", function()
     end)
   end
 
+  -- Under TLS the bytes on the wire are not reply bytes: a second reply
+  -- inside the record that carried the first cannot be counted there.
+  -- Whatever the session does, DELE's answer is never the stale "200".
+  describe("under TLS", function()
+    local dir, cert, key
+    setup(function()
+      dir = H.tmpdir()
+      cert, key = F.make_cert(dir)
+    end)
+    teardown(function() H.rm_rf(dir) end)
+
+    local function start_tls(mode)
+      port = H.free_port("inet")
+      local log = dir .. "/" .. mode .. ".log"
+      pid = H.spawn(("/usr/bin/python3 %s %s %d %s %s"):format(
+        H.shquote(H.root .. "/spec/servers/ftp_tls_hostile.py"), mode, port,
+        H.shquote(cert), H.shquote(key)), {log = log})
+      H.wait_port("127.0.0.1", port)
+    end
+
+    for _, mode in ipairs {"twice", "tworecs", "twicelate"} do
+      it("a reply nobody asked for is never taken for the next command's (" .. mode .. ")", function()
+        start_tls(mode)
+        local s = session{tls = "explicit", cafile = cert}
+        assert.equal("200 noop", s:sendcmd("NOOP"))
+        if mode == "twicelate" then netlua.sleep(0.3) end
+        -- DELE is refused by this server: a true here is the stale 200
+        local ok, msg, code = s:delete("f")
+        assert.is_nil(ok, msg)
+        assert.is_true(code == 550 or code == "protocol", tostring(code) .. " " .. tostring(msg))
+        -- and the session goes on with every reply its command's own
+        assert.matches('^257 "/"', s:sendcmd("PWD"))
+        ok, msg, code = s:delete("f")
+        assert.is_nil(ok, msg)
+        assert.equal(550, code, msg)
+        assert.matches('^257 "/"', s:sendcmd("PWD"))
+        s:close()
+      end)
+    end
+  end)
+
   it("mirror of an endless tree stops at a depth limit with an error, never raises", function()
     start("deep")
     local s = session()
