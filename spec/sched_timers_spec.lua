@@ -1,8 +1,9 @@
 -- The scheduler's timers: waits that end early (an event set, data
--- arriving) leave the timer heap at once, from any place in it, and the
+-- arriving) never fire, wherever they sit in the timer heap, and the
 -- other deadlines (sleeps here) still fire in order, none early, none
--- lost.
+-- lost; the timers of waits that ended early do not pile up.
 local netlua = require "netlua"
+local sched = require "netlua.sched"
 local H = require "helper"
 
 describe("netlua.run timers", function()
@@ -70,5 +71,41 @@ describe("netlua.run timers", function()
     for k = 2, #fired do
       assert.is_true(fired[k - 1] < fired[k], ("timeout %d before %d"):format(fired[k - 1], fired[k]))
     end
+  end)
+
+  it("keeps no pile of timers from waits that ended early", function()
+    -- 50 000 waits with a 100 s deadline, each ended at once by its
+    -- event: were their timers kept to their deadline, memory would grow
+    -- by a timer record each
+    local N = 50000
+    local grew
+    netlua.run(function()
+      local ev, done = netlua.event(), netlua.event()
+      -- a live timer sooner than theirs stays on top all along, so theirs
+      -- never come up to be dropped there
+      netlua.spawn(function() done:wait(50) end)
+      local waiter = netlua.spawn(function()
+        for i = 1, N do
+          assert(ev:wait(100))
+          ev:clear()
+          if i == 1000 then
+            collectgarbage()
+            grew = collectgarbage("count")
+          end
+        end
+        collectgarbage()
+        grew = collectgarbage("count") - grew
+      end)
+      netlua.spawn(function()
+        for _ = 1, N do
+          ev:set()
+          sched.yield()
+        end
+      end)
+      netlua.join(waiter)
+      done:set()
+    end)
+    -- a record each would be several MiB; what stays is a bounded heap
+    assert.is_true(grew < 1024, ("memory grew by %.0f KiB"):format(grew))
   end)
 end)

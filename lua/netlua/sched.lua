@@ -42,7 +42,9 @@ end
 
 local M = {}
 
--- run queue: a ring of {co, args...}
+-- run queue: a ring of coroutines to resume with no values, or of
+-- {co, args...} for those resumed with some (most wakes carry none, and
+-- a table per wake is what a fleet of tasks would allocate most)
 local queue, qhead, qtail = {}, 1, 0
 local tasks = 0            -- live tasks
 local fdwait = {}          -- fd -> {[co] = events}: every task parked on fd
@@ -58,13 +60,18 @@ local errors = {}
 
 local function push_ready(co, ...)
   qtail = qtail + 1
-  queue[qtail] = pack(co, ...)
+  if select("#", ...) == 0 then queue[qtail] = co else queue[qtail] = pack(co, ...) end
 end
 
 -- Binary heap of timers ordered by `at`.  Each entry knows its place
--- (`hi`), so a wait that ends before its deadline leaves the heap at once:
--- a fleet of thousands of tasks with long timeouts would otherwise keep
--- every finished wait alive until its deadline.
+-- (`hi`).  Most waits end long before their deadline (a read with a
+-- 120 s timeout that data ends in milliseconds); taking each out at once
+-- would cost a sift through the heap per wait.  Instead a wait that ends
+-- early is only marked dead (`hi` stays, `co` goes) and dropped when it
+-- reaches the top; when the dead outnumber the live, the heap is rebuilt
+-- without them, so a fleet of thousands of tasks with long timeouts
+-- keeps at most twice its live timers.
+local heapdead = 0
 local function heap_set(i, t)
   heap[i] = t
   t.hi = i
@@ -101,21 +108,66 @@ local function heap_push(t)
   sift_up(heapn)
 end
 
-local function heap_remove(t)
-  local i = t.hi
+-- takes the top timer off the heap
+local function heap_pop()
+  local t = heap[1]
   t.hi = nil
   local last = heap[heapn]
   heap[heapn] = nil
   heapn = heapn - 1
-  if i > heapn then return end  -- it was the last one
-  heap_set(i, last)
-  if i > 1 and heap[math.floor(i / 2)].at > last.at then sift_up(i) else sift_down(i) end
+  if heapn > 0 then
+    heap_set(1, last)
+    sift_down(1)
+  end
+  return t
+end
+
+-- Keeps only the live timers, in heap order again (bottom-up, O(n)).
+local function heap_compact()
+  local n = 0
+  for i = 1, heapn do
+    local t = heap[i]
+    heap[i] = nil
+    if t.co then
+      n = n + 1
+      heap[n] = t
+      t.hi = n
+    else
+      t.hi = nil
+    end
+  end
+  heapn, heapdead = n, 0
+  for i = math.floor(n / 2), 1, -1 do sift_down(i) end
+end
+
+-- A wait that ended before its deadline: its timer is dead.
+local function heap_forget(t)
+  t.co = nil
+  heapdead = heapdead + 1
+  if heapdead > 64 and heapdead * 2 > heapn then heap_compact() end
+end
+
+-- Drops dead timers from the top, so heap[1] (if any) is live.  Timers
+-- of one length die in the order they were set, so the dead gather at
+-- the top: many of them go in one rebuild rather than a sift each.
+local function heap_top()
+  while heapn > 0 and not heap[1].co do
+    if heapdead > 16 and heapdead * 4 > heapn then
+      heap_compact()
+    else
+      heap_pop()
+      heapdead = heapdead - 1
+    end
+  end
+  return heap[1]
 end
 
 local READ, WRITE = core.WAIT_READ, core.WAIT_WRITE
 
 -- a | b for event sets (5.1 has no bitwise operators)
 local function bor(a, b)
+  if a == b or b == 0 then return a end  -- the usual cases
+  if a == 0 then return b end
   local r, bit = 0, 1
   while a > 0 or b > 0 do
     if a % 2 == 1 or b % 2 == 1 then r = r + bit end
@@ -127,6 +179,8 @@ end
 -- Watches fd for what its parked tasks want together.  Several tasks may
 -- wait on one descriptor (a reader and a writer; a read that must also
 -- flush, as Telnet's does): none of them replaces another.
+local spare = {}  -- emptied fdwait sets, for the next park to reuse
+
 local function rearm(fd)
   local f = fdwait[fd]
   local ev = 0
@@ -138,35 +192,48 @@ local function rearm(fd)
     -- disarmed it already (the usual case: the next wait re-arms it with
     -- one epoll_ctl instead of three); one still armed (a timeout) reports
     -- at most once more, to nobody; a closed one the kernel drops.
-    fdwait[fd] = nil
+    if f then
+      fdwait[fd] = nil
+      spare[#spare + 1] = f
+    end
     return
   end
   poller:watch(fd, ev)
 end
 
--- w.fd is one descriptor (-1: none) or, for netlua.wait, an array of them
-local function each_fd(w, fn)
-  if type(w.fd) == "table" then
-    for _, fd in ipairs(w.fd) do fn(fd) end
-  elseif w.fd >= 0 then
-    fn(w.fd)
+local function unwatch(co, fd)
+  local f = fdwait[fd]
+  if f and f[co] then
+    f[co] = nil
+    rearm(fd)
   end
 end
 
--- take co off whatever it waits for
+local function watch(co, fd, ev)
+  local f = fdwait[fd]
+  if not f then
+    local n = #spare
+    if n > 0 then f = spare[n]; spare[n] = nil else f = {} end
+    fdwait[fd] = f
+  end
+  f[co] = ev
+  rearm(fd)
+end
+
+-- take co off whatever it waits for (w.fd is one descriptor, -1 for
+-- none, or for netlua.wait an array of them)
 local function unpark(co)
   local w = waiting[co]
   if not w then return end
   waiting[co] = nil
   if w.key ~= nil then keyed[w.key] = nil end
-  if w.hi then heap_remove(w) end
-  each_fd(w, function(fd)
-    local f = fdwait[fd]
-    if f and f[co] then
-      f[co] = nil
-      rearm(fd)
-    end
-  end)
+  if w.hi then heap_forget(w) end
+  local fd = w.fd
+  if type(fd) == "table" then
+    for _, d in ipairs(fd) do unwatch(co, d) end
+  elseif fd >= 0 then
+    unwatch(co, fd)
+  end
 end
 
 -- key: a C operation that waits on no descriptor (a name lookup in the
@@ -175,12 +242,11 @@ local function park(co, fd, ev, at, key)
   local w = {fd = fd, ev = ev, at = at, co = co, key = key}
   waiting[co] = w
   if key ~= nil then keyed[key] = co end
-  each_fd(w, function(d)
-    local f = fdwait[d] or {}
-    fdwait[d] = f
-    f[co] = ev
-    rearm(d)
-  end)
+  if type(fd) == "table" then
+    for _, d in ipairs(fd) do watch(co, d, ev) end
+  elseif fd >= 0 then
+    watch(co, fd, ev)
+  end
   -- the record itself is the timer, taken out by unpark
   if at >= 0 then heap_push(w) end
 end
@@ -239,20 +305,29 @@ local function ended(co, rec)
   end
 end
 
-local function step(item)
-  local co = item[1]
-  coop_slice(co)  -- its turn starts: a long run of ready data yields after a slice
-  local r = pack(resume(co, unpack(item, 2, item.n)))
-  if not r[1] then
-    report(co, r[2])
-    ended(co, {err = r[2]})
+-- what a resume came back with (no table for the usual wait)
+local function stepped(co, ok, ...)
+  if not ok then
+    local err = ...
+    report(co, err)
+    ended(co, {err = err})
   elseif status(co) == "dead" then
-    ended(co, pack(unpack(r, 2, r.n)))
-  elseif r[2] == WAIT then
-    park(co, r[3], r[4], r[5], r[6])
+    ended(co, pack(...))
+  elseif (...) == WAIT then
+    park(co, select(2, ...))
   else
     push_ready(co) -- a plain coroutine.yield(): run again later
   end
+end
+
+local function step(item)
+  if type(item) == "thread" then
+    coop_slice(item)  -- its turn starts: a long run of ready data yields after a slice
+    return stepped(item, resume(item))
+  end
+  local co = item[1]
+  coop_slice(co)
+  return stepped(co, resume(co, unpack(item, 2, item.n)))
 end
 
 --- Starts `fn(...)` as a task; it runs when `netlua.run` drives the tasks.
@@ -373,7 +448,8 @@ function M.run(fn, ...)
       qhead, qtail = 1, 0
       if tasks == 0 then break end
       local timeout = -1
-      if heapn > 0 then timeout = math.max(0, heap[1].at - monotime()) end
+      local top = heap_top()
+      if top then timeout = math.max(0, top.at - monotime()) end
       local bell, lookups = resolve_bell()
       if timeout < 0 and next(fdwait) == nil and lookups == 0 then
         error("netlua.run: every task waits, but on nothing (deadlock)")
@@ -398,13 +474,15 @@ function M.run(fn, ...)
         end
       end
       local now = monotime()
-      while heapn > 0 and heap[1].at <= now do
-        local t = heap[1]
-        if waiting[t.co] == t then
-          unpark(t.co)  -- takes t off the heap
-          push_ready(t.co)
-        else
-          heap_remove(t)
+      while true do
+        local t = heap_top()
+        if not t or t.at > now then break end
+        local co = t.co
+        heap_pop()
+        t.hi = nil
+        if waiting[co] == t then
+          unpark(co)
+          push_ready(co)
         end
       end
     end
