@@ -109,6 +109,18 @@ end
 -- coroutine another loop drives (netlua.loop sets this).
 function M.key_done(key) end
 
+--- Called by netlua.loop for a finished lookup no coroutine of the loop
+-- waits for: it may be a task's of a netlua.run inside one of the loop's
+-- coroutines (netlua.sched sets this).
+function M.sched_key(key) end
+
+--- Whether the calling coroutine waits through another loop's adapter
+-- (netlua.loop): one that can yield, not a task of netlua.run, while an
+-- adapter is in use.
+function M.foreign()
+  return foreign_wait ~= nil and core.coop_active() and not coop_task()
+end
+
 --- Waits as drivers do (for netlua.sched.wait): `fd` (or a list), events,
 -- until, key.
 M.wait = wait
