@@ -15,6 +15,7 @@ H.require_netns()
 local F = require "ftp_helper"
 local S = require "ssh_helper"
 local netlua = require "netlua"
+local core = require "netlua.core"
 local luassert = require "luassert"
 -- busted's API: describe, it and the rest are set in the spec files'
 -- environment only, not in this module's
@@ -117,6 +118,23 @@ function L.jobs(srv, out)
     out.lookup = assert(netlua.lookup.getaddrinfo("localhost", "ftp"))
   end)
   return jobs
+end
+
+--- A small tree for FTP mirror on the server, under "tree": relative
+-- path -> content.
+L.MIRROR_FILES = 12
+function L.mirror_tree(srv)
+  local tree = {}
+  for i = 1, L.MIRROR_FILES do
+    tree[(i % 3 == 0 and "sub/" or "") .. "f" .. i .. ".bin"] = F.random_bytes(64 * 1024)
+  end
+  F.sh("rm -rf " .. H.shquote(srv.ftp.path("tree")))
+  for path, data in pairs(tree) do
+    local full = srv.ftp.path("tree/" .. path)
+    assert(core.mkdir_p(full:match("^(.*)/")))
+    H.write_file(full, data)
+  end
+  return tree
 end
 
 --- Checks what the jobs recorded (busted's assert).
@@ -361,6 +379,71 @@ function L.describe(lp)
       luassert.is_true(cpu < 0.2, ("%.3f s of CPU for a 0.5 s wait"):format(cpu))
       s:close()
       tn:close()
+    end)
+
+    it("runs netlua.run's tasks and an FTP mirror in a " .. lp.thread
+      .. " of the loop, which runs on meanwhile", function()
+      loop.use(lp.name)
+      local tree = L.mirror_tree(srv)
+      local dir = H.tmpdir()
+      local function two_tasks(r)
+        return function()
+          r.run = tpack(netlua.run(function()
+            local tn = assert(netlua.telnet.open("127.0.0.1", srv.device_port, {timeout = 10}))
+            assert(tn:login{user = "admin", password = "secret"})
+            r.telnet = assert(tn:cmd("show version"))
+            tn:close()
+          end))
+        end
+      end
+      local function mirror(r, to)
+        return function()
+          local ftp = assert(netlua.ftp.new(srv.ftp.opts()))
+          r.mirror = tpack(ftp:mirror("tree", dir .. "/" .. to, {parallel = 3}))
+          ftp:close()
+        end
+      end
+      local function check_run(r)
+        luassert.same({n = 1, true}, r.run)
+        luassert.matches("Version 15.2", r.telnet)
+        luassert.equal(21, r.lookup)
+      end
+      local function check_mirror(r, to)
+        luassert.is_table(r.mirror[1], tostring(r.mirror[2]))
+        luassert.equal(L.MIRROR_FILES, r.mirror[1].files)
+        for path, data in pairs(tree) do
+          luassert.is_true(H.read_file(dir .. "/" .. to .. "/" .. path) == data, path)
+        end
+      end
+      -- a run of two tasks: the second one spawned by the first's caller
+      local a = {}
+      local t = run({function()
+        netlua.spawn(function()
+          netlua.sleep(0.3)
+          a.lookup = assert(netlua.lookup.getaddrinfo("localhost", "ftp"))[1].port
+        end)
+        two_tasks(a)()
+      end}, function() return a.run ~= nil end)
+      check_run(a)
+      L.check_ticks(t)
+      -- mirror, outside a task: its workers under a netlua.run of its own
+      local b = {}
+      t = run({mirror(b, "b")}, function() return b.mirror ~= nil end)
+      check_mirror(b, "b")
+      L.check_ticks(t)
+      -- both at once, in two coroutines: one run at a time, the second
+      -- waits for the first through the loop
+      local c = {}
+      t = run({function()
+        netlua.spawn(function()
+          c.lookup = assert(netlua.lookup.getaddrinfo("localhost", "ftp"))[1].port
+        end)
+        two_tasks(c)()
+      end, mirror(c, "c")}, function() return c.run ~= nil and c.mirror ~= nil end)
+      check_run(c)
+      check_mirror(c, "c")
+      L.check_ticks(t)
+      H.rm_rf(dir)
     end)
 
     if lp.more then lp.more(run) end
