@@ -522,6 +522,20 @@ static int m_wait(lua_State *L) {
   return 1;
 }
 
+/* poller:fileno() -> a descriptor that is readable while the poller has
+ * something to report (the epoll descriptor), or nil where there is none
+ * (the poll(2) fallback): netlua.run inside another loop's coroutine
+ * waits for it through that loop. */
+static int m_pfileno(lua_State *L) {
+  poller *p = check_poller(L);
+  if (p->epfd < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, p->epfd);
+  return 1;
+}
+
 static int m_pclose(lua_State *L) {
   poller *p = (poller *)luaL_checkudata(L, 1, POLLER);
   if (!p->closed) {
@@ -589,7 +603,8 @@ static int l_wait(lua_State *L) {
 
 void nl_open_sched(lua_State *L) {
   static const luaL_Reg pm[] = {
-    {"watch", m_watch}, {"wait", m_wait}, {"close", m_pclose}, {NULL, NULL}};
+    {"watch", m_watch}, {"wait", m_wait}, {"fileno", m_pfileno},
+    {"close", m_pclose}, {NULL, NULL}};
   static const luaL_Reg f[] = {
     {"coop_register", l_coop_register}, {"coop_active", l_coop_active},
     {"coop_onclose", l_coop_onclose}, {"coop_slice", l_coop_slice},

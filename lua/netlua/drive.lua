@@ -31,9 +31,55 @@ local M = {}
 local coop_task, coop_slice = core.coop_task, core.coop_slice
 local running = coroutine.running
 local foreign_wait, foreign_close = nil, nil
+-- coroutines M.pcall runs fn in (PUC 5.1): their waits go to M.pcall
+local nested = setmetatable({}, {__mode = "k"})
+
+local PUC51 = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
+
+-- Waits without yielding, as a C step does outside a driven coroutine.
+-- A lookup (key) has no descriptor of its own here: it is looked at
+-- again every few milliseconds (draining the resolver's bell would take
+-- the keys of coroutines that wait for theirs through a loop).
+local blocking_sleep, blocking_wait, monotime = core.sleep, core.wait, core.monotime
+local function block(fd, events, at, key)
+  local left = at >= 0 and math.max(0, at - monotime()) or nil
+  if key ~= nil then
+    blocking_sleep(left and math.min(left, 0.005) or 0.005)
+    return
+  end
+  local fds = type(fd) == "table" and fd or (fd >= 0 and {fd} or {})
+  if #fds > 0 then
+    blocking_wait(fds, left or -1, events == 2 and "w" or events == 3 and "rw" or "r")
+  elseif left then
+    blocking_sleep(left)
+  end
+end
+
+-- PUC Lua 5.1 cannot yield across a C function on the coroutine's stack
+-- (pcall, a C library's callback, a netlua method's own callback) nor
+-- out of a for ... in iterator: the yield raises "attempt to yield
+-- across metamethod/C-call boundary" -- after a loop adapter started to
+-- watch for a coroutine that then never waits (luv later resumes it
+-- dead).  There the wait blocks instead, as any netlua call in a C
+-- callback does on every Lua.  (A metamethod is such a boundary too, one
+-- 5.1's debug library does not show.)  LuaJIT and 5.2+ need none of it.
+local stuck = nil
+if PUC51 then
+  local getinfo = debug.getinfo
+  stuck = function()
+    local level = 3  -- wait's caller
+    while true do
+      local info = getinfo(level, "Sn")
+      if info == nil then return false end
+      if info.what == "C" or info.name == "(for generator)" then return true end
+      level = level + 1
+    end
+  end
+end
 
 local function wait(fd, events, at, key)
-  if foreign_wait == nil or coop_task() then
+  if stuck and stuck() then return block(fd, events, at, key) end
+  if foreign_wait == nil or coop_task() or nested[running()] then
     return yield(WAIT, fd, events, at, key)
   end
   foreign_wait(fd, events, at, key)
@@ -62,6 +108,18 @@ end
 -- waits for: the bell is one per Lua state, so the key may be that of a
 -- coroutine another loop drives (netlua.loop sets this).
 function M.key_done(key) end
+
+--- Called by netlua.loop for a finished lookup no coroutine of the loop
+-- waits for: it may be a task's of a netlua.run inside one of the loop's
+-- coroutines (netlua.sched sets this).
+function M.sched_key(key) end
+
+--- Whether the calling coroutine waits through another loop's adapter
+-- (netlua.loop): one that can yield, not a task of netlua.run, while an
+-- adapter is in use.
+function M.foreign()
+  return foreign_wait ~= nil and core.coop_active() and not coop_task()
+end
 
 --- Waits as drivers do (for netlua.sched.wait): `fd` (or a list), events,
 -- until, key.
@@ -126,7 +184,7 @@ local function raise(name, method, err)
   error(err, script_level())
 end
 
-local blocking_sleep, monotime, coop_active = core.sleep, core.monotime, core.coop_active
+local coop_active = core.coop_active
 
 --- Sleeps `s` seconds (fractional); in a driven coroutine (a task of
 -- netlua.run, or one of another loop's) only that coroutine waits.
@@ -220,29 +278,45 @@ function M.wrap(cfn, name, method)
   return driver
 end
 
--- lines() hands out a C iterator: it is driven too
+-- lines() hands out a C iterator: it is driven too.  On PUC 5.1 the
+-- driver is called from a frame of its own, not tail-called: 5.1 names
+-- the function a for loop calls "(for generator)", and `stuck` looks for
+-- that name, which a tail call would take off the stack.
+local function keep(...) return ... end
 local function wrap_lines(cfn)
   local lines = M.wrap(cfn, "lines", true)
   return function(...)
     local it = lines(...)
     if type(it) ~= "function" then return it end
-    return M.wrap(it, "for iterator")
+    local drv = M.wrap(it, "for iterator")
+    if not PUC51 then return drv end
+    return function(...) return keep(drv(...)) end
   end
 end
 
 --- pcall, but a driven coroutine may wait inside it on PUC Lua 5.1 too,
 -- whose pcall cannot be yielded across (LuaJIT's and 5.2's can): there
--- fn runs in a coroutine of its own, driven as its caller is, whose
--- waits are passed on outward.
-if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+-- fn runs in a coroutine of its own, and each netlua wait in it is
+-- handed out to its caller, which waits as any driven coroutine does.
+-- The caller must be the one that waits: a loop adapter (luv, copas)
+-- resumes the coroutine that called its `wait`, and one resumed inside
+-- here would run on without its caller, whose pcall never returned.
+-- Any other yield of fn (a loop's own, e.g. cqueues.sleep) is passed on
+-- outward as it is, and what the caller is resumed with goes back in.
+if PUC51 then
   local create, resume, status = coroutine.create, coroutine.resume, coroutine.status
   function M.pcall(fn, ...)
     if not core.coop_active() then return pcall(fn, ...) end
     local co = create(fn)
     if core.coop_task() then core.coop_register(co) end
+    nested[co] = true
     local r = pack(resume(co, ...))
     while r[1] and status(co) ~= "dead" do
-      r = pack(resume(co, yield(unpack(r, 2, r.n))))
+      if r[2] == WAIT then
+        r = pack(resume(co, wait(r[3], r[4], r[5], r[6])))
+      else
+        r = pack(resume(co, yield(unpack(r, 2, r.n))))
+      end
     end
     return unpack(r, 1, r.n)
   end

@@ -18,9 +18,10 @@ local M = {
   sleep = require("netlua.drive").sleep,
 }
 
---- pcall for tasks: on PUC Lua 5.1 a task cannot wait inside a plain
--- pcall (5.1 cannot yield across it; LuaJIT and 5.2+ can), inside this
--- one it can.  Elsewhere it is pcall itself.
+--- pcall for driven coroutines (netlua.run's tasks, a loop's coroutines):
+-- on PUC Lua 5.1 a wait inside a plain pcall blocks (5.1 cannot yield
+-- across it; LuaJIT and 5.2+ can), inside this one it waits as anywhere
+-- else.  Elsewhere it is pcall itself.
 M.pcall = require("netlua.drive").pcall
 
 --- Waits for any of several objects to be ready (see netlua.sched.wait);

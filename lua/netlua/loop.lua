@@ -92,8 +92,13 @@ function M.ring()
   local keys = resolve_drain()
   local n = 0
   for i = 1, #keys do
-    if keyed[keys[i]] ~= nil then n = n + 1 end
-    wake_key(keys[i])
+    if keyed[keys[i]] ~= nil then
+      n = n + 1
+      wake_key(keys[i])
+    else
+      -- a task's, of a netlua.run in one of the loop's coroutines
+      drive.sched_key(keys[i])
+    end
   end
   return n
 end

@@ -66,6 +66,9 @@ return function(loop)
   local spare = {}  -- stopped timers, for the next waits
 
   local function run(rec)
+    -- dead: on PUC 5.1 a yield across a metamethod fails after wait has
+    -- set its watch, and the coroutine may end before the watch fires
+    if status(rec.co) == "dead" then return end
     local ok, err = resume(rec.co)
     if not ok then error(debug.traceback(rec.co, err), 0) end
   end

@@ -56,6 +56,7 @@ local finished = setmetatable({}, {__mode = "k"})  -- co -> results or {err=}
 local joiners = setmetatable({}, {__mode = "k"})   -- co -> event set at its end
 local poller
 local running = false
+local stepping = false     -- a task runs (resumed by step)
 local errors = {}
 
 local function push_ready(co, ...)
@@ -286,6 +287,11 @@ end)
 local resolve_bell, resolve_drain = core.resolve_bell, core.resolve_drain
 local bell_watched = false
 
+-- netlua.run inside another loop's coroutine: that loop's adapter may
+-- drain the bell too, and hands on the keys none of its coroutines waits
+-- for.  (The run looks at its queue again within LOOK_KEYS then.)
+drive.sched_key = function(key) wake_key(key) end
+
 local function report(co, err)
   local msg = debug.traceback(co, tostring(err))
   errors[#errors + 1] = msg
@@ -307,6 +313,7 @@ end
 
 -- what a resume came back with (no table for the usual wait)
 local function stepped(co, ok, ...)
+  stepping = false
   if not ok then
     local err = ...
     report(co, err)
@@ -323,10 +330,12 @@ end
 local function step(item)
   if type(item) == "thread" then
     coop_slice(item)  -- its turn starts: a long run of ready data yields after a slice
+    stepping = true
     return stepped(item, resume(item))
   end
   local co = item[1]
   coop_slice(co)
+  stepping = true
   return stepped(co, resume(co, unpack(item, 2, item.n)))
 end
 
@@ -426,66 +435,105 @@ function M.yield()
   if core.coop_task() then coroutine.yield() end
 end
 
+-- The longest netlua.run, inside another loop's coroutine, runs ready
+-- tasks before it lets that loop have a turn; and how often it looks
+-- for lookups that loop's bell watcher took (see drive.sched_key).
+local SLICE, LOOK_KEYS = 0.01, 0.005
+local pcall_ = drive.pcall  -- on PUC 5.1 the loop must wait through it
+
+-- One turn of the scheduler: runs the ready tasks, waits for the first
+-- descriptor, timer or lookup, and queues the tasks they wake.  `loop`:
+-- the poller's descriptor when the run is in a coroutine another loop
+-- drives (-1 where the poller has none); then the wait goes through that
+-- loop (that descriptor, the deadline), and ready tasks run at most
+-- SLICE before the loop gets a turn.
+local function turn(loop)
+  local t0 = loop and monotime()
+  while qhead <= qtail do
+    local item = queue[qhead]
+    queue[qhead] = nil
+    qhead = qhead + 1
+    step(item)
+    if loop and qhead <= qtail and monotime() - t0 >= SLICE then break end
+  end
+  if qhead > qtail then qhead, qtail = 1, 0 end
+  if tasks == 0 then return end
+  local timeout = -1
+  local top = heap_top()
+  if qhead <= qtail then
+    timeout = 0
+  elseif top then
+    timeout = math.max(0, top.at - monotime())
+  end
+  local bell, lookups = resolve_bell()
+  if timeout < 0 and next(fdwait) == nil and lookups == 0 then
+    error("netlua.run: every task waits, but on nothing (deadlock)")
+  end
+  if lookups > 0 and not bell_watched then
+    assert(poller:watch(bell, READ))
+    bell_watched = true
+  end
+  if loop then
+    -- no descriptor to wait for, or a lookup the loop's watcher may take
+    if (loop < 0 or next(keyed) ~= nil) and (timeout < 0 or timeout > LOOK_KEYS) then
+      timeout = LOOK_KEYS
+    end
+    drive.wait(loop, READ, timeout >= 0 and monotime() + timeout or -1)
+    timeout = 0
+  end
+  local ready = assert(poller:wait(timeout))
+  for i = 1, #ready do
+    local fd = ready[i]
+    if fd == bell and bell_watched then
+      bell_watched = false
+      local keys = resolve_drain()
+      for k = 1, #keys do
+        -- a key no task waits for may be a coroutine's of another
+        -- loop (netlua.run inside one of its coroutines: mirror)
+        if keyed[keys[k]] then wake_key(keys[k]) else drive.key_done(keys[k]) end
+      end
+    else
+      wake_fd(fd)
+    end
+  end
+  local now = monotime()
+  while true do
+    local t = heap_top()
+    if not t or t.at > now then break end
+    local co = t.co
+    heap_pop()
+    t.hi = nil
+    if waiting[co] == t then
+      unpark(co)
+      push_ready(co)
+    end
+  end
+end
+
 --- Drives every task until all have finished.  With `fn`, spawns it
 -- first.  Errors in tasks do not stop the others: each is passed to
 -- `netlua.sched.onerror(msg)` (default: printed to stderr) and `run`
 -- returns `nil, first_error, "task", all_errors` at the end; otherwise
 -- true.  Tasks may spawn more tasks.
+--
+-- In a coroutine another loop drives (netlua.loop), the run waits
+-- through that loop: while every task waits, its coroutine waits for the
+-- scheduler's poller, and the loop runs on.  One run at a time: a run
+-- called from another of the loop's coroutines meanwhile waits (through
+-- the loop) until the first has ended, then runs what is left.
 function M.run(fn, ...)
-  if running then error("netlua.run is already running", 2) end
+  poller = poller or assert(core.poller())
+  local loop = drive.foreign() and (poller:fileno() or -1)
+  if running then
+    -- inside a task (or a coroutine one resumed) nothing else can end it
+    if not loop or stepping then error("netlua.run is already running", 2) end
+    repeat drive.wait(-1, 0, monotime() + 0.01) until not running
+  end
   if fn ~= nil then M.spawn(fn, ...) end
   running = true
   errors = {}
-  poller = poller or assert(core.poller())
-  local ok, err = pcall(function()
-    while tasks > 0 do
-      while qhead <= qtail do
-        local item = queue[qhead]
-        queue[qhead] = nil
-        qhead = qhead + 1
-        step(item)
-      end
-      qhead, qtail = 1, 0
-      if tasks == 0 then break end
-      local timeout = -1
-      local top = heap_top()
-      if top then timeout = math.max(0, top.at - monotime()) end
-      local bell, lookups = resolve_bell()
-      if timeout < 0 and next(fdwait) == nil and lookups == 0 then
-        error("netlua.run: every task waits, but on nothing (deadlock)")
-      end
-      if lookups > 0 and not bell_watched then
-        assert(poller:watch(bell, READ))
-        bell_watched = true
-      end
-      local ready = assert(poller:wait(timeout))
-      for i = 1, #ready do
-        local fd = ready[i]
-        if fd == bell and bell_watched then
-          bell_watched = false
-          local keys = resolve_drain()
-          for k = 1, #keys do
-            -- a key no task waits for may be a coroutine's of another
-            -- loop (netlua.run inside one of its coroutines: mirror)
-            if keyed[keys[k]] then wake_key(keys[k]) else drive.key_done(keys[k]) end
-          end
-        else
-          wake_fd(fd)
-        end
-      end
-      local now = monotime()
-      while true do
-        local t = heap_top()
-        if not t or t.at > now then break end
-        local co = t.co
-        heap_pop()
-        t.hi = nil
-        if waiting[co] == t then
-          unpark(co)
-          push_ready(co)
-        end
-      end
-    end
+  local ok, err = pcall_(function()
+    while tasks > 0 do turn(loop) end
   end)
   running = false
   if not ok then error(err, 0) end
