@@ -318,15 +318,16 @@ static void kick(ftp_sess *s) {
 #endif
 }
 
-/* Tells curl which of its sockets are ready and whether its timer ran out
- * (never waits); when neither, runs it anyway (a wait that ended without
- * a reason, or curl waiting for nothing). */
-static void sock_ready(ftp_sess *s) {
+/* Tells curl which of its sockets are ready and whether its timer ran out;
+ * when neither, runs it anyway (a wait that ended without a reason, or
+ * curl waiting for nothing).  Waits up to ms for its sockets first (Linux:
+ * the blocking wait itself, one system call; 0: only looks). */
+static void sock_ready(ftp_sess *s, int ms) {
   int running, acted = 0;
 #ifdef __linux__
   struct epoll_event ev[8];
   int n, i;
-  n = epoll_wait(s->epfd, ev, 8, 0);
+  n = epoll_wait(s->epfd, ev, 8, ms);
   for (i = 0; i < n; i++) {
     int mask = 0;
     if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) mask |= CURL_CSELECT_IN;
@@ -336,6 +337,7 @@ static void sock_ready(ftp_sess *s) {
     acted = 1;
   }
 #else
+  (void)ms;  /* drive() waited already */
   {
     int i, fds[NWATCH], n = s->nw;
     memcpy(fds, s->wfd, sizeof fds);
@@ -383,6 +385,7 @@ static int xfer_done(ftp_sess *s, CURLcode *rc) {
 static CURLcode drive(ftp_sess *s) {
   const nl_deadline *d = &s->op.dl;
   CURLcode rc = CURLE_OK;
+  int block_ms = 0;  /* how long sock_ready may wait: the first look does not */
   for (;;) {
     nl_deadline w;
     double t;
@@ -396,7 +399,8 @@ static CURLcode drive(ftp_sess *s) {
        * transfer here the wait below sleeps its whole 0.2 s */
       kick(s);
     }
-    sock_ready(s);
+    sock_ready(s, block_ms);
+    block_ms = 0;
     /* see reply_line and reply_done */
     if (s->not_ftp || s->early) return CURLE_WEIRD_SERVER_REPLY;
     if (xfer_done(s, &rc)) return rc;
@@ -415,6 +419,13 @@ static CURLcode drive(ftp_sess *s) {
     t = nl_monotime() + 0.2;  /* see kick(): never trust a long silence */
     if (w.at < 0 || t < w.at) w.at = t;
 #ifdef __linux__
+    if (!nl_coop_yields(&s->co)) {
+      /* outside a task: the next sock_ready waits in epoll_wait itself
+       * rather than poll() on the set and then epoll_wait to read it */
+      double left = w.at - nl_monotime();
+      block_ms = left <= 0 ? 0 : (int)(left * 1000.0) + 1;
+      continue;
+    }
     if (nl_coop_wait(&s->co, s->epfd, NL_WAIT_READ, &w) == NL_PENDING)
       return DRIVE_PENDING;
 #else
@@ -485,14 +496,16 @@ static int stray_input(ftp_sess *s) {
   struct tcp_info ti;
   socklen_t len = sizeof ti;
   if (s->ctl_fd == CURL_SOCKET_BAD) return 0;
-  memset(&ti, 0, sizeof ti);
-  /* received first: anything arriving before the SIOCINQ shows there */
-  if (getsockopt(s->ctl_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return 0;
-  if (ioctl(s->ctl_fd, SIOCINQ, &inq) == 0 && inq > 0) return 1;
-  if (s->tls != TLS_NONE) return 0;
-  if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-    return 0;  /* a kernel before 4.1: unread bytes are all we can see */
-  return ti.tcpi_bytes_received > s->in_seen;
+  if (s->tls == TLS_NONE) {
+    /* every byte received, read or not, against those shown as replies:
+     * unread bytes are among them */
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(s->ctl_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+      return ti.tcpi_bytes_received > s->in_seen;
+    /* a kernel before 4.1: unread bytes are all we can see */
+  }
+  return ioctl(s->ctl_fd, SIOCINQ, &inq) == 0 && inq > 0;
 #else
   (void)s;
   return 0;
