@@ -270,7 +270,7 @@ static ftp_sess *sess_alloc(lua_State *L) {
   s->pre_fd = -1;
   s->ctl_fd = CURL_SOCKET_BAD;
   s->rs_fd = -1;
-  s->rx_moved = s->rx_announced = -1;
+  s->rx_moved = s->rx_announced = s->rx_filetime = -1;
   s->epfd = -1;
   s->cn_fd = -1;
   s->debugref = LUA_NOREF;
@@ -647,16 +647,19 @@ static int m_clone(lua_State *L) {
   return 1;
 }
 
-/* s:_received() -> bytes of the last download, and the size its 150
- * reply announced (nil when it named none): for helpers that can check
- * against a size they know otherwise (SIZE, a listing). */
+/* s:_received() -> bytes of the last download, the size its 150 reply
+ * announced (nil when it named none): for helpers that can check against
+ * a size they know otherwise (SIZE, a listing); and the modification
+ * time (epoch seconds) its MDTM gave, when one was asked and answered. */
 static int m_received(lua_State *L) {
   ftp_sess *s = ftp_check_sess(L);
   if (s->rx_moved < 0) lua_pushnil(L);
   else lua_pushinteger(L, (lua_Integer)s->rx_moved);
   if (s->rx_announced < 0) lua_pushnil(L);
   else lua_pushinteger(L, (lua_Integer)s->rx_announced);
-  return 2;
+  if (s->rx_filetime < 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)s->rx_filetime);
+  return 3;
 }
 
 static int m_info(lua_State *L) {

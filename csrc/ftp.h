@@ -58,6 +58,7 @@ typedef void (*setup_fn)(struct ftp_sess *s);
 /* Transfer options beyond the xfer itself. */
 typedef struct xsetup {
   int nobody, dirlist, append;
+  int filetime;            /* MDTM before RETR, in the same operation */
   const char *custom;      /* a static string */
   curl_off_t rest, insize;
 } xsetup;
@@ -123,6 +124,7 @@ typedef struct ftp_sess {
   int tls_armed;           /* the last command went out under TLS */
   int fresh;               /* the next operation must open a new connection */
   char *label;             /* what failed, for messages ("get f"), or NULL */
+  long long rx_filetime;   /* what the last download's MDTM said (-1: none) */
   long long rx_moved, rx_announced;  /* the last download's bytes, and the
                                       * size its 150 named (-1: none) */
   int paused;              /* on_write paused curl to let tasks run */

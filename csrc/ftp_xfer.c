@@ -291,6 +291,9 @@ static void setup_xfer(ftp_sess *s) {
   if (o->dirlist) curl_easy_setopt(h, CURLOPT_DIRLISTONLY, 1L);
   if (o->custom) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, o->custom);
   if (o->rest > 0) curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, o->rest);
+  /* curl sends MDTM before the transfer (a failed one does not stop it):
+   * a round trip as a separate command would be, one operation less */
+  if (o->filetime) curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
 }
 
 /* Splits an ftplib command string: verb in upper case into verb[], the
@@ -349,6 +352,12 @@ int ftp_push_partial(lua_State *L, const ftp_sess *s, const char *what) {
 
 static int finish_xfer(lua_State *L, ftp_sess *s, CURLcode rc) {
   xfer *x = &s->op.x;
+  s->rx_filetime = -1;
+  if (s->op.xo.filetime && rc == CURLE_OK) {
+    curl_off_t ft = -1;
+    if (curl_easy_getinfo(s->easy, CURLINFO_FILETIME_T, &ft) == CURLE_OK && ft >= 0)
+      s->rx_filetime = (long long)ft;
+  }
   if (!ftp_xfer_whole(s, x, s->op.xo.rest) && rc == CURLE_OK)
     return ftp_push_partial(L, s, ftp_what(s));
   if (rc == CURLE_OK && !x->failed && !x->upload) {
@@ -375,7 +384,9 @@ static int run_xfer(lua_State *L, ftp_sess *s, const xfer *x,
 
 /* Downloads: retrbinary(cmd, callback, blocksize, rest) and
  * retrlines(cmd, callback).  cmd is "RETR name", "LIST [path]",
- * "NLST [path]" or "MLSD [path]".  The callback may be a Lua file. */
+ * "NLST [path]" or "MLSD [path]".  The callback may be a Lua file.
+ * retrbinary's private 6th and 7th arguments, for the Lua helpers: the
+ * label messages use, and whether to ask the file's time (_received). */
 static int do_retr(lua_State *L, int lines) {
   ftp_sess *s = ftp_check_sess(L);
   const char *fname = lines ? "retrlines" : "retrbinary";
@@ -416,6 +427,8 @@ static int do_retr(lua_State *L, int lines) {
     if (rest < 0) { ftp_xfer_free(L, &x); luaL_argerror(L, 5, "negative rest"); }
     x.blocksize = (size_t)bs;
     o.rest = rest;
+    /* private (get's mtime option): the file's time from MDTM as well */
+    o.filetime = !isdir && lua_toboolean(L, 7);
   }
   if (isdir) {
     x.text = 1;

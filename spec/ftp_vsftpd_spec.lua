@@ -219,6 +219,43 @@ for _, family in ipairs {"inet", "inet6"} do
           assert.equal("200 NOOP ok.", s:voidcmd("NOOP"))
         end)
 
+        it("get with mtime gives the file the server's time, from one operation", function()
+          local core = require "netlua.core"
+          local data = F.random_bytes(5000)
+          H.write_file(P("t.bin"), data)
+          F.sh(("chown %s %s && touch -d @1700000123 %s"):format(srv.user,
+            H.shquote(P("t.bin")), H.shquote(P("t.bin"))))
+          local dir = H.tmpdir()
+          local cmds = {}
+          s:set_debuglevel(function(l) cmds[#cmds + 1] = l:match("^%*cmd%* (%u+)") end)
+          local ok, t = s:get("t.bin", dir .. "/t.bin", {mtime = true})
+          s:set_debuglevel(0)
+          assert.is_true(ok)
+          assert.equal(1700000123, t)
+          assert.equal(data, H.read_file(dir .. "/t.bin"))
+          assert.equal(1700000123, core.fs_stat(dir .. "/t.bin").modify)
+          -- MDTM went first (before the RETR: a file changed in between
+          -- gets the older time), once
+          assert.equal("MDTM", cmds[1], table.concat(cmds, " "))
+          assert.equal("RETR", cmds[#cmds], table.concat(cmds, " "))
+          local n = 0
+          for _, c in ipairs(cmds) do if c == "MDTM" then n = n + 1 end end
+          assert.equal(1, n)
+          -- into a string: the data and the time
+          local got, t2 = s:get("t.bin", nil, {mtime = true})
+          assert.equal(data, got)
+          assert.equal(1700000123, t2)
+          -- a missing file: the RETR's refusal, and no file
+          local nok, msg, code = s:get("nosuch", dir .. "/nosuch", {mtime = true})
+          assert.is_nil(nok, msg)
+          assert.equal(550, code, msg)
+          assert.is_false(H.exists(dir .. "/nosuch"))
+          assert.is_false(H.exists(dir .. "/nosuch.part"))
+          assert.has_error(function() s:get("t.bin", dir .. "/x", {mtime = 1}) end,
+            "bad option 'mtime' to 'get' (boolean expected)")
+          H.rm_rf(dir)
+        end)
+
         it("quit says goodbye and closes", function()
           assert.matches("^221 ", s:quit())
           assert.equal("netlua.ftp (closed)", tostring(s))

@@ -277,6 +277,13 @@ local function timegm(y, mo, d, h, mi, s)
 end
 M.timegm = timegm
 
+-- epoch seconds of an MDTM answer "213 YYYYMMDDHHMMSS[.sss]", or nil
+local function parse_mdtm(text)
+  local y, mo, d, h, mi, s = text:match("(%d%d%d%d)(%d%d)(%d%d)(%d%d)(%d%d)(%d%d)")
+  if not y then return nil end
+  return timegm(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
+end
+
 --- Turns MLSD facts (keys in any case) into a list entry `{name=, type=,
 -- size=, modify=, perm=, unique=, owner=, group=, target=, facts=}`; nil
 -- for ".", ".." and the cdir/pdir entries.
@@ -410,8 +417,13 @@ end
 -- server gave: its 150 reply, and SIZE when `progress` asked for it or
 -- when the 150 named no size (pyftpdlib's); otherwise it fails with code
 -- "partial".  A server that names no size and has no SIZE cannot be
--- checked: its 226 is taken, as ftplib does.
--- @return true (or the data when dst is nil), or nil, message, code
+-- checked: its 226 is taken, as ftplib does.  `mtime = true` also asks
+-- the file's modification time (MDTM, sent before RETR in the same
+-- operation: a file changed in between gets the older time) and gives it
+-- to the local file when dst is a path.
+-- @return true (or the data when dst is nil) and, with `mtime`, the
+-- server's time in epoch seconds (nil when it gave none); or nil,
+-- message, code
 function S:get(remote, dst, opts)
   checkname(remote, 1, "get")
   if dst ~= nil and type(dst) ~= "string" and io.type(dst) ~= "file" then
@@ -422,7 +434,23 @@ function S:get(remote, dst, opts)
   if opts.size ~= nil and mtype(opts.size) ~= "integer" then
     error("bad option 'size' to 'get' (integer expected)", 2)
   end
+  if opts.mtime ~= nil and type(opts.mtime) ~= "boolean" then
+    error("bad option 'mtime' to 'get' (boolean expected)", 2)
+  end
   local what = "get " .. remote
+  local want_time, early = opts.mtime == true, nil
+  if want_time and remote:find("%c") then
+    -- such names go past libcurl, where MDTM is a command of its own:
+    -- asked first all the same
+    local r = self:_ask(what, "MDTM " .. self:_abspath(remote))
+    early = r and r[1].code == 213 and parse_mdtm(r[1].text) or nil
+  end
+  -- the time the transfer's MDTM gave, else the one asked first
+  local function mtime()
+    if not want_time then return nil end
+    local _, _, t = self:_received()
+    return t or early
+  end
   local progress = opts.progress
   local total, done = opts.size, 0
   if progress and total == nil then total = self:size(remote) end
@@ -445,10 +473,10 @@ function S:get(remote, dst, opts)
       parts[#parts + 1] = b
       done = done + #b
       if progress then progress(done, total) end
-    end, 65536, nil, what)
+    end, 65536, nil, what, want_time)
     if ok then ok, msg, code = short(0) end
     if not ok then return nil, msg, code end
-    return table.concat(parts)
+    return table.concat(parts), mtime()
   end
   local f, tmp, offset = dst, nil, 0
   if type(dst) == "string" then
@@ -471,7 +499,8 @@ function S:get(remote, dst, opts)
       progress(done, total)
     end
   end
-  local ok, msg, code = self:retrbinary("RETR " .. remote, cb, 256 * 1024, offset, what)
+  local ok, msg, code = self:retrbinary("RETR " .. remote, cb, 256 * 1024, offset, what, want_time)
+  local t = ok and mtime()
   if ok then ok, msg, code = short(offset) end
   if tmp then
     local cok, cerr = f:close()
@@ -484,9 +513,14 @@ function S:get(remote, dst, opts)
     end
     local rok, rerr = os.rename(tmp, dst)
     if not rok then return nil, what .. ": " .. rerr, "io" end
+    if t then
+      local sok, serr = core.fs_setmtime(dst, t)
+      if not sok then return nil, what .. ": " .. tostring(serr), "io" end
+    end
   elseif not ok then
     return nil, msg, code
   end
+  if want_time then return true, t or nil end
   return true
 end
 

@@ -176,13 +176,6 @@ end
 -- "YYYYMMDDHHMMSS" of epoch seconds t, UTC (MDTM/MFMT form).
 local function stamp(t) return os.date("!%Y%m%d%H%M%S", t) end
 
--- epoch seconds of an MDTM answer "213 YYYYMMDDHHMMSS[.sss]"
-local function parse_mdtm(text, timegm)
-  local y, mo, d, h, mi, s = text:match("(%d%d%d%d)(%d%d)(%d%d)(%d%d)(%d%d)(%d%d)")
-  if not y then return nil end
-  return timegm(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
-end
-
 ---------------------------------------------------------------------------
 -- The run
 ---------------------------------------------------------------------------
@@ -406,19 +399,17 @@ function M.run(self, lib, remote_dir, local_dir, opts)
       local part = core.fs_stat(lpath .. ".part")
       if part and part.modify + (e.prec or 0) < e.modify then os.remove(lpath .. ".part") end
     end
-    local t = e.modify
-    if (e.prec ~= 0 or t == nil) and lib.features(sess).MDTM then
-      -- the listing's time is rounded: MDTM gives the second.  Asked
-      -- before the transfer, so that a file changed in between gets the
-      -- older time (and is fetched again next run), never the newer one
-      local rr = sess:_ask("mirror " .. r, "MDTM " .. rpath)
-      local exact = rr and rr[1].code == 213 and parse_mdtm(rr[1].text, lib.timegm)
-      if exact then t = exact end
-    end
-    local ok, msg, code = sess:get(rpath, lpath, {resume = o.resume, size = e.size,
-      progress = progress_for(r)})
-    if not ok then return nil, msg, code end
-    if t then core.fs_setmtime(lpath, t) end
+    -- the listing's time is rounded: MDTM gives the second, asked in
+    -- get's own operation before the transfer, so that a file changed in
+    -- between gets the older time (and is fetched again next run), never
+    -- the newer one
+    local exact = (e.prec ~= 0 or e.modify == nil) and lib.features(sess).MDTM
+    local ok, second, code = sess:get(rpath, lpath, {resume = o.resume, size = e.size,
+      progress = progress_for(r), mtime = exact or nil})
+    if not ok then return nil, second, code end
+    -- get gave the file the time its MDTM said; else the listing's
+    local stamped = exact and second
+    if not stamped and e.modify then core.fs_setmtime(lpath, e.modify) end
     return true
   end
 
@@ -575,6 +566,11 @@ function M.run(self, lib, remote_dir, local_dir, opts)
 
   if core.coop_task() then
     run_workers()
+  elseif o.parallel == 1 then
+    -- one connection and nothing beside it: its calls wait as any call
+    -- outside a task does, without a turn of a scheduler per wait
+    local ok, err = drive.pcall(run_workers)
+    if not ok then return nil, "mirror: " .. tostring(err), "error", report end
   else
     -- outside a task: the same workers, under a scheduler of their own
     local ok, err = sched.run(run_workers)
