@@ -7,8 +7,9 @@
  * handle (options, the debug stream paired with the commands sent, the
  * multi/epoll waits, errors); ftp_xfer.c moves data (sources, sinks,
  * Lua callbacks, size checks); ftp_connect.c connects, reads the
- * greeting and logs in; ftp.c holds the session object and its other
- * methods.
+ * greeting and logs in; ftp_tlsrec.c counts the TLS records of the
+ * control connection (a reply read before its command); ftp.c holds the
+ * session object and its other methods.
  */
 #ifndef NL_FTP_H
 #define NL_FTP_H
