@@ -314,6 +314,21 @@ end
 local ENTRY_FIELDS = {name = true, type = true, size = true, modify = true, perm = true,
   links = true, owner = true, group = true, target = true, unique = true}
 
+-- Checks list's `fields` option against the names `allowed` (a set),
+-- raising for list's caller (FTP's and SFTP's list share it); returns it.
+function M._check_fields(fields, allowed)
+  if fields == nil then return nil end
+  if type(fields) ~= "table" then
+    error("bad option 'fields' to 'list' (array of field names expected)", 3)
+  end
+  for _, f in ipairs(fields) do
+    if not allowed[f] then
+      error(("bad option 'fields' to 'list' (no field '%s')"):format(tostring(f)), 3)
+    end
+  end
+  return fields
+end
+
 --- Parsed directory listing: an array of entries `{name=, type="file"|
 -- "dir"|"link"|..., size=, modify=epoch seconds (UTC), perm=, target=
 -- (links), owner=, group=, unique=, links=}` sorted by name, from MLSD
@@ -323,17 +338,7 @@ local ENTRY_FIELDS = {name = true, type = true, size = true, modify = true, perm
 function S:list(path, opts)
   if path ~= nil then checkstr(path, 1, "list") end
   opts = checkopts(opts, 2, "list")
-  local fields = opts.fields
-  if fields ~= nil then
-    if type(fields) ~= "table" then
-      error("bad option 'fields' to 'list' (array of field names expected)", 2)
-    end
-    for _, f in ipairs(fields) do
-      if not ENTRY_FIELDS[f] then
-        error(("bad option 'fields' to 'list' (no field '%s')"):format(tostring(f)), 2)
-      end
-    end
-  end
+  local fields = M._check_fields(opts.fields, ENTRY_FIELDS)
   local entries, msg, code = M._listdir(self, self:_abspath(path or "."),
     path and "list " .. path or "list", fields)
   return entries, msg, code

@@ -600,17 +600,7 @@ function S:list(path, opts)
   checkself(self, "list")
   if path ~= nil then checkstr(path, 1, "list") end
   opts = checkopts(opts, 2, "list")
-  local fields = opts.fields
-  if fields ~= nil then
-    if type(fields) ~= "table" then
-      error("bad option 'fields' to 'list' (array of field names expected)", 2)
-    end
-    for _, f in ipairs(fields) do
-      if not ENTRY_FIELDS[f] then
-        error(("bad option 'fields' to 'list' (no field '%s')"):format(tostring(f)), 2)
-      end
-    end
-  end
+  local fields = require("netlua.ftp")._check_fields(opts.fields, ENTRY_FIELDS)
   return run(self, "list", do_list, path or ".", path and "list " .. path or "list", fields)
 end
 
