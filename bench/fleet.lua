@@ -14,7 +14,9 @@
 -- It raises its descriptor limit to the hard limit (by running itself
 -- again under `ulimit -n`); 10 000 sessions need a hard limit above that.
 -- FLEET_HOST=127.0.0.1 in the environment skips the name lookups (both
--- clients), to see what they cost.
+-- clients), to see what they cost.  The clients run on the interpreter
+-- that runs this script (luajit bench/fleet.lua, with LUA_CPATH naming
+-- build-jit, times LuaJIT).
 local netlua = require "netlua"
 local telnet = require "netlua.telnet"
 
@@ -77,6 +79,7 @@ end
 local H = require "helper"
 
 local SIZES = arg[1] or "1000,10000"
+local LUA = arg[-1] or "lua5.4"  -- this script's interpreter, for the clients
 local DELAY = tonumber(arg[2]) or 0.02
 local SERVERS = 4
 
@@ -90,8 +93,8 @@ end
 -- the highest descriptor limit we may have, for us and the servers
 if os.getenv("NETLUA_FLEET_RAISED") ~= "1" then
   local hard = sh("sh -c 'ulimit -Hn'"):match("%S+")
-  local cmd = ("ulimit -n %s && NETLUA_FLEET_RAISED=1 exec lua5.4 %s %s %s"):format(
-    hard, H.shquote(arg[0]), H.shquote(SIZES), H.shquote(tostring(DELAY)))
+  local cmd = ("ulimit -n %s && NETLUA_FLEET_RAISED=1 exec %s %s %s %s"):format(
+    hard, LUA, H.shquote(arg[0]), H.shquote(SIZES), H.shquote(tostring(DELAY)))
   local ok, _, code = os.execute("sh -c " .. H.shquote(cmd))
   if type(ok) == "number" then  -- 5.1, LuaJIT: the wait status
     ok, code = ok == 0, ok >= 256 and math.floor(ok / 256) or 1
@@ -115,7 +118,7 @@ end
 
 local rows = {}
 for n in SIZES:gmatch("%d+") do
-  local nl = parse(sh(("lua5.4 %s --client %s %s"):format(H.shquote(arg[0]), n, portlist)), "netlua")
+  local nl = parse(sh(("%s %s --client %s %s"):format(LUA, H.shquote(arg[0]), n, portlist)), "netlua")
   local py = parse(sh(("/usr/bin/python3 %s %s %s"):format(
     H.shquote(H.root .. "/bench/fleet_asyncio.py"), n, portlist)), "asyncio")
   rows[#rows + 1] = {nl = nl, py = py}
@@ -123,8 +126,8 @@ end
 for _, pid in ipairs(pids) do H.kill(pid) end
 
 print(("netlua fleet bench: Telnet login + 1 command per session, all at once, by host name; "
-  .. "answers after %d ms, %d servers; descriptor limit %s")
-  :format(DELAY * 1000, SERVERS, sh("sh -c 'ulimit -n'"):match("%S+")))
+  .. "answers after %d ms, %d servers; descriptor limit %s; netlua on %s")
+  :format(DELAY * 1000, SERVERS, sh("sh -c 'ulimit -n'"):match("%S+"), LUA))
 print(("%-9s %-8s %9s %8s %6s %10s %10s %12s"):format(
   "sessions", "client", "time s", "CPU s", "failed", "peak MiB", "base MiB", "KiB/session"))
 for _, r in ipairs(rows) do
