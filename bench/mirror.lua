@@ -29,8 +29,9 @@
 -- and login included); the tools take turns, best of BENCH_REPEAT (2)
 -- runs, one run only when a run took over 10 s.  After every run the
 -- copy is checked against the server's tree (same names, same sizes, no
--- extra files): a wrong copy's time does not count, and a cell with no
--- good run shows "bad".  Commands come from the servers' logs
+-- extra files): a run that failed (the tool said so: FAILED) or made a
+-- wrong copy it called good (WRONG COPY, a wrong answer) does not count,
+-- and a cell with no good run shows "bad".  Commands come from the servers' logs
 -- (log_ftp_protocol, the delaying server's command log): per run the
 -- total and the RETRs, and at parallel 1 the verbs of the first copy
 -- and of the run with nothing changed, with how many files each tool
@@ -318,8 +319,12 @@ local function one_run(sv, tool, remote, dst, p)
   netlua.sleep(0.15)
   local cmds = sv.commands(read_from(sv.cmdlog, off))
   local good, why, same_time = check_copy(sv.root .. "/" .. remote, dst)
-  if not ok then good, why = false, "exit status: " .. out:gsub("%s+$", "") end
-  return {time = dt, good = good, why = why, out = out, cmds = cmds, same_time = same_time}
+  -- a tool that says it failed told the truth; a wrong copy it calls
+  -- good is a wrong answer
+  local failed = not ok
+  if failed then good, why = false, "exit status: " .. out:gsub("%s+$", "") end
+  return {time = dt, good = good, why = why, out = out, cmds = cmds, same_time = same_time,
+    label = failed and "FAILED" or "WRONG COPY"}
 end
 
 local function record(sv, phase, tool, p, r)
@@ -335,7 +340,7 @@ local function record(sv, phase, tool, p, r)
     e.why = e.why or r.why
     if e.allbad == nil then e.allbad = true end
     if e.allbad and (not e.best or r.time < e.best) then e.best = r.time end
-    io.stderr:write(("  %s %s p=%d %s: WRONG COPY: %s\n"):format(sv.name, phase, p, tool, tostring(r.why)))
+    io.stderr:write(("  %s %s p=%d %s: %s: %s\n"):format(sv.name, phase, p, tool, r.label, tostring(r.why)))
   end
   if e.runs == 1 then
     -- the commands of the first run (the later ones send the same)
@@ -349,7 +354,7 @@ local function record(sv, phase, tool, p, r)
     e.nretr, e.verbs, e.same_time = nretr, verbs, r.same_time
   end
   print(("  %-7s %-16s p=%-2d %-6s %7.2f s  %5d commands %5d RETR%s"):format(sv.name,
-    PHASE_NAME[phase], p, tool, r.time, #r.cmds, e.nretr or 0, r.good and "" or "  WRONG COPY"))
+    PHASE_NAME[phase], p, tool, r.time, #r.cmds, e.nretr or 0, r.good and "" or "  " .. r.label))
 end
 
 local function bench_server(sv)
@@ -448,8 +453,8 @@ end
 local plist = table.concat(PARALLEL, " / ")
 print()
 print(("Seconds, best of %d good runs (one run when over %d s); each tool a separate"
-  .. " process, connect and login included.\n\"bad\": every run made a wrong copy;"
-  .. " \"!\": a run made a wrong copy and its time is left out; \"?\": a ratio"
+  .. " process, connect and login included.\n\"bad\": every run failed or made a wrong copy;"
+  .. " \"!\": a run failed or made a wrong copy and its time is left out; \"?\": a ratio"
   .. " with a bad time in it"):format(REPEAT, SLOW))
 print()
 print(("| server, run | netlua p=%s (s) | lftp `mirror --parallel=` %s (s) | ratio lftp/netlua |")
