@@ -21,8 +21,6 @@ local function bytes(tag, n)
   return (head .. base:rep(math.floor(n / #base) + 1)):sub(1, n)
 end
 
-local fd_count = H.fd_count
-
 describe("ftp inside netlua.run", function()
   local srv, slow
   local pids = {}
@@ -51,7 +49,7 @@ describe("ftp inside netlua.run", function()
     local rport = H.free_port()
     pids[#pids + 1] = H.lua_server("router", rport, 0.02, "ok")
     assert(netlua.run(function() end))  -- the scheduler's poller lives on
-    local before = fd_count()
+    local before = H.fds()
 
     local got, tel = {}, {}
     local inflight, maxinflight, ftpdone = 0, 0, 0
@@ -102,7 +100,7 @@ describe("ftp inside netlua.run", function()
     -- with the ticker frozen during each
     assert.is_true(maxinflight > 1, tostring(maxinflight))
     assert.is_true(ticks_in_xfer > 0, tostring(ticks_in_xfer))
-    assert.equal(before, fd_count())
+    H.no_new_fds(before)
   end)
 
   it("uploads a few MiB from a chunk function while another task works", function()
@@ -246,7 +244,7 @@ describe("ftp inside netlua.run", function()
     end
     local dir = H.tmpdir()
     local n, ticks, done = nil, 0, false
-    local fds, before = fd_count(), slow.connections()
+    local fds, before = H.fds(), slow.connections()
     netlua.spawn(function()
       n = s:mirror("mtree", dir .. "/copy", {parallel = 3})
       done = true
@@ -259,7 +257,7 @@ describe("ftp inside netlua.run", function()
     -- two more sessions of the same login fetched beside this one, and
     -- they are gone again
     assert.equal(2, slow.connections() - before)
-    assert.equal(fds, fd_count())
+    H.no_new_fds(fds)
     s:close()
     assert.equal(8, n and n.files)
     for p, data in pairs(want) do

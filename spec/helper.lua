@@ -331,6 +331,34 @@ function H.fd_count()
   return n
 end
 
+--- The process's descriptors after a full collection: number -> target.
+function H.fds()
+  collectgarbage() collectgarbage()
+  local pid = H.read_file("/proc/self/stat"):match("^(%d+)")
+  local list = os.tmpname()
+  os.execute("ls -l /proc/" .. pid .. "/fd > " .. list)
+  local t = {}
+  for line in io.lines(list) do
+    local fd, target = line:match("(%d+) %-> (.*)$")
+    if fd then t[tonumber(fd)] = target end
+  end
+  os.remove(list)
+  for fd, target in pairs(t) do  -- the listing's own file
+    if target == list then t[fd] = nil end
+  end
+  return t
+end
+
+--- Asserts that no descriptor open now was opened since `before` (from
+-- H.fds()).  Not that the count is back: garbage of earlier spec files
+-- may close some of the others meanwhile (LuaJIT's collector finalizes
+-- such objects late).
+function H.no_new_fds(before)
+  for fd, target in pairs(H.fds()) do
+    assert(before[fd] == target, "descriptor " .. fd .. " left open: " .. target)
+  end
+end
+
 --- Measures how long fn takes (monotonic seconds) and returns that plus
 -- whatever fn returned.
 function H.timed(fn, ...)

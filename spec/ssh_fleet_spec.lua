@@ -5,24 +5,6 @@ local S = require "ssh_helper"
 local netlua = require "netlua"
 local ssh = require "netlua.ssh"
 
--- the process's descriptors after a full collection: number -> target
-local function fds()
-  collectgarbage() collectgarbage()
-  local pid = H.read_file("/proc/self/stat"):match("^(%d+)")
-  local list = os.tmpname()
-  os.execute("ls -l /proc/" .. pid .. "/fd > " .. list)
-  local t = {}
-  for line in io.lines(list) do
-    local fd, target = line:match("(%d+) %-> (.*)$")
-    if fd then t[tonumber(fd)] = target end
-  end
-  os.remove(list)
-  -- the listing's own file
-  for fd, target in pairs(t) do
-    if target == list then t[fd] = nil end
-  end
-  return t
-end
 
 describe("ssh fleet", function()
   local dir, keys, user, srv
@@ -47,7 +29,7 @@ describe("ssh fleet", function()
       assert(ssh.open(srv.host, srv.port, {user = user.name, key = keys.ed25519,
         known_hosts = srv.known_hosts, timeout = 60})):close()
     end))
-    local before = fds()
+    local before = H.fds()
     local ok, failed = 0, {}
     netlua.run(function()
       for i = 1, N do
@@ -66,11 +48,7 @@ describe("ssh fleet", function()
     end)
     assert.same({}, failed)
     assert.equal(N, ok)
-    -- no descriptor the run opened is left (garbage of earlier spec
-    -- files may close some of the others meanwhile)
-    local after = fds()
-    for fd, target in pairs(after) do
-      assert.equal(before[fd], target, "descriptor " .. fd .. " left open: " .. target)
-    end
+    -- no descriptor the run opened is left
+    H.no_new_fds(before)
   end)
 end)
