@@ -277,12 +277,14 @@ local function timegm(y, mo, d, h, mi, s)
 end
 M.timegm = timegm
 
--- epoch seconds of an MDTM answer "213 YYYYMMDDHHMMSS[.sss]", or nil
+-- epoch seconds of an MDTM answer "213 YYYYMMDDHHMMSS[.sss]" (or of
+-- the first such stamp in text), or nil
 local function parse_mdtm(text)
   local y, mo, d, h, mi, s = text:match("(%d%d%d%d)(%d%d)(%d%d)(%d%d)(%d%d)(%d%d)")
   if not y then return nil end
   return timegm(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
 end
+M._parse_mdtm = parse_mdtm
 
 --- Turns MLSD facts (keys in any case) into a list entry `{name=, type=,
 -- size=, modify=, perm=, unique=, owner=, group=, target=, facts=}`; nil
@@ -575,7 +577,7 @@ function S:mirror(remote_dir, local_dir, opts)
   checkstr(local_dir, 2, "mirror")
   opts = checkopts(opts, 3, "mirror")
   return require("netlua.ftp_mirror").run(self, {listdir = M._listdir,
-    features = features, share_features = M._share_features, timegm = timegm},
+    features = features, share_features = M._share_features},
     remote_dir, local_dir, opts)
 end
 

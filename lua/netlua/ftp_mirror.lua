@@ -195,8 +195,8 @@ local function remove_tree(path)
   return true
 end
 
--- lib: {listdir = function(s, abs, what), features = function(s),
--- timegm = function(...)} from netlua.ftp.
+-- lib: {listdir = function(s, abs, what, fields), features = function(s),
+-- share_features = function(s, clone)} from netlua.ftp (or netlua.sftp).
 function M.run(self, lib, remote_dir, local_dir, opts)
   local o = checkopts(opts)
   local report = {files = 0, bytes = 0, skipped = 0, transferred = {}, deleted = {}, failed = {}}

@@ -972,10 +972,9 @@ function S:_ask(what, line)
     if ok then return {{code = 250, text = "250 removed"}} end
     return {{code = 550, text = "550 " .. tostring(msg)}}
   elseif cmd == "MFMT" then
-    local y, mo, d, h, mi, s, path = arg:match("^(%d%d%d%d)(%d%d)(%d%d)(%d%d)(%d%d)(%d%d) (.*)$")
-    if not y then return nil, what .. ": bad MFMT", "error" end
-    local t = require("netlua.ftp").timegm(tonumber(y), tonumber(mo), tonumber(d),
-      tonumber(h), tonumber(mi), tonumber(s))
+    local stamp, path = arg:match("^(%d%d%d%d%d%d%d%d%d%d%d%d%d%d) (.*)$")
+    local t = stamp and require("netlua.ftp")._parse_mdtm(stamp)
+    if not t then return nil, what .. ": bad MFMT", "error" end
     local ok, msg, code = run(self, "mirror", function(_, at2)
       return simple(self, what, at2, "setstat", path, {atime = t, mtime = t})
     end)
@@ -994,7 +993,6 @@ local MIRROR_LIB = {
   end,
   features = function() return {MFMT = true} end,
   share_features = function() end,
-  timegm = function(...) return require("netlua.ftp").timegm(...) end,
 }
 
 --- Makes `local_dir` a copy of the tree under `remote_dir` (or, with
