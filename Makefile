@@ -116,6 +116,11 @@ bench:
 	@for f in bench/c/*.c; do [ -f "$$f" ] || continue; \
 	  n=$$(basename $$f .c); echo "cc $$f -> build/bench/$$n"; \
 	  $(CC) -O2 -Wall -Wextra -o build/bench/$$n $$f || exit 1; done
+	@for f in bench/c/lua/*.c; do [ -f "$$f" ] || continue; \
+	  n=$$(basename $$f .c); echo "cc $$f -> $(BUILD)/bench/$$n.so ($(LUA))"; \
+	  mkdir -p $(BUILD)/bench; \
+	  $(CC) -O2 -Wall -Wextra -fPIC $(LIBFLAG) -I$(LUA_INCDIR) \
+	    -o $(BUILD)/bench/$$n.so $$f || exit 1; done
 
 fuzz:
 	@sh scripts/deps.sh fuzz

@@ -15,6 +15,10 @@
 -- The "malloc'd copy" row is the C loop also copying each datagram into
 -- a block of its own, freed after the round: the least any receive that
 -- hands datagrams over as strings must do.
+-- The "Lua floor" row is bench/c/lua/recvfloor.c: a C method doing only
+-- recvfrom, the string, the cached sender text and the port, with no
+-- checks, no timeout and no wait.  It is what the Lua call and the string
+-- cost on top of raw C, so netlua's receivefrom is read against it too.
 -- Every figure comes from the same run; ratios are against raw C.
 local netlua = require "netlua"
 local mc = require "netlua.multicast"
@@ -168,6 +172,23 @@ local function recv_netlua_batch(port, method, senders)
   return rate
 end
 
+-- the floor: bench/c/lua/recvfloor.c, the least any binding can do per
+-- datagram (method call, recvfrom, string, cached sender text, port) with
+-- no checks and no waits; built by `make bench` beside netlua's core.so
+local core_so = package.searchpath("netlua.core", package.cpath)
+local floor_dir = core_so and core_so:gsub("netlua/core%.so$", "bench/")
+local ok_floor, recvfloor = pcall(function()
+  return assert(package.loadlib(floor_dir .. "recvfloor.so", "luaopen_recvfloor"))()
+end)
+if not ok_floor then recvfloor = nil end
+
+local function recv_floor(port)
+  local r = assert(mc.receiver{group = RGROUP, port = port, rcvbuf = 4 * 1024 * 1024})
+  local rate = rounds(port, receivefrom_loop(recvfloor.wrap(r:getfd())))
+  r:close()
+  return rate
+end
+
 local function recv_luasocket(port)
   local r = assert((socket.udp4 or socket.udp)())  -- udp4 makes its descriptor now
   assert(r:setoption("reuseaddr", true))
@@ -215,6 +236,10 @@ end)
 row("receive: raw C recvfrom + a malloc'd copy each", rref, function()
   return raw_c(("recv %s %d %d %d %d copy"):format(RGROUP, free_port(), ROUNDS, BATCH, SIZE))
 end)
+if recvfloor then
+  row("receive: Lua floor (bare C method, no checks)", rref,
+    function() return recv_floor(free_port()) end)
+end
 row("receive: netlua receivefrom loop", rref, function() return recv_netlua(free_port()) end)
 row(("receive: netlua receivemany (%d/call)"):format(MANY), rref,
   function() return recv_netlua_batch(free_port(), "receivemany") end)
@@ -243,6 +268,12 @@ for _, r in ipairs(rows) do
   local rate, ref = best[r.what], best[r.ref]
   local ratio = (rate and ref) and ("%.2fx"):format(rate / ref) or "-"
   print(("%-52s %12s %9s"):format(r.what, rate and ("%.0f"):format(rate) or "n/a", ratio))
+end
+local fl, nl = best["receive: Lua floor (bare C method, no checks)"], best["receive: netlua receivefrom loop"]
+if fl and nl then
+  print(("netlua receivefrom vs the Lua floor: %.2fx"):format(nl / fl))
+elseif not recvfloor then
+  print("(the Lua floor module is missing: run `make bench` first)")
 end
 if not socket then print("(LuaSocket not installed: its rows are left out)") end
 if not exists(REF) then print("(" .. REF .. " missing: run `make bench` first)") end
