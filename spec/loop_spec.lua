@@ -156,4 +156,63 @@ describe("netlua.loop", function()
     assert.same({}, core.resolve_drain())
     assert.is_true(ticks >= 10, "the loop's timer ticked " .. ticks .. " times")
   end)
+  it("a second netlua.run waits for the first without polling", function()
+    -- a loop whose key waits end only by onclose (or their deadline): a
+    -- run that looked again every few ms would be counted here
+    local waiting, ready, waits = {}, {}, {}
+    local mine = {name = "mine"}
+    function mine.wait(fd, events, at, key)
+      local co = coroutine.running()
+      waits[co] = (waits[co] or 0) + 1
+      waiting[co] = {fd = type(fd) == "table" and fd[1] or fd, at = at, key = key}
+      coroutine.yield()
+      waiting[co] = nil
+    end
+    function mine.onclose(x)
+      for _, w in pairs(waiting) do
+        if w.fd == x or (w.key ~= nil and w.key == x) then w.woken = true end
+      end
+    end
+    loop.use(mine)
+    local order = {}
+    local first = coroutine.create(function()
+      order[#order + 1] = "first starts"
+      assert(netlua.run(function() netlua.sleep(0.2) order[#order + 1] = "first's task" end))
+      order[#order + 1] = "first ends"
+    end)
+    local second = coroutine.create(function()
+      order[#order + 1] = "second starts"
+      assert(netlua.run(function() order[#order + 1] = "second's task" end))
+      order[#order + 1] = "second ends"
+    end)
+    ready = {first, second}
+    local t0 = netlua.monotime()
+    while (#ready > 0 or next(waiting)) and netlua.monotime() - t0 < 5 do
+      local now = ready
+      ready = {}
+      for _, co in ipairs(now) do assert(coroutine.resume(co)) end
+      local fds, soonest = {}, math.huge
+      for _, w in pairs(waiting) do
+        if w.fd >= 0 then fds[#fds + 1] = w.fd end
+        if w.at >= 0 then soonest = math.min(soonest, w.at) end
+      end
+      local woken = false
+      for _, w in pairs(waiting) do woken = woken or w.woken end
+      local left = woken and 0 or soonest == math.huge and 1 or math.max(0, soonest - netlua.monotime())
+      local r = #fds > 0 and netlua.wait(fds, left, "r") or (netlua.sleep(left) and nil)
+      local hit = {}
+      for _, d in ipairs(r or {}) do hit[d] = true end
+      for co, w in pairs(waiting) do
+        if w.woken or hit[w.fd] or (w.at >= 0 and w.at <= netlua.monotime()) then
+          ready[#ready + 1] = co
+        end
+      end
+    end
+    loop.use(false)
+    assert.same({"first starts", "second starts", "first's task", "first ends",
+                 "second's task", "second ends"}, order)
+    assert.equal("dead", coroutine.status(second))
+    -- parked once, woken once by the end of the first run
+    assert.equal(1, waits[second])
+  end)
 end)

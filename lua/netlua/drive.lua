@@ -125,6 +125,14 @@ end
 -- until, key.
 M.wait = wait
 
+--- Ends the wait of a coroutine another loop has parked on `key` (with
+-- `wait(-1, 0, until, key)`, `key` a value of the caller's own, such as
+-- a table), as the close of a lookup under it does: the adapter is told
+-- through its `onclose`.  Nothing happens without an adapter.
+function M.wake_key(key)
+  if foreign_close then foreign_close(key) end
+end
+
 --- Makes every coroutine that can yield wait through `fn(fd, events,
 -- until, key)` (an event loop's adapter: see netlua.loop), besides
 -- netlua.run's own tasks; nil stops it.  `fd` is a descriptor (-1: none,

@@ -57,6 +57,7 @@ local joiners = setmetatable({}, {__mode = "k"})   -- co -> event set at its end
 local poller
 local running = false
 local stepping = false     -- a task runs (resumed by step)
+local run_waiters = {}     -- set: keys of runs (in other loop coroutines) waiting for this one
 local errors = {}
 
 local function push_ready(co, ...)
@@ -527,7 +528,13 @@ function M.run(fn, ...)
   if running then
     -- inside a task (or a coroutine one resumed) nothing else can end it
     if not loop or stepping then error("netlua.run is already running", 2) end
-    repeat drive.wait(-1, 0, monotime() + 0.01) until not running
+    -- parked on a key of its own, which the end of the run wakes: the
+    -- loop does not resume it before (unless its adapter polls keys)
+    local key = {}
+    repeat
+      run_waiters[key] = true
+      drive.wait(-1, 0, -1, key)
+    until not running
   end
   if fn ~= nil then M.spawn(fn, ...) end
   running = true
@@ -536,6 +543,9 @@ function M.run(fn, ...)
     while tasks > 0 do turn(loop) end
   end)
   running = false
+  local woken = run_waiters
+  run_waiters = {}
+  for key in pairs(woken) do drive.wake_key(key) end
   if not ok then error(err, 0) end
   if #errors > 0 then return nil, errors[1], "task", errors end
   return true
