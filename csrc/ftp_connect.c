@@ -37,7 +37,7 @@ int ftp_on_sockopt_pre(void *ud, curl_socket_t fd, curlsocktype purpose) {
 
 /* Ends a connect: state dropped, the fd (if any) closed unless kept. */
 void ftp_connect_end(ftp_sess *s, int keep) {
-  if (s->cn_ai) { freeaddrinfo(s->cn_ai); s->cn_ai = s->cn_cur = NULL; }
+  if (s->cn_ai) { nl_ai_free(s->cn_ai); s->cn_ai = s->cn_cur = NULL; }
   if (s->cn_fd >= 0 && !keep) close(s->cn_fd);
   s->cn_fd = -1;
   s->cn_phase = 0;
@@ -110,7 +110,7 @@ static int connect_step(lua_State *L, ftp_sess *s, const nl_deadline *d) {
       ftp_connect_end(s, 0);
       return nl_pushfail(L, err, "connect %s", s->cn_where);
     }
-    freeaddrinfo(s->cn_ai);
+    nl_ai_free(s->cn_ai);
     s->cn_ai = s->cn_cur = NULL;
     s->cn_phase = 2;
     if (s->tls == TLS_IMPLICIT) {
@@ -224,7 +224,7 @@ int nl_ftp_connect(lua_State *L) {
       return nl_pushfail(L, w, "connect %s: name lookup", s->cn_where);
     return nl_pushfailcode(L, "resolve", "connect %s: cannot resolve", host);
   }
-  s->cn_ai = s->cn_cur = nl_resolve_take(r);  /* owned by s from here */
+  s->cn_ai = s->cn_cur = nl_resolve_take(L, r);  /* owned by s from here */
   s->cn_fd = -1;
   s->cn_err = ECONNREFUSED;
   s->cn_phase = 1;

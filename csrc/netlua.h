@@ -207,16 +207,20 @@ void nl_offload_abandon(void *key);
 /* arg, to read fn's results after NL_OK (alive while the run is). */
 void *nl_offload_arg(nl_offload *o);
 
-/* getaddrinfo on top: numeric hosts never go to a thread. */
+/* getaddrinfo on top: numeric hosts never go to a thread, and a lookup
+ * asking what one under way asks (name, service, hints) joins it. */
 nl_offload *nl_resolve_start(lua_State *L, const char *host,
                              const char *serv, const struct addrinfo *hints,
                              lua_CFunction restart, double timeout);
 /* NL_OK: *gerr is getaddrinfo's result and *res its list, still owned by
- * the run (freed with it); else NL_PENDING, NL_TIMEOUT or an errno. */
+ * the run (freed with it, and maybe shared with lookups that joined it:
+ * read only); else NL_PENDING, NL_TIMEOUT or an errno. */
 int nl_resolve_wait(nl_offload *o, nl_coop *owner, struct addrinfo **res,
                     int *gerr, nl_deadline *d);
-/* Takes the list out of a finished lookup: the caller frees it. */
-struct addrinfo *nl_resolve_take(nl_offload *o);
+/* A copy of a finished lookup's list, the caller's to free with
+ * nl_ai_free (not freeaddrinfo); raises on a memory error. */
+struct addrinfo *nl_resolve_take(lua_State *L, nl_offload *o);
+void nl_ai_free(struct addrinfo *ai);
 #define nl_resolve_resumed nl_offload_resumed
 
 /* ---- errors (error.c) ------------------------------------------------- */

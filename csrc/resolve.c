@@ -65,6 +65,7 @@
 #define POOL_MAX 32          /* threads, unless resolver_threads() says */
 #define POOL_LIMIT 1024      /* the most resolver_threads() accepts */
 #define IDLE_SECONDS 10      /* an idle thread ends after this */
+#define INFLIGHT 256         /* buckets of the lookups that can be joined */
 
 enum { J_NEW, J_QUEUED, J_RUNNING, J_DONE };
 
@@ -82,6 +83,15 @@ typedef struct job {
   void *arg;
   void (*release)(void *arg);
   bell *b;                 /* the bell of the Lua state, for a task's job */
+  /* joining the same lookup under way (see enqueue): a job with `same`
+   * is in the inflight table while queued or running; a follower waits
+   * for its lead's answer instead of being queued, and reads it there */
+  int (*same)(const void *a, const void *b);
+  unsigned hash;
+  struct job *hnext;       /* in its inflight bucket */
+  struct job *lead;        /* a follower's lead (a reference) */
+  struct job *followers;   /* a lead's followers (a reference each) */
+  struct job *fnext;       /* in its lead's followers */
 } job;
 
 /* The wakeup of one Lua state: finished jobs with a parked task. */
@@ -102,9 +112,12 @@ static struct {
   unsigned trim;           /* bumped: the threads idle now end (trim_idle) */
   int nended;              /* ended by a trim, to be joined */
   pthread_t ended[POOL_LIMIT];
+  job *inflight[INFLIGHT]; /* lookups queued or running that can be joined */
+  unsigned long ran, joined;  /* jobs run by the threads; jobs that joined */
+  int held;                /* core.resolve_hold: threads take no job */
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
           PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, POOL_MAX, 0, 0, 0,
-          {0}};
+          {0}, {0}, 0, 0, 0};
 
 struct nl_offload {
   nl_coop co;              /* the wait, restartable after it pended */
@@ -128,7 +141,31 @@ static void job_unref_locked(job *j) {
   if (--j->refs > 0) return;
   if (j->b) bell_unref_locked(j->b);
   if (j->release) j->release(j->arg);
+  if (j->lead) job_unref_locked(j->lead);  /* a lead has no lead: depth 1 */
   free(j);
+}
+
+/* Takes j out of the inflight table (if it is there): nobody joins it
+ * any more. */
+static void inflight_remove_locked(job *j) {
+  job **p;
+  if (j->same == NULL) return;
+  for (p = &pool.inflight[j->hash % INFLIGHT]; *p; p = &(*p)->hnext) {
+    if (*p == j) {
+      *p = j->hnext;
+      break;
+    }
+  }
+  j->hnext = NULL;
+}
+
+/* A lookup under way that asks what j asks, or NULL. */
+static job *inflight_find_locked(job *j) {
+  job *l;
+  for (l = pool.inflight[j->hash % INFLIGHT]; l; l = l->hnext)
+    if (l->hash == j->hash && l->same == j->same && l->same(l->arg, j->arg))
+      return l;
+  return NULL;
 }
 
 static void job_unref(job *j) {
@@ -167,6 +204,9 @@ static void pool_atfork_child(void) {
   pthread_mutex_init(&pool.mu, NULL);
   pool_init_conds();
   pool.threads = pool.idle = pool.blocked = pool.nended = 0;
+  /* nobody joins a lookup of the parent's: one that was running never
+   * ends here (queued ones still run, for the followers they have) */
+  memset(pool.inflight, 0, sizeof pool.inflight);
 }
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -186,12 +226,27 @@ static void abs_time(struct timespec *ts, double secs) {
   if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
+/* j has its answer: its task's bell is rung, or the reference the queue
+ * (or a lead's list) held goes. */
+static void finish_locked(job *j) {
+  j->state = J_DONE;
+  if (j->waiting && !j->b->dead) {
+    /* ring once per batch: a list that is not empty has rung already
+     * and not been drained yet (the drain takes it all) */
+    if (j->b->done == NULL) ring_locked(j->b);
+    j->next = j->b->done;  /* its reference goes with it */
+    j->b->done = j;
+  } else {
+    job_unref_locked(j);
+  }
+}
+
 static void *worker(void *unused) {
   (void)unused;
   pthread_mutex_lock(&pool.mu);
   for (;;) {
     job *j;
-    while (pool.head == NULL) {
+    while (pool.head == NULL || pool.held) {
       struct timespec ts;
       unsigned seen = pool.trim;
       int r;
@@ -199,7 +254,7 @@ static void *worker(void *unused) {
       pool.idle++;
       r = pthread_cond_timedwait(&pool.work, &pool.mu, &ts);
       pool.idle--;
-      if (pool.head != NULL) break;
+      if (pool.head != NULL && !pool.held) break;
       if (pool.trim != seen) {  /* trim_idle joins us */
         pool.threads--;
         pool.ended[pool.nended++] = pthread_self();
@@ -219,23 +274,23 @@ static void *worker(void *unused) {
     if (pool.head == NULL) pool.tail = NULL;
     pool.queued--;
     j->next = NULL;
-    if (j->refs == 1 || j->abandoned) {  /* nobody wants the answer */
+    if (j->followers == NULL && (j->refs == 1 || j->abandoned)) {
+      inflight_remove_locked(j);  /* nobody wants the answer */
       job_unref_locked(j);
       continue;
     }
     j->state = J_RUNNING;
+    pool.ran++;
     pthread_mutex_unlock(&pool.mu);
     j->fn(j->arg);
     pthread_mutex_lock(&pool.mu);
-    j->state = J_DONE;
-    if (j->waiting && !j->b->dead) {
-      /* ring once per batch: a list that is not empty has rung already
-       * and not been drained yet (the drain takes it all) */
-      if (j->b->done == NULL) ring_locked(j->b);
-      j->next = j->b->done;  /* its reference goes with it */
-      j->b->done = j;
-    } else {
-      job_unref_locked(j);
+    inflight_remove_locked(j);
+    finish_locked(j);
+    while (j->followers) {  /* they read the answer in j */
+      job *f = j->followers;
+      j->followers = f->fnext;
+      f->fnext = NULL;
+      finish_locked(f);
     }
     if (pool.blocked) pthread_cond_broadcast(&pool.done);
   }
@@ -272,11 +327,29 @@ static int start_thread_locked(void) {
   return e;
 }
 
-/* Queues j; an errno when there is no thread to run it. */
+/* Queues j; an errno when there is no thread to run it.  A lookup that
+ * asks what one queued or running asks (same name, service and hints)
+ * joins it instead: a fleet opening 1000 sessions to one host name makes
+ * one getaddrinfo, not 1000, and each waiter still gets the answer of a
+ * lookup that started after it asked. */
 static int enqueue(job *j) {
   int e = 0;
   pthread_once(&pool_once, pool_setup);
   pthread_mutex_lock(&pool.mu);
+  if (j->same != NULL) {
+    job *l = inflight_find_locked(j);
+    if (l != NULL) {
+      j->refs++;  /* held by l's list */
+      j->state = J_QUEUED;
+      j->lead = l;
+      l->refs++;  /* held by j */
+      j->fnext = l->followers;
+      l->followers = j;
+      pool.joined++;
+      pthread_mutex_unlock(&pool.mu);
+      return 0;
+    }
+  }
   if (pool.queued >= pool.idle && pool.threads < pool.max)
     e = start_thread_locked();
   if (e != 0 && pool.threads > 0) e = 0;  /* the others will get to it */
@@ -288,6 +361,11 @@ static int enqueue(job *j) {
     else pool.head = j;
     pool.tail = j;
     pool.queued++;
+    if (j->same != NULL) {
+      job **b = &pool.inflight[j->hash % INFLIGHT];
+      j->hnext = *b;
+      *b = j;
+    }
     if (pool.idle > 0) pthread_cond_signal(&pool.work);  /* busy ones loop */
   }
   pthread_mutex_unlock(&pool.mu);
@@ -402,6 +480,37 @@ static int l_resolve_drain(lua_State *L) {
   return 1;
 }
 
+/* core.resolve_stats() -> jobs the pool's threads ran, lookups that
+ * joined one under way instead (both since the process started) */
+static int l_resolve_stats(lua_State *L) {
+  unsigned long ran, joined;
+  pthread_mutex_lock(&pool.mu);
+  ran = pool.ran;
+  joined = pool.joined;
+  pthread_mutex_unlock(&pool.mu);
+  lua_pushinteger(L, (lua_Integer)ran);
+  lua_pushinteger(L, (lua_Integer)joined);
+  return 2;
+}
+
+/* core.resolve_hold(on): while on, the threads take no queued job, so
+ * that the specs can see what happens to lookups that wait in the queue
+ * (a caller's deadline passing, others joining) whatever the speed of
+ * the machine.  Not for scripts. */
+static int l_resolve_hold(lua_State *L) {
+  int on = lua_toboolean(L, 1);
+  pthread_once(&pool_once, pool_setup);
+  pthread_mutex_lock(&pool.mu);
+  pool.held = on;
+  if (!on) {
+    /* threads that ended idle meanwhile leave queued jobs behind */
+    if (pool.queued > 0 && pool.threads == 0) start_thread_locked();
+    pthread_cond_broadcast(&pool.work);
+  }
+  pthread_mutex_unlock(&pool.mu);
+  return 0;
+}
+
 /* core.resolver_threads([n]) -> the most resolver threads (before n) */
 static int l_resolver_threads(lua_State *L) {
   int old;
@@ -430,9 +539,13 @@ static int offload_gc(lua_State *L) {
   return 0;
 }
 
-nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
-                             void (*release)(void *arg), int here,
-                             lua_CFunction restart, double timeout) {
+/* nl_offload_start; with `same`, a lookup under way for which same(its
+ * arg, arg) is true (and whose hash is `hash`) is joined (enqueue). */
+static nl_offload *offload_start(lua_State *L, nl_offload_fn fn, void *arg,
+                                 void (*release)(void *arg), int here,
+                                 lua_CFunction restart, double timeout,
+                                 int (*same)(const void *, const void *),
+                                 unsigned hash) {
   nl_offload *o;
   job *j;
   int tasked;
@@ -446,6 +559,8 @@ nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
   j->fn = fn;
   j->arg = arg;
   j->release = release;
+  j->same = same;
+  j->hash = hash;
   o->j = j;  /* from here the userdata frees it */
   nl_coop_begin(L, &o->co, restart, timeout, &o->dl);
   tasked = nl_coop_active(L);
@@ -473,6 +588,12 @@ nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
   fn(arg);
   o->done = 1;
   return o;
+}
+
+nl_offload *nl_offload_start(lua_State *L, nl_offload_fn fn, void *arg,
+                             void (*release)(void *arg), int here,
+                             lua_CFunction restart, double timeout) {
+  return offload_start(L, fn, arg, release, here, restart, timeout, NULL, 0);
 }
 
 nl_offload *nl_offload_resumed(lua_State *L) {
@@ -593,7 +714,10 @@ int nl_offload_wait(nl_offload *o, nl_coop *owner, nl_deadline *d) {
 }
 
 void *nl_offload_arg(nl_offload *o) {
-  return o->j ? o->j->arg : NULL;
+  if (o->j == NULL) return NULL;
+  /* a follower's answer is its lead's, read-only (the lead is kept until
+   * the follower goes) */
+  return o->j->lead ? o->j->lead->arg : o->j->arg;
 }
 
 /* Ends the threads idle now and waits (200 ms at most) until they have:
@@ -635,7 +759,9 @@ static int anchor_gc(lua_State *L) {
 void nl_open_resolve(lua_State *L) {
   static const luaL_Reg f[] = {
     {"resolve_bell", l_resolve_bell}, {"resolve_drain", l_resolve_drain},
-    {"resolver_threads", l_resolver_threads}, {NULL, NULL}};
+    {"resolver_threads", l_resolver_threads},
+    {"resolve_stats", l_resolve_stats}, {"resolve_hold", l_resolve_hold},
+    {NULL, NULL}};
   static const nl_class offload_class = {
     OFFLOAD, NULL, NULL, offload_gc, NULL, NULL, 0};
   static const nl_class bell_class = {
@@ -701,6 +827,35 @@ static char *dup_or_null(const char *s) {
   return s ? strdup(s) : NULL;
 }
 
+static int same_str(const char *a, const char *b) {
+  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Two lookups that must get the same answer: same name, service and
+ * hints (AI_CANONNAME included, in the flags). */
+static int gai_same(const void *x, const void *y) {
+  const gai_job *a = (const gai_job *)x, *b = (const gai_job *)y;
+  return a->hints.ai_flags == b->hints.ai_flags &&
+         a->hints.ai_family == b->hints.ai_family &&
+         a->hints.ai_socktype == b->hints.ai_socktype &&
+         a->hints.ai_protocol == b->hints.ai_protocol &&
+         same_str(a->host, b->host) && same_str(a->serv, b->serv);
+}
+
+static unsigned hash_str(unsigned h, const char *s) {
+  if (s == NULL) return h * 31u + 7u;
+  for (; *s; s++) h = h * 31u + (unsigned char)*s;
+  return h * 31u;
+}
+
+static unsigned gai_hash(const gai_job *g) {
+  unsigned h = hash_str(hash_str(2166136261u, g->host), g->serv);
+  h = h * 31u + (unsigned)g->hints.ai_flags;
+  h = h * 31u + (unsigned)g->hints.ai_family;
+  h = h * 31u + (unsigned)g->hints.ai_socktype;
+  return h * 31u + (unsigned)g->hints.ai_protocol;
+}
+
 /* A numeric host needs no resolver: it never waits. */
 static int numeric_host(const char *host, const struct addrinfo *hints) {
   struct addrinfo h = *hints, *res = NULL;
@@ -723,9 +878,10 @@ nl_offload *nl_resolve_start(lua_State *L, const char *host,
   if ((host && !g->host) || (serv && !g->serv)) {
     gai_release(g);
     luaL_error(L, "not enough memory");
+    return NULL;  /* not reached: luaL_error raises */
   }
-  return nl_offload_start(L, gai_run, g, gai_release,
-                          numeric_host(host, hints), restart, timeout);
+  return offload_start(L, gai_run, g, gai_release, numeric_host(host, hints),
+                       restart, timeout, gai_same, gai_hash(g));
 }
 
 int nl_resolve_wait(nl_offload *o, nl_coop *owner, struct addrinfo **res,
@@ -740,9 +896,38 @@ int nl_resolve_wait(nl_offload *o, nl_coop *owner, struct addrinfo **res,
   return NL_OK;
 }
 
-struct addrinfo *nl_resolve_take(nl_offload *o) {
+void nl_ai_free(struct addrinfo *ai) {
+  while (ai != NULL) {
+    struct addrinfo *next = ai->ai_next;
+    free(ai);  /* its address and canonical name are in the same block */
+    ai = next;
+  }
+}
+
+struct addrinfo *nl_resolve_take(lua_State *L, nl_offload *o) {
   gai_job *g = (gai_job *)nl_offload_arg(o);
-  struct addrinfo *res = g->res;
-  g->res = NULL;
-  return res;
+  struct addrinfo *head = NULL, **tail = &head;
+  const struct addrinfo *ai;
+  /* a copy: the answer may be shared with lookups that joined it */
+  for (ai = g->res; ai != NULL; ai = ai->ai_next) {
+    size_t cn = ai->ai_canonname ? strlen(ai->ai_canonname) + 1 : 0;
+    struct addrinfo *c =
+        (struct addrinfo *)malloc(sizeof *c + ai->ai_addrlen + cn);
+    if (c == NULL) {
+      nl_ai_free(head);
+      luaL_error(L, "not enough memory");
+    }
+    *c = *ai;
+    c->ai_next = NULL;
+    c->ai_addr = (struct sockaddr *)(void *)(c + 1);
+    memcpy(c->ai_addr, ai->ai_addr, ai->ai_addrlen);
+    c->ai_canonname = NULL;
+    if (cn) {
+      c->ai_canonname = (char *)c->ai_addr + ai->ai_addrlen;
+      memcpy(c->ai_canonname, ai->ai_canonname, cn);
+    }
+    *tail = c;
+    tail = &c->ai_next;
+  }
+  return head;
 }

@@ -180,7 +180,7 @@ int nl_sock_closefd(nl_sock *s) {
     s->fd = -1;
   }
   nl_buf_free(&s->st.in);
-  if (s->ai_list) freeaddrinfo(s->ai_list);
+  nl_ai_free(s->ai_list);
   s->ai_list = s->ai_cur = NULL;
   return r;
 }

@@ -137,7 +137,7 @@ static int connect_loop(lua_State *L, nl_sock *s, const connect_opts *o,
     if (err == NL_TIMEOUT) break;
   }
   nl_coop_end(&s->co);
-  freeaddrinfo(s->ai_list);
+  nl_ai_free(s->ai_list);
   s->ai_list = s->ai_cur = NULL;
   if (s->fd < 0) return nl_pushfail(L, err, "connect %s", where);
   s->timeout = o->timeout;  /* as Python's create_connection: it stays */
@@ -184,7 +184,7 @@ static int tcp_connect(lua_State *L) {
     return nl_pushfail(L, w, "connect %s:%s: name lookup", host, serv);
   if (gerr != 0) return resolve_fail(L, "connect", host, serv, gerr);
   s = nl_sock_new(L, &tcp_kind, -1, AF_UNSPEC, SOCK_STREAM);
-  s->ai_list = s->ai_cur = nl_resolve_take(r);  /* s frees it */
+  s->ai_list = s->ai_cur = nl_resolve_take(L, r);  /* s frees it */
   lua_replace(L, 4);  /* the socket in the lookup's place */
   lua_settop(L, 4);
   {

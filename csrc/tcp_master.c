@@ -208,7 +208,7 @@ static int connect_loop(lua_State *L, nl_sock *s, nl_deadline *d,
       if (err == EINPROGRESS && s->timeout == 0) {
         /* LuaSocket's non-blocking connect: "timeout", and it goes on */
         nl_coop_end(&s->co);
-        freeaddrinfo(s->ai_list);
+        nl_ai_free(s->ai_list);
         s->ai_list = s->ai_cur = NULL;
         become_client(L, s, 0);
         return nl_pushlsfail(L, NL_TIMEOUT, "connect %s", where);
@@ -219,7 +219,7 @@ static int connect_loop(lua_State *L, nl_sock *s, nl_deadline *d,
     if (err == NL_OK || err == NL_TIMEOUT || err == EISCONN) break;
   }
   nl_coop_end(&s->co);
-  freeaddrinfo(s->ai_list);
+  nl_ai_free(s->ai_list);
   s->ai_list = s->ai_cur = NULL;
   if (err != NL_OK) return nl_pushlsfail(L, err, "connect %s", where);
   become_client(L, s, 1);
@@ -270,7 +270,7 @@ static int m_connect(lua_State *L) {
                     gerr == EAI_SYSTEM ? strerror(errno) : gai_strerror(gerr));
     return nl_lsresult(L, nl_lsgaierror(gerr));
   }
-  s->ai_list = s->ai_cur = nl_resolve_take(r);  /* s frees it */
+  s->ai_list = s->ai_cur = nl_resolve_take(L, r);  /* s frees it */
   return connect_loop(L, s, &d, 0);
 }
 
