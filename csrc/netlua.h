@@ -361,9 +361,9 @@ void nl_sock_move(nl_sock *to, nl_sock *from);
 /* The shared close() of a kind's methods, for a kind whose own close
  * checks more first and then calls it (as its method: same upvalues). */
 int nl_sock_close(lua_State *L);
-/* Makes a connected stream's descriptor blocking, so that a read outside
- * a task waits in recv() itself (nl_recv_wait); its other calls pass
- * MSG_DONTWAIT. */
+/* Lets a connected stream's reads outside a task wait in recv() itself
+ * (nl_recv_wait makes the descriptor blocking at the first one); its
+ * other calls pass MSG_DONTWAIT. */
 void nl_sock_blocking(nl_sock *s);
 /* One recv() of up to cap bytes into p for a read that may wait until d.
  * With armed (the descriptor is blocking), outside a task the recv()

@@ -8,8 +8,9 @@
  * close, __gc, __tostring, fileno, settimeout and gettimeout here serve
  * every kind, and call the kind's release for what it added.  Descriptors
  * are always non-blocking, but for a connected stream's: outside a task
- * its reads wait in a blocking recv() under SO_RCVTIMEO (nl_recv_wait),
- * every other call on it passes MSG_DONTWAIT.  All waiting keeps the
+ * its reads wait in a blocking recv() under SO_RCVTIMEO (nl_recv_wait,
+ * which makes the descriptor blocking at the first such wait), every
+ * other call on it passes MSG_DONTWAIT.  All waiting keeps the
  * call's deadline.  Not here: what a kind's own methods do.
  */
 #define _GNU_SOURCE
@@ -66,9 +67,10 @@ int nl_recv_wait(int fd, nl_coop *c, double *armed, const nl_deadline *d,
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
     if (flags == 0) {  /* SO_RCVTIMEO ran out, maybe a hair early */
-      /* or something else made the descriptor non-blocking (libuv's
-       * uv_poll_init does, when a loop adapter polls it): blocking again,
-       * else every recv returns at once and this loop spins */
+      /* or the descriptor is still non-blocking: its first blocking read
+       * (nl_sock_blocking leaves that to here), or something else made it
+       * so (libuv's uv_poll_init does, when a loop adapter polls it):
+       * blocking now, else every recv returns at once and this loop spins */
       int fl = fcntl(fd, F_GETFL);
       if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
       if (nl_deadline_passed(d)) return NL_TIMEOUT;
@@ -100,9 +102,10 @@ static int sock_fill(nl_stream *st, const nl_deadline *d) {
 }
 
 void nl_sock_blocking(nl_sock *s) {
-  int fl = fcntl(s->fd, F_GETFL);
-  if (fl >= 0 && fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) == 0)
-    s->blocking = 1;
+  /* the descriptor itself turns blocking at the first read that waits
+   * outside a task (nl_recv_wait): a socket used only in tasks, as a
+   * fleet's thousands are, never pays the two fcntl calls */
+  s->blocking = 1;
 }
 
 nl_sock *nl_sock_new(lua_State *L, const nl_sock_kind *k, int fd,

@@ -1108,8 +1108,8 @@ static int t_wrap(lua_State *L) {
     nl_addr_format((struct sockaddr *)&a.ss, s->name, sizeof s->name);
   else
     snprintf(s->name, sizeof s->name, "?");
-  /* blocking, as tcp.connect leaves it: see nl_recv_wait; every other
-   * send and recv here says MSG_DONTWAIT */
+  /* reads outside a task block in recv(), as tcp.connect leaves it: see
+   * nl_recv_wait; every other send and recv here says MSG_DONTWAIT */
   if (!sock->blocking) nl_sock_blocking(sock);
   /* the session is the socket now, with the bytes it read already */
   nl_sock_move(&s->sock, sock);

@@ -51,6 +51,37 @@ describe("netlua.tcp", function()
       c:close() srv:close()
     end)
 
+    it("leaves a socket used only in tasks non-blocking; a read outside one waits in recv", function()
+      -- O_NONBLOCK as /proc shows it: a fleet's sockets make no fcntl
+      -- calls; the first read that waits outside a task turns the
+      -- descriptor blocking (a recv under SO_RCVTIMEO, its fast path)
+      local function nonblocking(sock)
+        local f = io.open("/proc/self/fdinfo/" .. sock:fileno())
+        local flags = tonumber(f:read("*a"):match("flags:%s*(%d+)"), 8)
+        f:close()
+        return math.floor(flags / 2048) % 2 == 1  -- O_NONBLOCK, 04000
+      end
+      local srv = assert(tcp.listen("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      local c, a
+      assert(netlua.run(function()
+        netlua.spawn(function() a = assert(srv:accept(2)) a:write("one\n") end)
+        c = assert(tcp.connect("127.0.0.1", port, {timeout = 2}))
+        assert.equal("one", c:read("l"))
+      end))
+      assert.is_true(nonblocking(c))
+      -- outside a task: nothing there yet, so the read waits (and times out)
+      c:settimeout(0.05)
+      local r, _, code = c:read("l")
+      assert.is_nil(r)
+      assert.equal("timeout", code)
+      assert.is_false(nonblocking(c))
+      a:write("two\n")
+      c:settimeout(2)
+      assert.equal("two", c:read("l"))
+      c:close() a:close() srv:close()
+    end)
+
     it("binds the local end when asked", function()
       local srv = assert(tcp.listen("127.0.0.1", 0))
       local _, port = srv:getsockname()
