@@ -444,8 +444,9 @@ static struct pollfd *find_fd(poller *p, int fd) {
 }
 #endif
 
-/* poller:watch(fd, events): wake once when fd is ready for events
- * (NL_WAIT_READ | NL_WAIT_WRITE); 0 events stops watching. */
+/* poller:watch(fd, events [, known]): wake once when fd is ready for
+ * events (NL_WAIT_READ | NL_WAIT_WRITE); 0 events stops watching.  known:
+ * the caller believes the poller has fd already (a hint for epoll). */
 static int m_watch(lua_State *L) {
   poller *p = check_poller(L);
   int fd = (int)luaL_checkinteger(L, 2);
@@ -460,9 +461,17 @@ static int m_watch(lua_State *L) {
     e.events = EPOLLONESHOT | ((ev & NL_WAIT_READ) ? EPOLLIN : 0) |
                ((ev & NL_WAIT_WRITE) ? EPOLLOUT : 0);
     e.data.fd = fd;
-    if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &e) < 0 &&
-        (errno != ENOENT || epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &e) < 0))
+    /* `known`: the caller has watched fd before (try MOD first), else
+     * it is new (try ADD first); either way the other is the fallback */
+    if (lua_toboolean(L, 4)) {
+      if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &e) < 0 &&
+          (errno != ENOENT || epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &e) < 0))
+        return nl_pushfail(L, errno, "watch fd %d", fd);
+    } else if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &e) < 0 &&
+               (errno != EEXIST ||
+                epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &e) < 0)) {
       return nl_pushfail(L, errno, "watch fd %d", fd);
+    }
   }
 #else
   {

@@ -44,6 +44,28 @@ describe("netlua.run", function()
     assert.is_true(t < 0.3 * 20 / 4, tostring(t))
   end)
 
+  it("the poller watches a descriptor whatever the hint says about it", function()
+    -- poller:watch's third argument says the poller has the descriptor
+    -- already; a wrong hint costs a failed call, never a lost watch
+    local core = require "netlua.core"
+    local p = assert(core.poller())
+    local srv = assert(tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local c = assert(tcp.connect("127.0.0.1", port, {timeout = 2}))
+    local a = assert(srv:accept(2))
+    local fd = c:fileno()
+    assert.is_true(p:watch(fd, core.WAIT_READ, true))    -- new, said known
+    assert.same({}, p:wait(0))
+    a:write("x")
+    assert.same({fd}, p:wait(1))
+    assert.is_true(p:watch(fd, core.WAIT_READ, false))   -- known, said new
+    assert.same({fd}, p:wait(1))                         -- still readable
+    assert.is_true(p:watch(fd, core.WAIT_READ, true))    -- known, said so
+    assert.same({fd}, p:wait(1))
+    p:close()
+    c:close() a:close() srv:close()
+  end)
+
   it("keeps each call's timeout inside a task", function()
     local srv = assert(tcp.listen("127.0.0.1", 0))
     local _, port = srv:getsockname()

@@ -182,6 +182,16 @@ end
 -- wait on one descriptor (a reader and a writer; a read that must also
 -- flush, as Telnet's does): none of them replaces another.
 local spare = {}  -- emptied fdwait sets, for the next park to reuse
+-- descriptors the poller has had (a hint: the first watch of a new one
+-- is one epoll_ctl ADD instead of a MOD that fails first; a stale hint
+-- costs that one failed call, never a wrong watch)
+local registered = {}
+
+local function arm(fd, ev)
+  local ok, msg, code = poller:watch(fd, ev, registered[fd])
+  registered[fd] = true
+  return ok, msg, code
+end
 
 local function rearm(fd)
   local f = fdwait[fd]
@@ -200,7 +210,7 @@ local function rearm(fd)
     end
     return
   end
-  poller:watch(fd, ev)
+  arm(fd, ev)
 end
 
 local function unwatch(co, fd)
@@ -257,6 +267,12 @@ end
 local function wake_fd(fd)
   local f = fdwait[fd]
   if not f then return end
+  local co = next(f)
+  if next(f, co) == nil then  -- one task: the usual case, no list
+    unpark(co)
+    push_ready(co)
+    return
+  end
   local cos = {}
   for co in pairs(f) do cos[#cos + 1] = co end
   for _, co in ipairs(cos) do
@@ -280,7 +296,12 @@ end
 -- reused at once without waking anyone by mistake.  A key instead of an
 -- fd: the object closes under a task parked on that key.
 drive.on_close(function(x)
-  if mtype(x) == "integer" then wake_fd(x) else wake_key(x) end
+  if mtype(x) == "integer" then
+    wake_fd(x)
+    registered[x] = nil  -- closing takes it out of the poller
+  else
+    wake_key(x)
+  end
 end)
 
 -- Name lookups in the resolver pool ring one descriptor per Lua state
@@ -471,7 +492,7 @@ local function turn(loop)
     error("netlua.run: every task waits, but on nothing (deadlock)")
   end
   if lookups > 0 and not bell_watched then
-    assert(poller:watch(bell, READ))
+    assert(arm(bell, READ))
     bell_watched = true
   end
   if loop then
