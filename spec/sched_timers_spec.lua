@@ -1,5 +1,6 @@
 -- The scheduler's timers: waits that end early (an event set, data
--- arriving) never fire, wherever they sit in the timer heap, and the
+-- arriving) never fire, wherever they sit (in a run of ordered
+-- deadlines or, for those out of order, in the heap), and the
 -- other deadlines (sleeps here) still fire in order, none early, none
 -- lost; the timers of waits that ended early do not pile up.
 local netlua = require "netlua"
@@ -41,7 +42,8 @@ describe("netlua.run timers", function()
           fired[#fired + 1] = slot[i]
           if netlua.monotime() - t0 < d then bad[#bad + 1] = "sleep " .. i .. " ended early" end
         end)
-        -- short sleeps meanwhile: the heap has entries on every level
+        -- short sleeps meanwhile: out of order, most go to the heap,
+        -- which has entries on every level
         netlua.spawn(function()
           for _ = 1, 3 do netlua.sleep(math.random() * 0.05) end
         end)
@@ -105,7 +107,7 @@ describe("netlua.run timers", function()
       netlua.join(waiter)
       done:set()
     end)
-    -- a record each would be several MiB; what stays is a bounded heap
+    -- a record each would be several MiB; what stays is bounded
     assert.is_true(grew < 1024, ("memory grew by %.0f KiB"):format(grew))
   end)
 end)

@@ -48,9 +48,9 @@ local M = {}
 local queue, qhead, qtail = {}, 1, 0
 local tasks = 0            -- live tasks
 local fdwait = {}          -- fd -> {[co] = events}: every task parked on fd
-local waiting = {}         -- co -> {fd=, ev=, at=, co=, key=, hi=} while parked
+local waiting = {}         -- co -> {fd=, ev=, at=, co=, key=, tq=, hi=} while parked
 local keyed = {}           -- key -> co parked on it (a name lookup)
-local heap, heapn = {}, 0  -- timers: the `waiting` records with a deadline
+local heap, heapn = {}, 0  -- timers out of order: `waiting` records with a deadline
 local known = setmetatable({}, {__mode = "k"})     -- co -> true: spawned here
 local finished = setmetatable({}, {__mode = "k"})  -- co -> results or {err=}
 local joiners = setmetatable({}, {__mode = "k"})   -- co -> event set at its end
@@ -164,6 +164,102 @@ local function heap_top()
   return heap[1]
 end
 
+-- Timers come mostly in order: every read of a fleet's sessions waits
+-- with one timeout length, so each new deadline is the latest of its
+-- kind.  A timer goes at the end of the first run (a FIFO whose
+-- deadlines never decrease) whose last deadline is not after its own:
+-- one append, where the heap costs a sift down each time one leaves its
+-- top.  Only a timer no run takes (after MAXRUNS runs) goes to the heap.
+-- A record knows where it is (`tq`: its run, or the heap); a wait that
+-- ends early only marks it dead, as in the heap, and the dead leave at
+-- the front of their run, or in a rebuild once they outnumber the live.
+local MAXRUNS = 8
+local runs = {}  -- each {first=, last=, dead=, [first..last] = records}
+
+local function timer_add(w)
+  for i = 1, #runs do
+    local r = runs[i]
+    local last = r.last
+    if last < r.first or r[last].at <= w.at then
+      last = last + 1
+      r[last] = w
+      r.last = last
+      w.tq = r
+      return
+    end
+  end
+  if #runs < MAXRUNS then
+    local r = {first = 1, last = 1, dead = 0, w}
+    runs[#runs + 1] = r
+    w.tq = r
+    return
+  end
+  w.tq = heap
+  heap_push(w)
+end
+
+-- Keeps only the live records of run r, in order.
+local function run_compact(r)
+  local k = 0
+  for i = r.first, r.last do
+    local w = r[i]
+    r[i] = nil
+    if w.co then
+      k = k + 1
+      r[k] = w
+    end
+  end
+  r.first, r.last, r.dead = 1, k, 0
+end
+
+-- A wait that ended before its deadline: its timer is dead.
+local function timer_forget(w)
+  local r = w.tq
+  if r == heap then return heap_forget(w) end
+  w.co = nil
+  local dead = r.dead + 1
+  r.dead = dead
+  if dead > 64 and dead * 2 > r.last - r.first + 1 then run_compact(r) end
+end
+
+-- The live record first in run r (the dead before it go), or nil.
+local function run_front(r)
+  local i, last = r.first, r.last
+  while i <= last and not r[i].co do
+    r[i] = nil
+    i = i + 1
+    r.dead = r.dead - 1
+  end
+  if i > last then
+    r.first, r.last, r.dead = 1, 0, 0
+    return nil
+  end
+  r.first = i
+  return r[i]
+end
+
+-- The live timer with the soonest deadline, or nil.
+local function timer_top()
+  local best = heap_top()
+  for i = 1, #runs do
+    local w = run_front(runs[i])
+    if w and (best == nil or w.at < best.at) then best = w end
+  end
+  return best
+end
+
+-- Takes t, the record timer_top returned, out.
+local function timer_pop(t)
+  local r = t.tq
+  t.tq = nil
+  if r == heap then
+    heap_pop()
+  else
+    r[r.first] = nil
+    r.first = r.first + 1
+  end
+end
+
 local READ, WRITE = core.WAIT_READ, core.WAIT_WRITE
 
 -- a | b for event sets (5.1 has no bitwise operators)
@@ -239,7 +335,7 @@ local function unpark(co)
   if not w then return end
   waiting[co] = nil
   if w.key ~= nil then keyed[w.key] = nil end
-  if w.hi then heap_forget(w) end
+  if w.tq then timer_forget(w) end
   local fd = w.fd
   if type(fd) == "table" then
     for _, d in ipairs(fd) do unwatch(co, d) end
@@ -251,7 +347,7 @@ end
 -- key: a C operation that waits on no descriptor (a name lookup in the
 -- resolver pool) is woken by naming its key
 local function park(co, fd, ev, at, key)
-  local w = {fd = fd, ev = ev, at = at, co = co, key = key}
+  local w = {fd = fd, ev = ev, at = at, co = co, key = key, tq = false}
   waiting[co] = w
   if key ~= nil then keyed[key] = co end
   if type(fd) == "table" then
@@ -260,7 +356,7 @@ local function park(co, fd, ev, at, key)
     watch(co, fd, ev)
   end
   -- the record itself is the timer, taken out by unpark
-  if at >= 0 then heap_push(w) end
+  if at >= 0 then timer_add(w) end
 end
 
 -- Every task parked on fd runs again (each retries its own operation).
@@ -481,7 +577,7 @@ local function turn(loop)
   if qhead > qtail then qhead, qtail = 1, 0 end
   if tasks == 0 then return end
   local timeout = -1
-  local top = heap_top()
+  local top = timer_top()
   if qhead <= qtail then
     timeout = 0
   elseif top then
@@ -520,11 +616,10 @@ local function turn(loop)
   end
   local now = monotime()
   while true do
-    local t = heap_top()
+    local t = timer_top()
     if not t or t.at > now then break end
     local co = t.co
-    heap_pop()
-    t.hi = nil
+    timer_pop(t)
     if waiting[co] == t then
       unpark(co)
       push_ready(co)
