@@ -60,7 +60,13 @@ local stepping = false     -- a task runs (resumed by step)
 local run_waiters = {}     -- set: keys of runs (in other loop coroutines) waiting for this one
 local errors = {}
 
-local function push_ready(co, ...)
+local function push_ready(co)
+  qtail = qtail + 1
+  queue[qtail] = co
+end
+
+-- the same, for a task to be resumed with values
+local function push_ready_with(co, ...)
   qtail = qtail + 1
   if select("#", ...) == 0 then queue[qtail] = co else queue[qtail] = pack(co, ...) end
 end
@@ -284,16 +290,22 @@ local spare = {}  -- emptied fdwait sets, for the next park to reuse
 local registered = {}
 
 local function arm(fd, ev)
-  local ok, msg, code = poller:watch(fd, ev, registered[fd])
+  local known = registered[fd]
   registered[fd] = true
-  return ok, msg, code
+  return poller:watch(fd, ev, known)
 end
 
 local function rearm(fd)
   local f = fdwait[fd]
   local ev = 0
   if f then
-    for _, e in pairs(f) do ev = bor(ev, e) end
+    local co, e = next(f)
+    if co ~= nil then
+      ev = e
+      if next(f, co) ~= nil then  -- several tasks (not the usual one)
+        for _, e2 in pairs(f) do ev = bor(ev, e2) end
+      end
+    end
   end
   if ev == 0 then
     -- nobody waits: leave the descriptor registered.  A one-shot report
@@ -468,7 +480,7 @@ function M.spawn(fn, ...)
   core.coop_register(co)
   known[co] = true
   tasks = tasks + 1
-  push_ready(co, ...)
+  push_ready_with(co, ...)
   return co
 end
 
@@ -493,7 +505,7 @@ function Event:set()
   for _, co in ipairs(w) do
     if waiting[co] then
       unpark(co)
-      push_ready(co, self)  -- wait() tells a set from its timer by this
+      push_ready_with(co, self)  -- wait() tells a set from its timer by this
     end
   end
 end
