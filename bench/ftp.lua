@@ -178,22 +178,31 @@ local function list_child(sv, label, lean)
   local p = script("list.lua", ([[
     local ftp = require "netlua.ftp"
     local netlua = require "netlua"
+    local function kib(field)
+      return tonumber(io.open("/proc/self/status"):read("*a"):match(field .. ":%%s*(%%d+)"))
+    end
     local s = assert(ftp.new{host = %q, port = %d, user = %q, password = %q, timeout = 600})
+    local base = kib("VmRSS")  -- the process with netlua and libcurl loaded, logged in
     local t0, c0 = netlua.monotime(), os.clock()
     local t = assert(s:list("many", %s))
     local dt, cpu = netlua.monotime() - t0, os.clock() - c0
     assert(t[1].name == "f000001" and t[#t].size == 0, "bad entries")
     s:close()
-    local hwm = io.open("/proc/self/status"):read("*a"):match("VmHWM:%%s*(%%d+)")
-    print(#t, dt, cpu, hwm)
+    local hwm = kib("VmHWM")
+    -- the floor: that process plus the result alone (the live Lua heap
+    -- after a full collection), with no buffer and no garbage at all
+    collectgarbage()
+    collectgarbage()
+    print(#t, dt, cpu, hwm, base + collectgarbage("count"))
   ]]):format(sv.host, sv.port, sv.user, sv.password,
     lean and '{fields = {"type", "size", "modify"}}' or "nil"))
   local out = F.sh(luaenv .. "lua5.4 " .. H.shquote(p))
-  local n, dt, cpu, hwm = out:match("(%d+)%s+([%d.e-]+)%s+([%d.e-]+)%s+(%d+)")
+  local n, dt, cpu, hwm, floor = out:match("(%d+)%s+([%d.e-]+)%s+([%d.e-]+)%s+(%d+)%s+([%d.e-]+)")
   assert(n and tonumber(n) == NLIST, label .. ": " .. out)
   results[label .. "_s"] = tonumber(dt)
   results[label .. "_cpu"] = tonumber(cpu)
   results[label .. "_rss"] = tonumber(hwm) / 1024
+  results[label .. "_floor"] = tonumber(floor) / 1024
   if lean then return end
   -- the floor the server sets: the curl CLI fetching the same listing to
   -- /dev/null, parsing nothing (best of 2)
@@ -260,12 +269,15 @@ print("  ftplib / netlua retrbinary  " .. ratio(r.ftplib_seq, r.netlua_raw) .. "
 print(("s:list() of %d files (target < 0.3 s, < 40 MiB)"):format(NLIST))
 print("  (seconds include the server making the listing; cpu is netlua's alone;")
 print("   curl is the curl CLI fetching the same listing unparsed: the server's floor)")
+print("   floor: the process before the listing plus the result's own live heap)")
 print("  LIST (vsftpd)     " .. fmt(r.list_LIST_s, "s", 3) .. fmt(r.list_LIST_cpu, "s cpu", 3)
-  .. fmt(r.list_LIST_rss, "MiB") .. "   curl" .. fmt(r.list_LIST_curl, "s", 3))
+  .. fmt(r.list_LIST_rss, "MiB") .. "   curl" .. fmt(r.list_LIST_curl, "s", 3)
+  .. "   floor" .. fmt(r.list_LIST_floor, "MiB"))
 print("  MLSD (pyftpdlib)  " .. fmt(r.list_MLSD_s, "s", 3) .. fmt(r.list_MLSD_cpu, "s cpu", 3)
-  .. fmt(r.list_MLSD_rss, "MiB") .. "   curl" .. fmt(r.list_MLSD_curl, "s", 3))
+  .. fmt(r.list_MLSD_rss, "MiB") .. "   curl" .. fmt(r.list_MLSD_curl, "s", 3)
+  .. "   floor" .. fmt(r.list_MLSD_floor, "MiB"))
 print("  with fields = {type, size, modify}, as mirror lists:")
 print("  LIST (vsftpd)     " .. fmt(r.lean_LIST_s, "s", 3) .. fmt(r.lean_LIST_cpu, "s cpu", 3)
-  .. fmt(r.lean_LIST_rss, "MiB"))
+  .. fmt(r.lean_LIST_rss, "MiB") .. "   floor" .. fmt(r.lean_LIST_floor, "MiB"))
 print("  MLSD (pyftpdlib)  " .. fmt(r.lean_MLSD_s, "s", 3) .. fmt(r.lean_MLSD_cpu, "s cpu", 3)
-  .. fmt(r.lean_MLSD_rss, "MiB"))
+  .. fmt(r.lean_MLSD_rss, "MiB") .. "   floor" .. fmt(r.lean_MLSD_floor, "MiB"))
