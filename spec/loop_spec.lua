@@ -23,6 +23,55 @@ local function with_loaded(present, fn)
   assert(ok, err)
 end
 
+-- The smallest loop of one's own: coroutines wait on a descriptor, a time
+-- or a key (a lookup, or a netlua.run waiting for another), until the
+-- adapter's onclose names what they wait on.  `on_key(at)` may shorten a
+-- key's wait (a loop that looks at lookups by timer).  `loop.ready` takes
+-- the coroutines to start; `loop.run(limit)` drives them.
+local function tiny_loop(on_key)
+  local lp = {waiting = {}, ready = {}, waits = {}, closed = {}}
+  local adapter = {name = "mine"}
+  lp.adapter = adapter
+  function adapter.wait(fd, events, at, key)
+    local co = coroutine.running()
+    lp.waits[co] = (lp.waits[co] or 0) + 1
+    if key ~= nil and on_key then at = on_key(at) end
+    lp.waiting[co] = {fd = type(fd) == "table" and fd[1] or fd, at = at, key = key}
+    coroutine.yield()
+    lp.waiting[co] = nil
+  end
+  function adapter.onclose(x)
+    lp.closed[#lp.closed + 1] = x
+    for _, w in pairs(lp.waiting) do
+      if w.fd == x or (w.key ~= nil and w.key == x) then w.woken = true end
+    end
+  end
+  function lp.run(limit)
+    local t0 = netlua.monotime()
+    while (#lp.ready > 0 or next(lp.waiting)) and netlua.monotime() - t0 < limit do
+      local now = lp.ready
+      lp.ready = {}
+      for _, co in ipairs(now) do assert(coroutine.resume(co)) end
+      local fds, soonest, woken = {}, math.huge, false
+      for _, w in pairs(lp.waiting) do
+        if w.fd >= 0 then fds[#fds + 1] = w.fd end
+        if w.at >= 0 then soonest = math.min(soonest, w.at) end
+        woken = woken or w.woken
+      end
+      local left = woken and 0 or soonest == math.huge and 1 or math.max(0, soonest - netlua.monotime())
+      local r = #fds > 0 and netlua.wait(fds, left, "rw") or (netlua.sleep(left) and nil)
+      local hit = {}
+      for _, d in ipairs(r or {}) do hit[d] = true end
+      for co, w in pairs(lp.waiting) do
+        if w.woken or hit[w.fd] or (w.at >= 0 and w.at <= netlua.monotime()) then
+          lp.ready[#lp.ready + 1] = co
+        end
+      end
+    end
+  end
+  return lp
+end
+
 describe("netlua.loop", function()
   after_each(function() loop.use(false) end)
 
@@ -84,21 +133,14 @@ describe("netlua.loop", function()
   it("drives netlua through an adapter of one's own, lookups by timer alone", function()
     local port = H.free_port()
     local pid = H.lua_server("drip", port, 5, 0.05)
-    -- the smallest loop: coroutines waiting on a descriptor or a time
-    local waiting, ready = {}, {}
-    local mine = {name = "mine", keys = 0, closed = {}}
-    function mine.wait(fd, events, at, key)
-      if key ~= nil then  -- a lookup: look again in 5 ms
-        mine.keys = mine.keys + 1
-        local soon = netlua.monotime() + 0.005
-        at = at >= 0 and math.min(at, soon) or soon
-      end
-      local co = coroutine.running()
-      waiting[co] = {fd = type(fd) == "table" and fd[1] or fd, at = at}
-      coroutine.yield()
-      waiting[co] = nil
-    end
-    function mine.onclose(x) mine.closed[#mine.closed + 1] = x end
+    -- a lookup waits by timer: it looks again in 5 ms
+    local keys = 0
+    local lp = tiny_loop(function(at)
+      keys = keys + 1
+      local soon = netlua.monotime() + 0.005
+      return at >= 0 and math.min(at, soon) or soon
+    end)
+    local mine, ready = lp.adapter, lp.ready
     assert.equal("mine", loop.use(mine))
     assert.equal("mine", loop.current())
     local got, ports, fd, ticks, done = {}, {}, nil, 0, 0
@@ -120,60 +162,29 @@ describe("netlua.loop", function()
     ready[#ready + 1] = coroutine.create(function()
       while done < 11 do ticks = ticks + 1 netlua.sleep(0.01) end
     end)
-    local t0 = netlua.monotime()
-    while (#ready > 0 or next(waiting)) and netlua.monotime() - t0 < 10 do
-      local now = ready
-      ready = {}
-      for _, co in ipairs(now) do assert(coroutine.resume(co)) end
-      local fds, soonest = {}, math.huge
-      for _, w in pairs(waiting) do
-        if w.fd >= 0 then fds[#fds + 1] = w.fd end
-        if w.at >= 0 then soonest = math.min(soonest, w.at) end
-      end
-      local left = soonest == math.huge and 1 or math.max(0, soonest - netlua.monotime())
-      local r = #fds > 0 and netlua.wait(fds, left, "rw") or (netlua.sleep(left) and nil)
-      local hit = {}
-      for _, d in ipairs(r or {}) do hit[d] = true end
-      for co, w in pairs(waiting) do
-        if hit[w.fd] or (w.at >= 0 and w.at <= netlua.monotime()) then
-          ready[#ready + 1] = co
-        end
-      end
-    end
+    lp.run(10)
     loop.use(false)
     netlua.lookup.resolver_threads(threads)
     H.kill(pid)
     assert.equal(11, done)
     assert.same({"x", "x", "x", "x", "x"}, got)
     for i = 1, 10 do assert.equal(21, ports[i]) end
-    assert.is_true(mine.keys >= 1, "the lookup never waited")
+    assert.is_true(keys >= 1, "the lookup never waited")
     -- the adapter heard of the close before the descriptor went
     assert.is_truthy(fd)
     local told = false
-    for _, x in ipairs(mine.closed) do told = told or x == fd end
+    for _, x in ipairs(lp.closed) do told = told or x == fd end
     assert.is_true(told)
     -- nothing of the lookup is left for anyone to drain
     assert.same({}, core.resolve_drain())
     assert.is_true(ticks >= 10, "the loop's timer ticked " .. ticks .. " times")
   end)
+
   it("a second netlua.run waits for the first without polling", function()
     -- a loop whose key waits end only by onclose (or their deadline): a
     -- run that looked again every few ms would be counted here
-    local waiting, ready, waits = {}, {}, {}
-    local mine = {name = "mine"}
-    function mine.wait(fd, events, at, key)
-      local co = coroutine.running()
-      waits[co] = (waits[co] or 0) + 1
-      waiting[co] = {fd = type(fd) == "table" and fd[1] or fd, at = at, key = key}
-      coroutine.yield()
-      waiting[co] = nil
-    end
-    function mine.onclose(x)
-      for _, w in pairs(waiting) do
-        if w.fd == x or (w.key ~= nil and w.key == x) then w.woken = true end
-      end
-    end
-    loop.use(mine)
+    local lp = tiny_loop()
+    loop.use(lp.adapter)
     local order = {}
     local first = coroutine.create(function()
       order[#order + 1] = "first starts"
@@ -185,34 +196,13 @@ describe("netlua.loop", function()
       assert(netlua.run(function() order[#order + 1] = "second's task" end))
       order[#order + 1] = "second ends"
     end)
-    ready = {first, second}
-    local t0 = netlua.monotime()
-    while (#ready > 0 or next(waiting)) and netlua.monotime() - t0 < 5 do
-      local now = ready
-      ready = {}
-      for _, co in ipairs(now) do assert(coroutine.resume(co)) end
-      local fds, soonest = {}, math.huge
-      for _, w in pairs(waiting) do
-        if w.fd >= 0 then fds[#fds + 1] = w.fd end
-        if w.at >= 0 then soonest = math.min(soonest, w.at) end
-      end
-      local woken = false
-      for _, w in pairs(waiting) do woken = woken or w.woken end
-      local left = woken and 0 or soonest == math.huge and 1 or math.max(0, soonest - netlua.monotime())
-      local r = #fds > 0 and netlua.wait(fds, left, "r") or (netlua.sleep(left) and nil)
-      local hit = {}
-      for _, d in ipairs(r or {}) do hit[d] = true end
-      for co, w in pairs(waiting) do
-        if w.woken or hit[w.fd] or (w.at >= 0 and w.at <= netlua.monotime()) then
-          ready[#ready + 1] = co
-        end
-      end
-    end
+    lp.ready = {first, second}
+    lp.run(5)
     loop.use(false)
     assert.same({"first starts", "second starts", "first's task", "first ends",
                  "second's task", "second ends"}, order)
     assert.equal("dead", coroutine.status(second))
     -- parked once, woken once by the end of the first run
-    assert.equal(1, waits[second])
+    assert.equal(1, lp.waits[second])
   end)
 end)
