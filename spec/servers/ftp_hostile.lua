@@ -222,7 +222,7 @@ netlua.run(function()
     local c = srv:accept()
     if c then
       netlua.spawn(function()
-        pcall(serve, c)
+        netlua.pcall(serve, c)  -- a plain pcall would block every task on 5.1
         c:close()
       end)
     end
