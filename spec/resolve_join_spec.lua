@@ -55,6 +55,9 @@ describe("lookups that ask the same at once", function()
       {"ftp", {socktype = "stream", family = "inet"}, 21, "inet"},
       {"ftp", {socktype = "stream", family = "inet6"}, 21, "inet6"},
     }
+    -- all queued at once, so that the same questions do join
+    core.resolve_hold(true)
+    release_after(0.05)
     for i = 1, 200 do
       local a = asks[i % #asks + 1]
       netlua.spawn(function()
