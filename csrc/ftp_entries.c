@@ -3,14 +3,14 @@
  * ftp_list.c.  netlua.ftp's list, mlsd, parse_list_line and mlsd_entry sit
  * on these:
  *
- *   core.ftp_parse_list(text, kind [, now [, out [, more]]]) -> out, rest
+ *   core.ftp_list_sink(kind [, now [, fields]]) -> sink (see below)
  *   core.ftp_parse_line(line, kind [, now])  -> entry | nil
  *   core.ftp_sort_names(entries)             -> entries, sorted by name
  *   core.ftp_mlsd_next(text, pos)            -> pos, name, facts | nil
  *   core.ftp_mlsd_entry(name, facts)         -> entry | nil
  *
- * kind is "list" or "mlsd".  A whole listing becomes its array of entries
- * in one call, each table made at its final size, so a 100 000-entry
+ * kind is "list" or "mlsd".  A listing becomes its array of entries as
+ * it comes, each table made at its final size, so a 100 000-entry
  * listing costs little more than the entries themselves.
  */
 #include <stdint.h>
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "netlua.h"
+#include "ftp.h"
 #include "ftp_list.h"
 
 static int check_kind(lua_State *L, int arg) {
@@ -53,7 +53,7 @@ static void set_int(lua_State *L, const char *k, long long v) {
   lua_setfield(L, -2, k);
 }
 
-/* Fields an entry may keep (the mask of ftp_parse_list): name is always
+/* Fields an entry may keep (the mask of a listing sink): name is always
  * kept.  Fewer fields make smaller tables: Lua sizes a table's hash part
  * to a power of two, so four fields take half the room of eight. */
 enum {
@@ -131,65 +131,6 @@ static int parse(int kind, const fl_span *line, lua_Integer now, fl_entry *e) {
                    : fl_parse_mlsd(line->p, line->n, e);
 }
 
-/* core.ftp_parse_list(text, kind [, now [, out [, more [, head [,
- * fields]]]]]) -> out, rest: the entries of every line of text appended
- * to out (a new table when nil).  With `more`, text may end inside a
- * line, which is not parsed but returned as rest, to be passed as `head`
- * with the next block (head goes before text; the block itself is never
- * copied).  `fields` (array of names) keeps only those fields and name. */
-static int l_parse_list(lua_State *L) {
-  size_t len, hn = 0;
-  const char *text = luaL_checklstring(L, 1, &len);
-  int kind = check_kind(L, 2);
-  lua_Integer now = opt_now(L, 3);
-  int more = lua_toboolean(L, 5);
-  int mask = check_fields(L, 7);
-  luaL_optlstring(L, 6, "", &hn);   /* head */
-  lua_Integer n;
-  fl_span rest, line;
-  fl_entry e;
-  lua_settop(L, 6);   /* fields is in mask now: slot 7 is reused below */
-  if (lua_isnil(L, 4)) {
-    size_t lines = 1;
-    const char *p = text, *end = text + len;
-    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) { lines++; p++; }
-    lua_createtable(L, lines > 1 << 24 ? 1 << 24 : (int)lines, 0);
-    lua_replace(L, 4);
-  } else luaL_checktype(L, 4, LUA_TTABLE);
-  n = (lua_Integer)lua_rawlen(L, 4);
-  rest.p = text;
-  rest.n = len;
-  if (hn > 0) {   /* the line begun in the previous block */
-    const char *nl = memchr(text, '\n', len);
-    size_t k = nl ? (size_t)(nl - text) + 1 : len;
-    if (nl == NULL && more) {
-      lua_pushvalue(L, 4);
-      lua_pushvalue(L, 6);
-      lua_pushvalue(L, 1);
-      lua_concat(L, 2);
-      return 2;
-    }
-    lua_pushvalue(L, 6);
-    lua_pushlstring(L, text, k);
-    lua_concat(L, 2);   /* 7: head and the rest of its line */
-    rest.p = lua_tolstring(L, 7, &rest.n);
-    if (fl_next_line(&rest, &line, 1) && parse(kind, &line, now, &e)) {
-      push_entry(L, &e, 0, mask);
-      lua_rawseti(L, 4, ++n);
-    }
-    rest.p = text + k;
-    rest.n = len - k;
-  }
-  while (fl_next_line(&rest, &line, !more)) {
-    if (!parse(kind, &line, now, &e)) continue;
-    push_entry(L, &e, 0, mask);
-    lua_rawseti(L, 4, ++n);
-  }
-  lua_pushvalue(L, 4);
-  lua_pushlstring(L, rest.p, rest.n);
-  return 2;
-}
-
 /* core.ftp_parse_line(line, kind [, now]) -> entry | nil */
 static int l_parse_line(lua_State *L) {
   fl_span line;
@@ -233,6 +174,20 @@ static int cmp_named(const void *va, const void *vb) {
   return a->i < b->i ? -1 : a->i > b->i;
 }
 
+/* The name of entry k + 1 of the table at 1 into *v. */
+static void get_named(lua_State *L, lua_Integer k, named *v) {
+  size_t len;
+  lua_rawgeti(L, 1, k + 1);
+  if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, "name") != LUA_TSTRING)
+    luaL_error(L, "entry %d has no name", (int)(k + 1));
+  /* the string stays alive in its entry, which stays in the array */
+  v->p = lua_tolstring(L, -1, &len);
+  if (len > UINT32_MAX) luaL_error(L, "name too long");
+  v->n = (uint32_t)len;
+  v->i = (uint32_t)(k + 1);
+  lua_pop(L, 2);
+}
+
 /* core.ftp_sort_names(entries) -> entries, sorted in place by their
  * `name`, as table.sort(t, function(a, b) return a.name < b.name end)
  * would, without a Lua call per comparison nor a second array. */
@@ -245,19 +200,20 @@ static int l_sort_names(lua_State *L) {
   if (n < 2) return 1;
   if (n >= (lua_Integer)UINT32_MAX || (size_t)n > (~(size_t)0) / sizeof *v)
     return luaL_error(L, "too many entries");
-  v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
-  for (k = 0; k < n; k++) {
-    size_t len;
-    lua_rawgeti(L, 1, k + 1);
-    if (lua_type(L, -1) != LUA_TTABLE || lua_getfield(L, -1, "name") != LUA_TSTRING)
-      return luaL_error(L, "entry %d has no name", (int)(k + 1));
-    /* the string stays alive in its entry, which stays in the array */
-    v[k].p = lua_tolstring(L, -1, &len);
-    if (len > UINT32_MAX) return luaL_error(L, "name too long");
-    v[k].n = (uint32_t)len;
-    v[k].i = (uint32_t)(k + 1);
-    lua_pop(L, 2);
+  /* many servers (vsftpd, proftpd) send their listings sorted: then one
+   * pass says so and the side array (16 bytes an entry, at the moment
+   * the listing takes the most memory) is never made */
+  {
+    named a = {NULL, 0, 0}, b;
+    for (k = 0; k < n; k++) {
+      b = a;
+      get_named(L, k, &a);
+      if (k > 0 && cmp_named(&b, &a) > 0) break;
+    }
+    if (k == n) return 1;
   }
+  v = lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
+  for (k = 0; k < n; k++) get_named(L, k, &v[k]);
   qsort(v, (size_t)n, sizeof *v, cmp_named);
   /* position k + 1 takes the entry at v[k].i: follow each cycle of that
    * permutation with one entry in hand */
@@ -344,8 +300,144 @@ static int l_mlsd_entry(lua_State *L) {
   return 1;
 }
 
+/* ---- list()'s sink --------------------------------------------------
+ * list() parses its LIST or MLSD transfer as the bytes come: retrbinary
+ * hands each piece libcurl read straight to the sink (a C sink, ftp.h),
+ * which cuts it into lines and appends their entries to its table (its
+ * user value).  Made of Lua strings, the 10 MB of a 100 000-entry MLSD
+ * listing went through the Lua heap as blocks that lived on until a
+ * collection came; here only the entries are made.  A line cut between
+ * two pieces waits in `head`; one longer than LINE_LIMIT is no listing
+ * line, and stops the parsing (finish then says so). */
+#define LINE_LIMIT (1u << 20)
+
+typedef struct list_sink {
+  ftp_csink cs;            /* first: what retrbinary calls */
+  int kind, mask;
+  int overlong;            /* a line passed LINE_LIMIT: parsing stopped */
+  lua_Integer now, n;      /* n: entries in the table so far */
+  nl_buf head;             /* the line begun in an earlier piece */
+} list_sink;
+
+static list_sink *check_sink(lua_State *L) {
+  return luaL_checkudata(L, 1, FTP_CSINK);
+}
+
+static void sink_line(lua_State *L, list_sink *ls, const fl_span *line) {
+  fl_entry e;
+  if (!parse(ls->kind, line, ls->now, &e)) return;
+  push_entry(L, &e, 0, ls->mask);
+  lua_rawseti(L, -2, ++ls->n);
+}
+
+/* The bytes p[0..n) into entries, the table on top of the stack. */
+static void sink_feed(lua_State *L, list_sink *ls, const char *p, size_t n) {
+  fl_span rest, line;
+  if (ls->overlong) return;
+  rest.p = p;
+  rest.n = n;
+  if (ls->head.len > 0) {   /* the line begun in an earlier piece */
+    const char *nl = memchr(p, '\n', n);
+    size_t k = nl ? (size_t)(nl - p) + 1 : n;
+    fl_span whole;
+    if (ls->head.len + k > LINE_LIMIT) goto overlong;
+    if (nl_buf_append(&ls->head, p, k) != NL_OK) luaL_error(L, "out of memory");
+    if (nl == NULL) return;
+    whole.p = nl_buf_head(&ls->head);
+    whole.n = ls->head.len;
+    if (fl_next_line(&whole, &line, 0)) sink_line(L, ls, &line);
+    nl_buf_consume(&ls->head, ls->head.len);
+    rest.p = p + k;
+    rest.n = n - k;
+  }
+  while (fl_next_line(&rest, &line, 0)) sink_line(L, ls, &line);
+  if (rest.n > LINE_LIMIT) goto overlong;
+  if (rest.n > 0 && nl_buf_append(&ls->head, rest.p, rest.n) != NL_OK)
+    luaL_error(L, "out of memory");
+  return;
+overlong:
+  ls->overlong = 1;
+  nl_buf_free(&ls->head);
+  nl_buf_init(&ls->head);
+}
+
+/* Feeds p[0..n), which argument 2 keeps alive, to the sink at 1. */
+static int feed(lua_State *L, list_sink *ls, const char *p, size_t n) {
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1);
+  sink_feed(L, ls, p, n);
+  return 0;
+}
+
+/* the C sink's write (ftp.h): sink, light userdata pointer, length */
+static int sink_cwrite(lua_State *L) {
+  list_sink *ls = check_sink(L);
+  return feed(L, ls, lua_touserdata(L, 2), (size_t)luaL_checkinteger(L, 3));
+}
+
+/* sink:write(text): the same from Lua (the specs cut listings anywhere) */
+static int sink_write(lua_State *L) {
+  list_sink *ls = check_sink(L);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  return feed(L, ls, p, n);
+}
+
+/* sink:finish() -> entries (in the server's order), or nil, message,
+ * "protocol" when a line was too long to be a listing line.  The last
+ * line may lack its line end. */
+static int sink_finish(lua_State *L) {
+  list_sink *ls = check_sink(L);
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  if (ls->overlong)
+    return nl_pushfailcode(L, "protocol", "listing line over %d bytes", (int)LINE_LIMIT);
+  if (ls->head.len > 0) {
+    fl_span rest, line;
+    rest.p = nl_buf_head(&ls->head);
+    rest.n = ls->head.len;
+    if (fl_next_line(&rest, &line, 1)) sink_line(L, ls, &line);
+    nl_buf_consume(&ls->head, ls->head.len);
+  }
+  return 1;
+}
+
+static int sink_gc(lua_State *L) {
+  list_sink *ls = check_sink(L);
+  nl_buf_free(&ls->head);
+  return 0;
+}
+
+/* core.ftp_list_sink(kind [, now [, fields]]) -> sink: a parser to hand
+ * retrbinary in place of a callback.  `fields` (array of names) keeps
+ * only those fields and name. */
+static int l_list_sink(lua_State *L) {
+  int kind = check_kind(L, 1);
+  lua_Integer now = opt_now(L, 2);
+  int mask = check_fields(L, 3);
+  list_sink *ls;
+  lua_newtable(L);
+  ls = nl_class_new(L, FTP_CSINK, sizeof *ls, 1);
+  ls->cs.write = sink_cwrite;
+  ls->kind = kind;
+  ls->mask = mask;
+  ls->now = now;
+  nl_buf_init(&ls->head);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static const luaL_Reg sink_methods[] = {
+  {"write", sink_write},
+  {"finish", sink_finish},
+  {NULL, NULL}
+};
+
+static const nl_class sink_class = {FTP_CSINK, sink_methods, NULL, sink_gc, NULL, NULL, 0};
+
 static const luaL_Reg funcs[] = {
-  {"ftp_parse_list", l_parse_list},
+  {"ftp_list_sink", l_list_sink},
   {"ftp_parse_line", l_parse_line},
   {"ftp_sort_names", l_sort_names},
   {"ftp_mlsd_next", l_mlsd_next},
@@ -354,5 +446,6 @@ static const luaL_Reg funcs[] = {
 };
 
 void nl_open_ftp_list(lua_State *L) {
+  nl_class_make(L, &sink_class, 0);
   luaL_setfuncs(L, funcs, 0);
 }

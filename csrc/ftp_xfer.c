@@ -3,7 +3,7 @@
  * storlines and size.
  *
  * What lives here: sources (string, Lua file, chunk function) and sinks
- * (Lua file, callback, gathered into blocksize pieces), the Lua callbacks
+ * (Lua file, callback, gathered into blocksize pieces, C sink), the Lua callbacks
  * run under lua_pcall with their errors kept for after libcurl returns,
  * storlines' line ends, and the check that a download's bytes match the
  * size the server announced.
@@ -98,9 +98,20 @@ static int drain(xfer *x, int flush) {
   return 1;
 }
 
+/* Hands p to the C sink as it is: no copy, no Lua string. */
+static int csink_write(xfer *x, const char *p, size_t n) {
+  lua_State *L = x->s->L;
+  lua_pushcfunction(L, x->cswrite);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->csref);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_pushinteger(L, (lua_Integer)n);
+  return xcall(x, 3, 0);
+}
+
 int ftp_xfer_sink(xfer *x, const char *p, size_t n) {
   if (x->s->aborting || x->failed) return 0;
   x->moved += (curl_off_t)n;
+  if (x->csref != LUA_NOREF) return csink_write(x, p, n);
   if (x->fp) {
     if (fwrite(p, 1, n, x->fp) != n) {
       xfail(x, strerror(errno));
@@ -250,7 +261,7 @@ int ftp_xfer_seek(xfer *x, curl_off_t off, int origin) {
 static void xfer_init(xfer *x, ftp_sess *s) {
   memset(x, 0, sizeof *x);
   x->s = s;
-  x->cbref = x->fnref = x->chunkref = x->errref = LUA_NOREF;
+  x->cbref = x->fnref = x->chunkref = x->errref = x->csref = LUA_NOREF;
   x->blocksize = 8192;
   x->announced = -1;
   nl_buf_init(&x->acc);
@@ -258,6 +269,7 @@ static void xfer_init(xfer *x, ftp_sess *s) {
 
 void ftp_xfer_free(lua_State *L, xfer *x) {
   luaL_unref(L, LUA_REGISTRYINDEX, x->cbref);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->csref);
   luaL_unref(L, LUA_REGISTRYINDEX, x->fnref);
   luaL_unref(L, LUA_REGISTRYINDEX, x->chunkref);
   luaL_unref(L, LUA_REGISTRYINDEX, x->errref);
@@ -415,9 +427,14 @@ static int do_retr(lua_State *L, int lines) {
   x.text = lines;   /* listings and retrlines go in TYPE A */
   if (!lua_isnoneornil(L, 3)) {
     if ((x.fp = tofile(L, 3)) == NULL) {
-      luaL_checktype(L, 3, LUA_TFUNCTION);
+      /* private: a C sink (list()'s parser) */
+      ftp_csink *cs = lines ? NULL : luaL_testudata(L, 3, FTP_CSINK);
+      if (cs == NULL) luaL_checktype(L, 3, LUA_TFUNCTION);
       lua_pushvalue(L, 3);
-      x.cbref = luaL_ref(L, LUA_REGISTRYINDEX);
+      if (cs != NULL) {
+        x.cswrite = cs->write;
+        x.csref = luaL_ref(L, LUA_REGISTRYINDEX);
+      } else x.cbref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
   }
   if (!lines) {

@@ -65,6 +65,17 @@ describe("ftp against a hostile scripted server", function()
     s:close()
   end)
 
+  it("fails a listing with a line no listing has, and goes on", function()
+    local s = serve("longentry")
+    local t, msg, code = s:list()
+    assert.is_nil(t)
+    assert.equal("list: listing line over 1048576 bytes", msg)
+    assert.equal("protocol", code)
+    -- the transfer itself ended well: the session answers on
+    assert.equal("200 noop", s:voidcmd("NOOP"))
+    s:close()
+  end)
+
   it("never uses the address a PASV reply names", function()
     local port
     pid, port = start("foreignpasv")

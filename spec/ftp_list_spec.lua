@@ -281,19 +281,35 @@ describe("LIST parsing", function()
     local text = "type=file;size=1; a\r\ntype=cdir; .\r\nnospace\r\n"
       .. "type=dir;modify=20200101000000; b c\r\ntype=file;size=3;  lead"
     for cut = 0, #text do
-      local out, rest = {}, ""
-      out, rest = core.ftp_parse_list(text:sub(1, cut), "mlsd", now, out, true, rest)
-      out, rest = core.ftp_parse_list(text:sub(cut + 1), "mlsd", now, out, true, rest)
-      core.ftp_parse_list(rest, "mlsd", now, out)
+      local sink = core.ftp_list_sink("mlsd", now)
+      sink:write(text:sub(1, cut))
+      sink:write(text:sub(cut + 1))
+      local out = assert(sink:finish())
       assert.equal(3, #out)
       assert.equal("a", out[1].name)
       assert.equal("b c", out[2].name)
       assert.equal(" lead", out[3].name)
       assert.equal(3, out[3].size)
     end
-    local sorted = core.ftp_sort_names(core.ftp_parse_list(
-      "-rw-r--r-- 1 a b 1 Jan  1  2020 b\n-rw-r--r-- 1 a b 1 Jan  1  2020 B\n"
-      .. "-rw-r--r-- 1 a b 1 Jan  1  2020 a\n", "list", now))
-    assert.same({"B", "a", "b"}, {sorted[1].name, sorted[2].name, sorted[3].name})
+    local function sorted(...)
+      local sink = core.ftp_list_sink("list", now)
+      for _, name in ipairs{...} do sink:write("-rw-r--r-- 1 a b 1 Jan  1  2020 " .. name .. "\n") end
+      local t = {}
+      for i, e in ipairs(core.ftp_sort_names(assert(sink:finish()))) do t[i] = e.name end
+      return t
+    end
+    assert.same({"B", "a", "b"}, sorted("b", "B", "a"))
+    -- already in order (the pass that skips the sort), and out of order last
+    assert.same({"B", "a", "b"}, sorted("B", "a", "b"))
+    assert.same({"B", "a", "b", "c"}, sorted("B", "a", "c", "b"))
+    assert.same({"a", "a", "b"}, sorted("a", "b", "a"))
+    -- a line too long for a listing stops the parsing, and says so
+    local sink = core.ftp_list_sink("list", now)
+    sink:write("-rw-r--r-- 1 a b 1 Jan  1  2020 ok\n" .. ("x"):rep(1024 * 1024))
+    sink:write("y\n-rw-r--r-- 1 a b 1 Jan  1  2020 after\n")
+    local ok, msg, code = sink:finish()
+    assert.is_nil(ok)
+    assert.matches("listing line over", msg)
+    assert.equal("protocol", code)
   end)
 end)

@@ -365,14 +365,15 @@ function M._listdir(s, abs, what, fields)
     local ok, msg, code = checkdir(s, abs, what)
     if not ok then return nil, msg, code end
   end
-  -- the listing is parsed block by block as it comes: no Lua string per
-  -- line, no copy of the whole text
-  local out, rest, now = {}, "", os.time()
-  local ok, msg, code = s:retrbinary((kind == "mlsd" and "MLSD " or "LIST ") .. abs, function(b)
-    out, rest = core.ftp_parse_list(b, kind, now, out, true, rest, fields)
-  end, 256 * 1024, nil, what)
+  -- the listing is parsed in C as it comes, piece by piece: no Lua
+  -- string per line or per block, no copy of the whole text
+  local sink = core.ftp_list_sink(kind, os.time(), fields)
+  local ok, msg, code = s:retrbinary((kind == "mlsd" and "MLSD " or "LIST ") .. abs, sink,
+    nil, nil, what)
   if not ok then return nil, msg, code end
-  core.ftp_parse_list(rest, kind, now, out, false, nil, fields)
+  local out
+  out, msg, code = sink:finish()
+  if not out then return nil, what .. ": " .. msg, code end
   return core.ftp_sort_names(out), kind
 end
 

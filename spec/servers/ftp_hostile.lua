@@ -23,7 +23,8 @@
 -- connection closed), prelim_VERB (VERB -- noop or retr -- is answered
 -- "150 wait", then the connection closed), biggreet (a 1 MiB greeting
 -- without a line end), deep (every directory lists one directory "d" and
--- one file "f"), stall_VERB (VERB -- retr, size or pasv -- is never
+-- one file "f"), longentry (LIST: a file "ok", one whose line is 2 MiB
+-- long, then "after"), stall_VERB (VERB -- retr, size or pasv -- is never
 -- answered), stall_stor (STOR takes the data connection and never reads
 -- it), stall_prelim (RETR: a 150 and 1000 bytes, then nothing, the data
 -- connection left open), stall_half (RETR: a 150 announcing the 1 MiB,
@@ -174,6 +175,10 @@ local function serve(c)
           for i = 1, 4 do
             d:write(("-rw-r--r-- 1 a b %d Jan  1  2020 f%d\r\n"):format(#FILE, i))
           end
+        elseif verb ~= "RETR" and mode == "longentry" then
+          d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 ok\r\n")
+          d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 " .. ("x"):rep(2 * 1024 * 1024) .. "\r\n")
+          d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 after\r\n")
         elseif verb ~= "RETR" and mode == "deep" then
           d:write("drwxr-xr-x 2 a b 4096 Jan  1  2020 d\r\n")
           d:write("-rw-r--r-- 1 a b 5 Jan  1  2020 f\r\n")
