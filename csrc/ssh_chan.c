@@ -315,10 +315,13 @@ static int send_all(nl_sshchan *ch, nl_coop *c, const nl_deadline *d,
   }
 }
 
-/* ch:_write(data [, timeout]) -> true | nil, msg, code */
+/* ch:_write(data [, timeout]) -> true | nil, msg, code, sent: sent
+ * counts the bytes of data libssh took (they go out whatever happens
+ * next), so that a caller writing framed packets (sftp.lua) can finish
+ * a packet a timeout cut instead of giving up the stream. */
 static int ch_write(lua_State *L) {
   nl_sshchan *ch = chan_op(L, "write", 1);
-  size_t n;
+  size_t n, sent;
   const char *p;
   nl_deadline d;
   int r;
@@ -327,7 +330,12 @@ static int ch_write(lua_State *L) {
   nl_coop_begin(L, &ch->wco, NULL, nl_opttimeout(L, 3, ch->conn->timeout), &d);
   r = send_all(ch, &ch->wco, &d, p, n, &ch->wco.progress);
   if (r == NL_PENDING) return nl_coop_pend(L, &ch->wco);
-  if (r != NL_OK) return fail(L, ch, &ch->wco, r, "write");
+  if (r != NL_OK) {
+    sent = ch->wco.progress;
+    r = fail(L, ch, &ch->wco, r, "write");
+    lua_pushinteger(L, (lua_Integer)sent);
+    return r + 1;
+  }
   nl_coop_end(&ch->wco);
   lua_pushboolean(L, 1);
   return 1;

@@ -377,8 +377,10 @@ end
 -- stopped with the server), `force_command` (ForceCommand), `pam`,
 -- `extra` (config lines; they come first, and sshd takes the first value
 -- of a keyword, so they override the defaults here; a "Match" line and
--- what follows go last), `keep_dir` (stop() leaves the folder, for a
--- look at the log; remove it yourself).
+-- what follows go last), `sftp_server` (the command of the sftp
+-- subsystem instead of internal-sftp: sshd refuses a second Subsystem
+-- line for a name, so `extra` cannot replace it), `keep_dir` (stop()
+-- leaves the folder, for a look at the log; remove it yourself).
 -- Returns {kind="sshd", host, hosts, port, pid, dir, log, config,
 -- hostkeys={ed25519=, ecdsa=, rsa=} (private key paths), pubkeys (type
 -- -> "keytype base64"), known_hosts (all host keys as "[127.0.0.1]:PORT
@@ -441,7 +443,7 @@ function S.sshd(opts)
     "PrintLastLog no",
     "X11Forwarding no",
     "AllowTcpForwarding yes",
-    "Subsystem sftp internal-sftp",
+    "Subsystem sftp " .. (opts.sftp_server or "internal-sftp"),
     "LogLevel VERBOSE",
     opts.force_command and ("ForceCommand " .. opts.force_command) or false,
   } do

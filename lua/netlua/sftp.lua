@@ -152,11 +152,35 @@ local function dead(self, msg, code)
   return nil, msg, code
 end
 
--- Sends bytes (whole packets); a failure leaves the stream cut inside a
--- packet, so the session ends with it.
-local function send(self, what, bytes, at)
-  local ok, msg, code = self._ch:_write(bytes, left(at))
-  if ok then return true end
+-- the packet length at byte i of s (a big-endian uint32)
+local function u32(s, i)
+  local a, b, c, d = s:byte(i, i + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- Sends bytes (whole packets), after what an earlier timeout left owing.
+-- A timeout (a stopped server fills the channel's window) can cut a
+-- packet: the rest of it is kept in self._owed and goes first next time,
+-- so the stream stays whole and the session usable, as the docs promise
+-- for a timeout; the packets not begun are dropped (their requests fail
+-- with the call).  With `keep` all that did not go is owed (close_later's
+-- CLOSE).  Any other failure ends the session.
+local function send(self, what, bytes, at, keep)
+  local owed, start = self._owed, 0  -- start: where the new packets begin
+  if owed then bytes, start = owed .. bytes, #owed end
+  local ok, msg, code, sent = self._ch:_write(bytes, left(at))
+  if ok then
+    self._owed = nil
+    return true
+  end
+  if code == "timeout" and sent then
+    -- the first packet boundary at or after what went
+    local stop = start
+    while stop < sent do stop = stop + 4 + u32(bytes, stop + 1) end
+    local rest = bytes:sub(sent + 1, keep and #bytes or stop)
+    self._owed = rest ~= "" and rest or nil
+    return nil, what .. ": " .. msg, code
+  end
   if code ~= "closed" then
     local _, m, c = dead(self, ("%s: %s (the session is closed)"):format(what, msg), code)
     return nil, m, c
@@ -254,7 +278,8 @@ local function close_later(self, handle)
   if self._dead then return end
   local id = nextid(self)
   self._orphan[id] = true
-  self._ch:_write(encode("close", id, handle), 0)
+  -- no wait: what does not go now goes before the next request
+  send(self, "close", encode("close", id, handle), monotime(), true)
 end
 
 -- Runs fn(self, at, ...) as one call: one at a time per session (other
