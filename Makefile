@@ -12,6 +12,7 @@
 #                   as its header says (bench/mirror.lua: netlua vs lftp)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #                   (or FUZZ_RUNS executions each)
+#   make check-warnings  every C file with -Wall -Wextra as errors
 #   make install    PREFIX=/usr/local DESTDIR= (luarocks uses this too)
 #   make uninstall  the same variables: removes what install put there
 #   make rock       build/netlua-scm-1.src.rock (luarocks install takes it)
@@ -60,6 +61,11 @@ FUZZ_RUNS ?=
 .PHONY: all deps demo test test-all asan valgrind bench fuzz install uninstall rock clean check-warnings
 
 all: $(BUILD)/netlua/core.so
+
+# every C file compiled with the warnings as errors (no objects kept)
+check-warnings:
+	@for f in csrc/*.c; do $(CC) $(ALL_CFLAGS) -Werror -c -o /dev/null $$f || exit 1; done
+	@echo "csrc: no warnings with $(WARN) ($(LUA))"
 
 $(BUILD)/obj/%.o: csrc/%.c $(HDR)
 	@mkdir -p $(dir $@)
