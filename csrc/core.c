@@ -17,6 +17,7 @@ NL_EXPORT int luaopen_netlua_core(lua_State *L) {
   nl_open_tcp_master(L);
   nl_open_udp(L);
   nl_open_telnet(L);
+  nl_open_pattern(L);
   nl_open_ssh(L);
   nl_open_ftp(L);
   nl_open_ftp_list(L);

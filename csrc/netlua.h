@@ -447,6 +447,12 @@ typedef struct nl_term_io {
 void nl_term_new(lua_State *L, const nl_term_io *io, void *ctx, int fd,
                  int owner, int opts, double timeout, const char *name);
 
+/* ---- what a Lua pattern can match (pattern.c) ------------------------ */
+/* True when every match of pattern p (n bytes) ends the subject (a "$"
+ * anchor) and holds no CR or LF, so it lies after the subject's last
+ * line end; false when that cannot be shown from the text. */
+int nl_pattern_line_tail(const char *p, size_t n);
+
 /* ---- module openers: each adds its functions to the table on top ------ */
 void nl_open_class(lua_State *L);
 void nl_open_timeout(lua_State *L);
@@ -460,6 +466,7 @@ void nl_open_telnet(lua_State *L);
 void nl_open_ssh(lua_State *L);
 void nl_open_ftp(lua_State *L);
 void nl_open_ftp_list(lua_State *L);
+void nl_open_pattern(lua_State *L);
 void nl_open_fs(lua_State *L);
 void nl_open_sftp_codec(lua_State *L);
 

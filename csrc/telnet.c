@@ -630,27 +630,55 @@ static int t_read_sb_data(lua_State *L) {
 
 /* ---- expect ---------------------------------------------------------- */
 
+/* expect's progress with one pattern, kept across waits */
+typedef struct xpat {
+  size_t done;             /* bytes of the buffer searched so far */
+  int tail;                /* nl_pattern_line_tail: only the last line
+                            * (-1: not known yet) */
+} xpat;
+
+/* The last CR or LF in p[0..n), or NULL. */
+static const char *last_eol(const char *p, size_t n) {
+  while (n > 0) {
+    n--;
+    if (p[n] == '\n' || p[n] == '\r') return p + n;
+  }
+  return NULL;
+}
+
 /* Tries pattern i (on the stack at pidx) against the window of the buffer
  * it has not fully searched yet.  Returns the number of results pushed
- * (index, text, captures...) or 0. */
+ * (index, text, captures...) or 0.  Position captures count from the
+ * buffer's start, which is the start of the text returned. */
 static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
-                       int i, size_t *done) {
+                       int i, xpat *x) {
   size_t plen, from, to, len = IN(s)->len;
   const char *pat = lua_tolstring(L, pidx, &plen);
+  const char *head = nl_buf_head(IN(s));
   int anchored = plen > 0 && pat[0] == '^', top, nres;
   if (anchored) {  /* an anchored match must end within max_match */
-    if (*done >= s->max_match || (*done == len && len > 0)) return 0;
+    if (x->done >= s->max_match || (x->done == len && len > 0)) return 0;
     from = 0;
     to = len < s->max_match ? len : s->max_match;
   } else {
-    if (*done == len && len > 0) return 0;
-    from = *done > s->max_match ? *done - s->max_match : 0;
+    if (x->done == len && len > 0) return 0;
+    from = x->done > s->max_match ? x->done - s->max_match : 0;
     to = len;
+    /* a match of a line-tail pattern lies after the last line end;
+     * reading the pattern costs about what searching 30 bytes does, so
+     * it is read only once the search to skip is longer than that */
+    if (x->tail != 0) {
+      const char *e = last_eol(head + from, to - from);
+      if (e != NULL && (size_t)(e - head) >= from + 32) {
+        if (x->tail < 0) x->tail = nl_pattern_line_tail(pat, plen);
+        if (x->tail) from = (size_t)(e - head) + 1;
+      }
+    }
   }
-  *done = to;
+  x->done = to;
   top = lua_gettop(L);
   lua_pushvalue(L, find);
-  lua_pushlstring(L, nl_buf_head(IN(s)) + from, to - from);
+  lua_pushlstring(L, head + from, to - from);
   lua_pushvalue(L, pidx);
   lua_call(L, 2, LUA_MULTRET);
   nres = lua_gettop(L) - top;
@@ -661,6 +689,11 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
   {
     size_t end = from + (size_t)lua_tointeger(L, top + 2);
     int k;
+    for (k = top + 3; k <= top + nres; k++)  /* position captures */
+      if (from > 0 && lua_isinteger(L, k)) {
+        lua_pushinteger(L, lua_tointeger(L, k) + (lua_Integer)from);
+        lua_replace(L, k);
+      }
     lua_pushinteger(L, i);
     take(L, s, end);
     /* results: index, text, captures (after start and end) */
@@ -677,7 +710,7 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
 static int t_expect(lua_State *L) {
   tsession *s = session_op(L, "expect", 1);
   int n, i, find, pats;
-  size_t *done;
+  xpat *xp;
   nl_deadline d;
   if (s == NULL) return 3;
   find = lua_upvalueindex(2);
@@ -685,7 +718,7 @@ static int t_expect(lua_State *L) {
   if (nl_coop_resumes(L, &s->sock.co)) {  /* after a wait: patterns, progress */
     nl_coop_begin(L, &s->sock.co, NULL, 0, &d);  /* kept above slot 2: back */
     n = lua_gettop(L) - pats;
-    done = (size_t *)lua_touserdata(L, pats + n);
+    xp = (xpat *)lua_touserdata(L, pats + n);
     goto search;
   }
   if (lua_type(L, 2) == LUA_TSTRING) {
@@ -707,14 +740,17 @@ static int t_expect(lua_State *L) {
   }
   if (lua_type(L, find) != LUA_TFUNCTION)
     return luaL_error(L, "expect: string.find was not available at load");
-  done = (size_t *)lua_newuserdatauv(L, sizeof(size_t) * n, 0);
-  memset(done, 0, sizeof(size_t) * n);
+  xp = (xpat *)lua_newuserdatauv(L, sizeof(xpat) * (size_t)n, 0);
+  for (i = 0; i < n; i++) {
+    xp[i].done = 0;
+    xp[i].tail = -1;
+  }
 search:
   {
     for (;;) {
       int r;
       for (i = 1; i <= n; i++) {
-        int k = try_pattern(L, s, find, pats + i - 1, i, &done[i - 1]);
+        int k = try_pattern(L, s, find, pats + i - 1, i, &xp[i - 1]);
         if (k) return k;
       }
       if (over_limit(s)) return push_limit(L, s, "expect");

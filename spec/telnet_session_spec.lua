@@ -210,6 +210,43 @@ describe("telnet session methods", function()
       s:close()
     end)
 
+    it("finds a prompt after a long output, captures counted from the text's start", function()
+      -- each pattern is tried on each arrival; a prompt pattern (ends
+      -- with $, takes no line end) is only tried on the last line
+      local s = open("longout")
+      local i, text, a, b = s:expect({"[Ll]ogin: ?$", "()r1%(config%)# ()$"}, 5)
+      assert.equal(2, i)
+      assert.equal(4692 + #"more\r\n" + #"r1(config)# ", #text)
+      assert.matches("^line 1 of the output\r\n", text)
+      assert.equal("r1(config)# ", text:sub(a, b - 1))
+      assert.equal(#text + 1, b)
+      s:close()
+      -- a pattern that takes line ends still matches across them
+      s = open("longout")
+      local j, t2, c = s:expect({"output\r\nmore\r\n()r1%(config%)# $"}, 5)
+      assert.equal(1, j)
+      assert.equal(#t2 - 11, c)
+      assert.matches("line 200 of the output\r\nmore\r\nr1%(config%)# $", t2)
+      s:close()
+      -- with a small max_match the window starts late: captures still
+      -- count from the start of the text returned
+      s = open("longout", {timeout = 5, max_match = 64})
+      local k, t3, p = s:expect({"()%(config%)# $"}, 5)
+      assert.equal(1, k)
+      assert.equal("(config)# ", t3:sub(p))
+      s:close()
+    end)
+
+    it("knows which patterns only ever match the last line", function()
+      local core = require "netlua.core"
+      local tail = {"r%d+> $", "[Pp]assword: ?$", "()[^\n\r]*()$", "%S+$", "%%$", "[]]$",
+        "[^]\n\r]$", "(a)%1$", "a-$", "[a-z]+$", "%C$", "()[<%[]?r1[^\n\r]-[>#%$%%%]][ \27%[%d;mnJK]*()$"}
+      local not_tail = {"[Ll]ogin incorrect", "()[^\n]*()$", ".$", "%s$", "[%s]$", "[\0-\31]$",
+        "[\t-\r]$", "%b()$", "%f[%w]x$", "%$", "a%$", "a$b", "^x$", "%c$", "\n$", "\r$", "[x"}
+      for _, p in ipairs(tail) do assert.is_true(core.pattern_line_tail(p), p) end
+      for _, p in ipairs(not_tail) do assert.is_false(core.pattern_line_tail(p), p) end
+    end)
+
     it("rejects bad patterns", function()
       local s = open("echo")
       assert.has_error(function() s:expect({}) end)

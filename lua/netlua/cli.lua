@@ -125,7 +125,8 @@ end
 
 -- Learns the prompt from the text that ended with it.
 local function learn(s, text)
-  local raw = text:match("[^\r\n]*$")
+  -- the last line; "[^\r\n]*$" would be tried at every byte of a banner
+  local raw = text:sub(text:match("^.*[\r\n]()") or 1)
   local t = st(s)
   t.learnt, t.base = raw, base_of(raw)
   return raw

@@ -92,7 +92,8 @@ function M.clean(bytes)
   if type(bytes) ~= "string" then
     error("bad argument #1 to 'clean' (string expected, got " .. type(bytes) .. ")", 2)
   end
-  local s = bytes:gsub("\r+\n", "\n"):gsub("%z", "")
+  local s = bytes:gsub("\r+\n", "\n")
+  if s:find("\0", 1, true) then s = s:gsub("%z", "") end
   if not s:find("[\r\b\27\155]") then return s end
   s = s:gsub("\155", "\27[")                         -- 8-bit CSI
     :gsub("\27%][^\7\27]*\7", "")                    -- OSC ... BEL (window titles)

@@ -49,6 +49,12 @@ S.env = {bytes = b(IAC, DO, 39) .. b(IAC, SB, 39, 1, 0) .. "USER" .. b(IAC, SE) 
 S.nego = {bytes = b(IAC, WILL, 1, IAC, WILL, 3, IAC, DO, 24, IAC, SB, 24, 1, IAC, SE, IAC, 241) .. "hi"}
 -- for the read methods: two bursts with a pause between them
 S.bursts = {bytes = {"one\r\n", 0.3, "two\r\n", 0.3, "three"}}
+-- a long output in three arrivals, then a prompt, then silence
+do
+  local lines = {}
+  for i = 1, 200 do lines[i] = ("line %d of the output\r\n"):format(i) end
+  S.longout = {bytes = {table.concat(lines), 0.05, "more\r\n", 0.05, "r1(config)# "}, hold = true}
+end
 -- prompt then silence until the client goes away
 S.silent = {bytes = "login: ", hold = true}
 S.prompt = {bytes = {"Welcome\r\nuser$ ", 0.2, "more output\r\nuser$ "}}
