@@ -630,7 +630,9 @@ static int t_read_sb_data(lua_State *L) {
 
 /* ---- expect ---------------------------------------------------------- */
 
-/* expect's progress with one pattern, kept across waits */
+/* expect's progress with one pattern.  Across waits it is kept on the
+ * stack as one integer per pattern (done * 4 + tail + 1), so that a call
+ * allocates nothing for it. */
 typedef struct xpat {
   size_t done;             /* bytes of the buffer searched so far */
   int tail;                /* nl_pattern_line_tail: only the last line
@@ -709,16 +711,15 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
  *   nil, msg, "timeout"|"closed", text */
 static int t_expect(lua_State *L) {
   tsession *s = session_op(L, "expect", 1);
-  int n, i, find, pats;
-  xpat *xp;
+  int n, i, find, pats, prog;
   nl_deadline d;
   if (s == NULL) return 3;
   find = lua_upvalueindex(2);
   pats = 3;
   if (nl_coop_resumes(L, &s->sock.co)) {  /* after a wait: patterns, progress */
     nl_coop_begin(L, &s->sock.co, NULL, 0, &d);  /* kept above slot 2: back */
-    n = lua_gettop(L) - pats;
-    xp = (xpat *)lua_touserdata(L, pats + n);
+    n = (lua_gettop(L) - pats + 1) / 2;
+    prog = pats + n;
     goto search;
   }
   if (lua_type(L, 2) == LUA_TSTRING) {
@@ -732,7 +733,7 @@ static int t_expect(lua_State *L) {
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
   luaL_argcheck(L, n > 0, 2, "no patterns");
-  luaL_checkstack(L, n + 20, "too many patterns");
+  luaL_checkstack(L, 2 * n + 20, "too many patterns");
   for (i = 1; i <= n; i++) {
     if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
       luaL_argerror(L, 2, lua_pushfstring(L, "pattern %d is not a string",
@@ -740,18 +741,22 @@ static int t_expect(lua_State *L) {
   }
   if (lua_type(L, find) != LUA_TFUNCTION)
     return luaL_error(L, "expect: string.find was not available at load");
-  xp = (xpat *)lua_newuserdatauv(L, sizeof(xpat) * (size_t)n, 0);
-  for (i = 0; i < n; i++) {
-    xp[i].done = 0;
-    xp[i].tail = -1;
-  }
+  prog = pats + n;
+  for (i = 0; i < n; i++) lua_pushinteger(L, 0);   /* nothing searched, tail unknown */
 search:
   {
     for (;;) {
       int r;
       for (i = 1; i <= n; i++) {
-        int k = try_pattern(L, s, find, pats + i - 1, i, &xp[i - 1]);
+        lua_Integer v = lua_tointeger(L, prog + i - 1);
+        xpat x;
+        int k;
+        x.done = (size_t)(v >> 2);
+        x.tail = (int)(v & 3) - 1;
+        k = try_pattern(L, s, find, pats + i - 1, i, &x);
         if (k) return k;
+        lua_pushinteger(L, (lua_Integer)(x.done << 2) | (lua_Integer)(x.tail + 1));
+        lua_replace(L, prog + i - 1);
       }
       if (over_limit(s)) return push_limit(L, s, "expect");
       r = fill_data(s, &d, 0);

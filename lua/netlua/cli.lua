@@ -15,9 +15,6 @@
 local core = require "netlua.core"
 local screen = require "netlua.screen"
 
--- 5.1 and LuaJIT lack table.pack
-local pack = table.pack or function(...) return {n = select("#", ...), ...} end
-
 local M = {}
 
 local monotime = core.monotime
@@ -150,6 +147,8 @@ local function prompt_pattern(s, opts)
   return framed((t and t.prompt) or M.DEFAULT_PROMPT)
 end
 
+local LOGIN_FIELDS = {"user", "password", "login_prompt", "password_prompt", "prompt"}
+
 --- Logs in: answers the login (or "Username:") prompt with `user` and the
 -- password prompt with `password` (masked in debug output and the session
 -- log), then waits for the shell prompt and learns it (see `find_prompt`).
@@ -164,7 +163,7 @@ function M.login(self, opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'login' (table expected, got " .. type(opts) .. ")", 2)
   end
-  for _, k in ipairs {"user", "password", "login_prompt", "password_prompt", "prompt"} do
+  for _, k in ipairs(LOGIN_FIELDS) do
     if opts[k] ~= nil and type(opts[k]) ~= "string" then
       error(("bad argument #1 to 'login' (field '%s' must be a string)"):format(k), 2)
     end
@@ -213,11 +212,13 @@ function M.login(self, opts)
   end
 end
 
+local NOOPTS = {}  -- read only: what a call without options sees
+
 local function checkopts(opts, n, who)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #%d to '%s' (table expected, got %s)"):format(n, who, type(opts)), 3)
   end
-  opts = opts or {}
+  opts = opts or NOOPTS
   if opts.prompt ~= nil and type(opts.prompt) ~= "string" then
     error(("bad argument #%d to '%s' (field 'prompt' must be a string)"):format(n, who), 3)
   end
@@ -290,22 +291,21 @@ local function finish(text, line, raw)
 end
 
 local function pagers_of(opt, n, who)
-  if opt == false then return {} end
+  if opt == false then return NOOPTS end
+  if opt == nil then return M.PAGERS end  -- read only
+  if type(opt) ~= "table" then
+    error(("bad argument #%d to '%s' (field 'pager' must be false or a table)"):format(n, who), 3)
+  end
   local list = {}
-  if opt ~= nil then
-    if type(opt) ~= "table" then
-      error(("bad argument #%d to '%s' (field 'pager' must be false or a table)"):format(n, who), 3)
+  local extra = opt.pattern and {opt} or opt
+  for _, p in ipairs(extra) do
+    if type(p) ~= "table" or type(p.pattern) ~= "string"
+      or (p.answer ~= nil and type(p.answer) ~= "string") then
+      error(("bad argument #%d to '%s' (pager: {pattern = string, answer = string})"):format(n, who), 3)
     end
-    local extra = opt.pattern and {opt} or opt
-    for _, p in ipairs(extra) do
-      if type(p) ~= "table" or type(p.pattern) ~= "string"
-        or (p.answer ~= nil and type(p.answer) ~= "string") then
-        error(("bad argument #%d to '%s' (pager: {pattern = string, answer = string})"):format(n, who), 3)
-      end
-      local pat = p.pattern  -- matched at the end of the data anyway
-      if pat:sub(-1) == "$" and pat:sub(-2) ~= "%$" then pat = pat:sub(1, -2) end
-      list[#list + 1] = {pattern = pat, answer = p.answer or " "}
-    end
+    local pat = p.pattern  -- matched at the end of the data anyway
+    if pat:sub(-1) == "$" and pat:sub(-2) ~= "%$" then pat = pat:sub(1, -2) end
+    list[#list + 1] = {pattern = pat, answer = p.answer or " "}
   end
   for _, p in ipairs(M.PAGERS) do list[#list + 1] = p end
   return list
@@ -318,6 +318,15 @@ local function check_line(line, n, who)
   if line:find("[\r\n]") then
     error(("bad argument #%d to '%s' (line contains CR or LF)"):format(n, who), 3)
   end
+end
+
+-- expect's results, no table made: index, text, first and last value
+-- after them (the match's start and end captures; on a failure the
+-- message, code and text so far)
+local function ends(i, text, a, ...)
+  local n = select("#", ...)
+  if n == 0 then return i, text, a, nil end
+  return i, text, a, (select(n, ...))
 end
 
 -- cmd's work, for cmd and cmds (arguments already checked)
@@ -336,28 +345,27 @@ local function run(self, line, opts, pagers)
   if not ok then return nil, msg, code, "" end
   local parts, ended = {}, false
   while true do
-    local r = pack(self:expect(pats, left(deadline)))
-    if not r[1] then
-      parts[#parts + 1] = r[4] or ""
-      local m = r[3] == "timeout" and "cmd: timeout" or (r[2]:gsub("^expect", "cmd"))
-      return nil, m, r[3], finish(table.concat(parts), line, opts.raw)
+    local i, text, a, z = ends(self:expect(pats, left(deadline)))
+    if not i then  -- text: the message, a: the code, z: the text so far
+      parts[#parts + 1] = z or ""
+      local m = a == "timeout" and "cmd: timeout" or (text:gsub("^expect", "cmd"))
+      return nil, m, a, finish(table.concat(parts), line, opts.raw)
     end
     -- the first and last captures are ours: the match's start and end
-    local text = r[2]
-    local body = text:sub(1, #text - (r[r.n] - r[3]))
+    local body = text:sub(1, #text - (z - a))
     ended = ended or text:find("\n") ~= nil
-    if r[1] == #pats and not ended then
+    if i == #pats and not ended then
       -- a prompt before any line ended: the command's echo and its line
       -- end always come first, so this is the old prompt redrawn (ash
       -- does when the window size arrives late), not the command's end
       parts[#parts + 1] = body
-    elseif r[1] == #pats then
+    elseif i == #pats then
       if whole_line then body = body:match("^(.*[\r\n])") or "" end
       parts[#parts + 1] = body
       return finish(table.concat(parts), line, opts.raw)
     else
       parts[#parts + 1] = body
-      ok, msg, code = self:write(pagers[r[1]].answer)
+      ok, msg, code = self:write(pagers[i].answer)
       if not ok then return nil, msg, code, finish(table.concat(parts), line, opts.raw) end
     end
   end
