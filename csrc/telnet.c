@@ -648,12 +648,20 @@ static const char *last_eol(const char *p, size_t n) {
   return NULL;
 }
 
+/* The window string of a round of expect (slot: where it is kept on the
+ * stack): the patterns of a round mostly search the same bytes, which
+ * then become one Lua string, not one per pattern. */
+typedef struct xwin {
+  int slot, made;
+  size_t from, to;
+} xwin;
+
 /* Tries pattern i (on the stack at pidx) against the window of the buffer
  * it has not fully searched yet.  Returns the number of results pushed
  * (index, text, captures...) or 0.  Position captures count from the
  * buffer's start, which is the start of the text returned. */
 static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
-                       int i, xpat *x) {
+                       int i, xpat *x, xwin *w) {
   size_t plen, from, to, len = IN(s)->len;
   const char *pat = lua_tolstring(L, pidx, &plen);
   const char *head = nl_buf_head(IN(s));
@@ -680,7 +688,14 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
   x->done = to;
   top = lua_gettop(L);
   lua_pushvalue(L, find);
-  lua_pushlstring(L, head + from, to - from);
+  if (w->made && w->from == from && w->to == to) lua_pushvalue(L, w->slot);
+  else {
+    lua_pushlstring(L, head + from, to - from);
+    lua_copy(L, -1, w->slot);
+    w->made = 1;
+    w->from = from;
+    w->to = to;
+  }
   lua_pushvalue(L, pidx);
   lua_call(L, 2, LUA_MULTRET);
   nres = lua_gettop(L) - top;
@@ -720,6 +735,7 @@ static int t_expect(lua_State *L) {
     nl_coop_begin(L, &s->sock.co, NULL, 0, &d);  /* kept above slot 2: back */
     n = (lua_gettop(L) - pats + 1) / 2;
     prog = pats + n;
+    luaL_checkstack(L, 20, "too many patterns");
     goto search;
   }
   if (lua_type(L, 2) == LUA_TSTRING) {
@@ -747,17 +763,22 @@ search:
   {
     for (;;) {
       int r;
+      xwin w;
+      lua_pushnil(L);   /* the round's window string, dropped before a wait */
+      w.slot = lua_gettop(L);
+      w.made = 0;
       for (i = 1; i <= n; i++) {
         lua_Integer v = lua_tointeger(L, prog + i - 1);
         xpat x;
         int k;
         x.done = (size_t)(v >> 2);
         x.tail = (int)(v & 3) - 1;
-        k = try_pattern(L, s, find, pats + i - 1, i, &x);
+        k = try_pattern(L, s, find, pats + i - 1, i, &x, &w);
         if (k) return k;
         lua_pushinteger(L, (lua_Integer)(x.done << 2) | (lua_Integer)(x.tail + 1));
         lua_replace(L, prog + i - 1);
       }
+      lua_settop(L, w.slot - 1);
       if (over_limit(s)) return push_limit(L, s, "expect");
       r = fill_data(s, &d, 0);
       if (r == NL_PENDING) return nl_coop_pend(L, &s->sock.co);
