@@ -303,69 +303,44 @@ static int l_mlsd_entry(lua_State *L) {
 /* ---- list()'s sink --------------------------------------------------
  * list() parses its LIST or MLSD transfer as the bytes come: retrbinary
  * hands each piece libcurl read straight to the sink (a C sink, ftp.h),
- * which cuts it into lines and appends their entries to its table (its
- * user value).  Made of Lua strings, the 10 MB of a 100 000-entry MLSD
- * listing went through the Lua heap as blocks that lived on until a
- * collection came; here only the entries are made.  A line cut between
- * two pieces waits in `head`; one longer than LINE_LIMIT is no listing
- * line, and stops the parsing (finish then says so). */
-#define LINE_LIMIT (1u << 20)
+ * which cuts it into lines (fl_lines, ftp_list.c) and appends their
+ * entries to its table (its user value).  Made of Lua strings, the 10 MB
+ * of a 100 000-entry MLSD listing went through the Lua heap as blocks
+ * that lived on until a collection came; here only the entries are
+ * made.  A line longer than LINE_LIMIT (64 KiB, where a real line is a
+ * name and a few facts) is no listing line, and stops the parsing
+ * (finish then says so). */
+#define LINE_LIMIT (64 * 1024)
 
 typedef struct list_sink {
   ftp_csink cs;            /* first: what retrbinary calls */
   int kind, mask;
-  int overlong;            /* a line passed LINE_LIMIT: parsing stopped */
   lua_Integer now, n;      /* n: entries in the table so far */
-  nl_buf head;             /* the line begun in an earlier piece */
+  fl_lines lines;          /* its head: the line begun in an earlier piece */
+  lua_State *L;            /* while a piece is fed: where entries go */
+  char head[LINE_LIMIT];
 } list_sink;
 
 static list_sink *check_sink(lua_State *L) {
   return luaL_checkudata(L, 1, FTP_CSINK);
 }
 
-static void sink_line(lua_State *L, list_sink *ls, const fl_span *line) {
+/* one line (fl_lines' fn): its entry, if any, into the table on top */
+static void sink_line(void *ud, const fl_span *line) {
+  list_sink *ls = ud;
+  lua_State *L = ls->L;
   fl_entry e;
   if (!parse(ls->kind, line, ls->now, &e)) return;
   push_entry(L, &e, 0, ls->mask);
   lua_rawseti(L, -2, ++ls->n);
 }
 
-/* The bytes p[0..n) into entries, the table on top of the stack. */
-static void sink_feed(lua_State *L, list_sink *ls, const char *p, size_t n) {
-  fl_span rest, line;
-  if (ls->overlong) return;
-  rest.p = p;
-  rest.n = n;
-  if (ls->head.len > 0) {   /* the line begun in an earlier piece */
-    const char *nl = memchr(p, '\n', n);
-    size_t k = nl ? (size_t)(nl - p) + 1 : n;
-    fl_span whole;
-    if (ls->head.len + k > LINE_LIMIT) goto overlong;
-    if (nl_buf_append(&ls->head, p, k) != NL_OK) luaL_error(L, "out of memory");
-    if (nl == NULL) return;
-    whole.p = nl_buf_head(&ls->head);
-    whole.n = ls->head.len;
-    if (fl_next_line(&whole, &line, 0)) sink_line(L, ls, &line);
-    nl_buf_consume(&ls->head, ls->head.len);
-    rest.p = p + k;
-    rest.n = n - k;
-  }
-  while (fl_next_line(&rest, &line, 0)) sink_line(L, ls, &line);
-  if (rest.n > LINE_LIMIT) goto overlong;
-  if (rest.n > 0 && nl_buf_append(&ls->head, rest.p, rest.n) != NL_OK)
-    luaL_error(L, "out of memory");
-  return;
-overlong:
-  ls->overlong = 1;
-  nl_buf_free(&ls->head);
-  nl_buf_init(&ls->head);
-}
-
 /* Feeds p[0..n), which argument 2 keeps alive, to the sink at 1. */
 static int feed(lua_State *L, list_sink *ls, const char *p, size_t n) {
   lua_settop(L, 2);
   lua_getiuservalue(L, 1, 1);
-  sink_feed(L, ls, p, n);
+  ls->L = L;
+  fl_lines_feed(&ls->lines, p, n, sink_line, ls);
   return 0;
 }
 
@@ -390,22 +365,11 @@ static int sink_finish(lua_State *L) {
   list_sink *ls = check_sink(L);
   lua_settop(L, 1);
   lua_getiuservalue(L, 1, 1);
-  if (ls->overlong)
-    return nl_pushfailcode(L, "protocol", "listing line over %d bytes", (int)LINE_LIMIT);
-  if (ls->head.len > 0) {
-    fl_span rest, line;
-    rest.p = nl_buf_head(&ls->head);
-    rest.n = ls->head.len;
-    if (fl_next_line(&rest, &line, 1)) sink_line(L, ls, &line);
-    nl_buf_consume(&ls->head, ls->head.len);
-  }
+  if (ls->lines.overlong)
+    return nl_pushfailcode(L, "protocol", "listing line over %d bytes", LINE_LIMIT);
+  ls->L = L;
+  fl_lines_end(&ls->lines, sink_line, ls);
   return 1;
-}
-
-static int sink_gc(lua_State *L) {
-  list_sink *ls = check_sink(L);
-  nl_buf_free(&ls->head);
-  return 0;
 }
 
 /* core.ftp_list_sink(kind [, now [, fields]]) -> sink: a parser to hand
@@ -422,7 +386,8 @@ static int l_list_sink(lua_State *L) {
   ls->kind = kind;
   ls->mask = mask;
   ls->now = now;
-  nl_buf_init(&ls->head);
+  ls->lines.head = ls->head;
+  ls->lines.cap = sizeof ls->head;
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -434,7 +399,7 @@ static const luaL_Reg sink_methods[] = {
   {NULL, NULL}
 };
 
-static const nl_class sink_class = {FTP_CSINK, sink_methods, NULL, sink_gc, NULL, NULL, 0};
+static const nl_class sink_class = {FTP_CSINK, sink_methods, NULL, NULL, NULL, NULL, 0};
 
 static const luaL_Reg funcs[] = {
   {"ftp_list_sink", l_list_sink},

@@ -118,6 +118,50 @@ int fl_next_line(fl_span *rest, fl_span *line, int final) {
   return 1;
 }
 
+void fl_lines_feed(fl_lines *j, const char *p, size_t n, fl_line_fn fn, void *ud) {
+  fl_span rest, line;
+  if (j->overlong) return;
+  rest.p = p;
+  rest.n = n;
+  if (j->len > 0) {   /* the line begun in an earlier piece */
+    const char *nl = memchr(p, '\n', n);
+    size_t k = nl ? (size_t)(nl - p) + 1 : n;
+    fl_span whole;
+    if (k > j->cap - j->len) goto overlong;
+    memcpy(j->head + j->len, p, k);
+    j->len += k;
+    if (nl == NULL) return;
+    whole.p = j->head;
+    whole.n = j->len;
+    j->len = 0;
+    if (fl_next_line(&whole, &line, 0)) fn(ud, &line);
+    rest.p = p + k;
+    rest.n = n - k;
+  }
+  for (;;) {
+    const char *at = rest.p;
+    if (!fl_next_line(&rest, &line, 0)) break;
+    if ((size_t)(rest.p - at) > j->cap) goto overlong;   /* as if cut */
+    fn(ud, &line);
+  }
+  if (rest.n > j->cap) goto overlong;
+  memcpy(j->head, rest.p, rest.n);
+  j->len = rest.n;
+  return;
+overlong:
+  j->overlong = 1;
+  j->len = 0;
+}
+
+void fl_lines_end(fl_lines *j, fl_line_fn fn, void *ud) {
+  fl_span rest, line;
+  if (j->overlong || j->len == 0) return;
+  rest.p = j->head;
+  rest.n = j->len;
+  j->len = 0;
+  if (fl_next_line(&rest, &line, 1)) fn(ud, &line);
+}
+
 /*
  * LIST
  */

@@ -50,6 +50,23 @@ long long fl_timegm(long long y, int mo, int d, int h, int mi, int s);
  * line: with `final` its remainder (if any) is taken as the last line. */
 int fl_next_line(fl_span *rest, fl_span *line, int final);
 
+/* A listing that comes in pieces, cut into the lines fl_next_line would
+ * cut the whole text into: fl_lines_feed hands each whole line of a piece
+ * to fn, and keeps a line cut at the piece's end in head (the caller's
+ * memory, cap bytes) until its end comes; fl_lines_end hands on the last
+ * line, which may lack its line end.  A line that with its line end
+ * takes more than cap bytes is no listing line, wherever the pieces are
+ * cut: the lines before it are handed on, nothing after it, and
+ * overlong is set. */
+typedef struct fl_lines {
+  char *head;
+  size_t len, cap;
+  int overlong;
+} fl_lines;
+typedef void (*fl_line_fn)(void *ud, const fl_span *line);
+void fl_lines_feed(fl_lines *j, const char *p, size_t n, fl_line_fn fn, void *ud);
+void fl_lines_end(fl_lines *j, fl_line_fn fn, void *ud);
+
 /* One LIST line.  `now` (epoch seconds) places year-less dates: they
  * belong to the last year in which they are not after now + 1 day.
  * Returns 1 and fills *e for an entry; 0 for anything else ("total 12",

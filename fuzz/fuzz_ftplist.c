@@ -11,7 +11,8 @@
  *  - modify times are real calendar times (year 0 to 9999), and from a
  *    year-less LIST date ("Nov 27 10:31") at most one day after `now`;
  *  - cutting the text into lines gives the same lines whether it comes
- *    whole or in two pieces;
+ *    whole or in two pieces, and fed in many pieces to fl_lines (up to
+ *    the first line too long for its head, which it reports);
  *  - parsing is deterministic (same line twice, same entry).
  */
 #include <stdint.h>
@@ -66,6 +67,62 @@ static void check(const fl_entry *e, const char *p, size_t n, int mlsd, long lon
 
 static int same(const fl_entry *a, const fl_entry *b) {
   return memcmp(a, b, sizeof *a) == 0;
+}
+
+/* ---- fl_lines: the text fed in pieces gives the lines of the whole
+ * text, up to the first one too long for the head (cap), and then
+ * overlong; pieces and cap come from the text's own bytes */
+typedef struct seen {
+  const char *text;
+  size_t n;
+  fl_span rest;            /* the whole text's lines not yet matched */
+  size_t cap;
+  int count;
+} seen;
+
+static void on_line(void *ud, const fl_span *line) {
+  seen *sn = ud;
+  fl_span want;
+  const char *at = sn->rest.p;
+  if (!fl_next_line(&sn->rest, &want, 1)) abort();   /* one line too many */
+  /* a line the head should have refused */
+  if ((size_t)(sn->rest.p - at) > sn->cap) abort();
+  if (want.n != line->n || memcmp(want.p, line->p, want.n) != 0) abort();
+  sn->count++;
+}
+
+static void check_pieces(const char *text, size_t n, unsigned cfg) {
+  static char head[512];
+  fl_lines j;
+  seen sn;
+  size_t at = 0, k = 0;
+  j.head = head;
+  j.cap = 16 + (cfg * 7) % (sizeof head - 16);
+  j.len = 0;
+  j.overlong = 0;
+  sn.text = text;
+  sn.n = n;
+  sn.rest.p = text;
+  sn.rest.n = n;
+  sn.cap = j.cap;
+  sn.count = 0;
+  while (at < n) {   /* piece sizes 1..64 from the text's bytes */
+    size_t piece = 1 + (unsigned char)text[k++ % n] % 64;
+    if (piece > n - at) piece = n - at;
+    fl_lines_feed(&j, text + at, piece, on_line, &sn);
+    at += piece;
+  }
+  fl_lines_end(&j, on_line, &sn);
+  if (j.overlong) {
+    /* the next line of the whole text is the one too long */
+    fl_span want;
+    const char *from = sn.rest.p;
+    if (!fl_next_line(&sn.rest, &want, 1)) abort();
+    if ((size_t)(sn.rest.p - from) <= j.cap) abort();
+  } else {
+    fl_span want;
+    if (fl_next_line(&sn.rest, &want, 1)) abort();   /* a line left out */
+  }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -132,5 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   /* r2 holds the unfinished line: whole text from there must agree */
   if (r2.p != r1.p) abort();
+
+  check_pieces(text, n, cfg);
   return 0;
 }

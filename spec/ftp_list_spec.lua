@@ -303,6 +303,23 @@ describe("LIST parsing", function()
     assert.same({"B", "a", "b"}, sorted("B", "a", "b"))
     assert.same({"B", "a", "b", "c"}, sorted("B", "a", "c", "b"))
     assert.same({"a", "a", "b"}, sorted("a", "b", "a"))
+    -- a line of up to 64 KiB with its line end is a listing line, one
+    -- byte more is not, whether it comes whole or cut in two
+    local prefix = "-rw-r--r-- 1 a b 1 Jan  1  2020 "
+    for _, extra in ipairs {0, 1} do
+      local line = prefix .. ("n"):rep(65536 - #prefix - 1 + extra) .. "\n"
+      for _, cut in ipairs {0, 100, #line - 1} do
+        local s2 = core.ftp_list_sink("list", now)
+        s2:write(line:sub(1, cut))
+        s2:write(line:sub(cut + 1))
+        local out, msg, code = s2:finish()
+        if extra == 0 then
+          assert.equal(65536 - #prefix - 1, #out[1].name)
+        else
+          assert.same({nil, "listing line over 65536 bytes", "protocol"}, {out, msg, code})
+        end
+      end
+    end
     -- a line too long for a listing stops the parsing, and says so
     local sink = core.ftp_list_sink("list", now)
     sink:write("-rw-r--r-- 1 a b 1 Jan  1  2020 ok\n" .. ("x"):rep(1024 * 1024))
