@@ -80,6 +80,13 @@ static inline void luaL_setmetatable(lua_State *L, const char *tname) {
   lua_setmetatable(L, -2);
 }
 
+/* 5.2's: the value at from into slot to, nothing else moved */
+static inline void lua_copy(lua_State *L, int from, int to) {
+  int t = lua_absindex(L, to);
+  lua_pushvalue(L, from);
+  lua_replace(L, t);
+}
+
 #endif /* !LUAJIT_VERSION */
 
 static inline const char *luaL_tolstring(lua_State *L, int i, size_t *len) {
