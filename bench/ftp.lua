@@ -35,9 +35,11 @@ local function script(name, text)
   return p
 end
 
+-- the children run on this script's interpreter and the build made for it
+local LUA = arg[-1] or "lua5.4"
 local luaenv = ("env -u LD_PRELOAD LUA_PATH=%s LUA_CPATH=%s "):format(
   H.shquote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;" .. H.root .. "/spec/?.lua;;"),
-  H.shquote(H.root .. "/" .. H.build .. "/?.so;;"))
+  H.shquote(H.root .. "/" .. H.build_for(LUA) .. "/?.so;;"))
 
 local function timed_sh(cmd)
   local t0 = netlua.monotime()
@@ -71,7 +73,7 @@ run(function()
     local hwm = io.open("/proc/self/status"):read("*a"):match("VmHWM:%%s*(%%d+)")
     print(n, dt, hwm)
   ]]):format(srv.host, srv.port, srv.user, srv.password))
-  local out = F.sh(luaenv .. "lua5.4 " .. H.shquote(p))
+  local out = F.sh(luaenv .. LUA .. " " .. H.shquote(p))
   local n, dt, hwm = out:match("(%d+)%s+([%d.e-]+)%s+(%d+)")
   assert(n and tonumber(n) == bytes, "netlua RETR: " .. out)
   results.netlua_big = bytes / 1e6 / tonumber(dt)
@@ -196,7 +198,7 @@ local function list_child(sv, label, lean)
     print(#t, dt, cpu, hwm, base + collectgarbage("count"))
   ]]):format(sv.host, sv.port, sv.user, sv.password,
     lean and '{fields = {"type", "size", "modify"}}' or "nil"))
-  local out = F.sh(luaenv .. "lua5.4 " .. H.shquote(p))
+  local out = F.sh(luaenv .. LUA .. " " .. H.shquote(p))
   local n, dt, cpu, hwm, floor = out:match("(%d+)%s+([%d.e-]+)%s+([%d.e-]+)%s+(%d+)%s+([%d.e-]+)")
   assert(n and tonumber(n) == NLIST, label .. ": " .. out)
   results[label .. "_s"] = tonumber(dt)

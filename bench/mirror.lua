@@ -170,9 +170,11 @@ end
 -- the tools, each a separate process
 ---------------------------------------------------------------------------
 
+-- netlua's runs use this script's interpreter and the build made for it
+local LUA = arg[-1] or "lua5.4"
 local luaenv = ("env -u LD_PRELOAD LUA_PATH=%s LUA_CPATH=%s "):format(
   q(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"),
-  q(H.root .. "/" .. H.build .. "/?.so;;"))
+  q(H.root .. "/" .. H.build_for(LUA) .. "/?.so;;"))
 
 -- takes both of mirror's return shapes: today's file count and the
 -- coming report table ({files=, bytes=, skipped=, failed={}...})
@@ -213,7 +215,7 @@ end
 
 local function tool_cmd(tool, sv, remote, dst, p)
   if tool == "netlua" then
-    return luaenv .. "lua5.4 " .. table.concat({q(netlua_child), q(sv.host), sv.port,
+    return luaenv .. LUA .. " " .. table.concat({q(netlua_child), q(sv.host), sv.port,
       q(sv.user), q(sv.password), q(remote), q(dst), p}, " ")
   end
   local lines = {unpack(LFTP_SET)}

@@ -16,6 +16,16 @@ H.build = os.getenv("NETLUA_BUILD") or "build"
 --- The Lua the suite runs on (NETLUA_LUA: lua5.1 ... lua5.4, luajit),
 -- for the child processes that load the same build.
 H.lua = os.getenv("NETLUA_LUA") or "lua5.4"
+
+--- The build folder the Makefile makes for interpreter `lua` (lua5.4:
+-- build, luajit: build-jit, lua5.X: build-5.X); NETLUA_BUILD wins.
+function H.build_for(lua)
+  local env = os.getenv("NETLUA_BUILD")
+  if env then return env end
+  if lua:find("luajit") then return "build-jit" end
+  local v = lua:match("lua(5%.%d)$")
+  return (v == nil or v == "5.4") and "build" or "build-" .. v
+end
 --- PUC Lua 5.1 (not LuaJIT): a task cannot wait inside a pcall or a for
 -- iterator there (netlua.pcall works around the first).
 H.puc51 = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
