@@ -122,6 +122,19 @@ function H.write_file(path, data)
   assert(f:close())
 end
 
+--- n bytes from /dev/urandom (data no compressor or pattern can fake)
+function H.random_bytes(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local parts, got = {}, 0
+  while got < n do
+    local b = assert(f:read(math.min(n - got, 1024 * 1024)))
+    parts[#parts + 1] = b
+    got = got + #b
+  end
+  f:close()
+  return table.concat(parts)
+end
+
 function H.exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end

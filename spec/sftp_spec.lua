@@ -6,24 +6,6 @@ local S = require "ssh_helper"
 local netlua = require "netlua"
 local ssh = require "netlua.ssh"
 
-local function random_bytes(n)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local parts, got = {}, 0
-  while got < n do
-    local b = assert(f:read(math.min(n - got, 1024 * 1024)))
-    parts[#parts + 1] = b
-    got = got + #b
-  end
-  f:close()
-  return table.concat(parts)
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
-
 for _, kind in ipairs {"sshd", "dropbear"} do
   describe("sftp against " .. kind, function()
     local dir, keys, user, srv, conn
@@ -73,7 +55,7 @@ for _, kind in ipairs {"sshd", "dropbear"} do
     it("gets 0 bytes, 1 byte, 1 MiB + 3 and 20 MiB of random data, byte for byte", function()
       local sf = assert(conn:sftp())
       for _, n in ipairs {0, 1, MIB + 3, 20 * MIB} do
-        local data = random_bytes(n)
+        local data = H.random_bytes(n)
         remote_file("g" .. n, data)
         local got, msg = sf:get("g" .. n)
         assert.equal(n, got and #got, msg)
@@ -82,14 +64,14 @@ for _, kind in ipairs {"sshd", "dropbear"} do
         local dst = dir .. "/g" .. n
         assert.is_true(sf:get("g" .. n, dst))
         assert.is_true(H.read_file(dst) == data)
-        assert.is_false(exists(dst .. ".part"))
+        assert.is_false(H.exists(dst .. ".part"))
       end
       sf:close()
     end)
 
     it("gets into an open file, with progress up to the size", function()
       local sf = assert(conn:sftp())
-      local data = random_bytes(3 * MIB + 17)
+      local data = H.random_bytes(3 * MIB + 17)
       remote_file("prog", data)
       local f = assert(io.open(dir .. "/prog-open", "wb"))
       local last, calls = nil, 0
@@ -111,8 +93,8 @@ for _, kind in ipairs {"sshd", "dropbear"} do
       assert.is_nil(ok)
       assert.equal("nofile", code)
       assert.truthy(msg:find("^get no%-such%-file: "))
-      assert.is_false(exists(dst))
-      assert.is_false(exists(dst .. ".part"))
+      assert.is_false(H.exists(dst))
+      assert.is_false(H.exists(dst .. ".part"))
       local st, _, c2 = sf:stat("no-such-file")
       assert.is_nil(st)
       assert.equal("nofile", c2)
@@ -127,8 +109,8 @@ for _, kind in ipairs {"sshd", "dropbear"} do
       assert.is_nil(ok)
       assert.equal("partial", code)
       assert.truthy(msg:find("1000 of 1001", 1, true))
-      assert.is_false(exists(dst))
-      assert.is_false(exists(dst .. ".part"))
+      assert.is_false(H.exists(dst))
+      assert.is_false(H.exists(dst .. ".part"))
       -- a file that grew after it was opened (size as FSTAT said): too
       ok, msg, code = sf:get("sized", nil, {size = 999})
       assert.is_nil(ok)
@@ -140,19 +122,19 @@ for _, kind in ipairs {"sshd", "dropbear"} do
 
     it("resumes a .part", function()
       local sf = assert(conn:sftp())
-      local data = random_bytes(MIB + 5)
+      local data = H.random_bytes(MIB + 5)
       remote_file("res", data)
       local dst = dir .. "/res"
       H.write_file(dst .. ".part", data:sub(1, 300000))
       assert.is_true(sf:get("res", dst, {resume = true}))
       assert.is_true(H.read_file(dst) == data)
-      assert.is_false(exists(dst .. ".part"))
+      assert.is_false(H.exists(dst .. ".part"))
       sf:close()
     end)
 
     it("puts a path, an open file, a function, a string, data=true and append", function()
       local sf = assert(conn:sftp())
-      local data = random_bytes(2 * MIB + 11)
+      local data = H.random_bytes(2 * MIB + 11)
       local src = dir .. "/up-src"
       H.write_file(src, data)
       assert.is_true(sf:put(src, "p-path"))
@@ -204,7 +186,7 @@ for _, kind in ipairs {"sshd", "dropbear"} do
 
     it("round-trips put then get", function()
       local sf = assert(conn:sftp())
-      local data = random_bytes(5 * MIB + 1)
+      local data = H.random_bytes(5 * MIB + 1)
       assert.is_true(sf:put(data, "round", {data = true}))
       local got = assert(sf:get("round"))
       assert.is_true(got == data)
@@ -291,7 +273,7 @@ for _, kind in ipairs {"sshd", "dropbear"} do
       assert.is_true(sf:rmd("d1/a/b/c"))
       assert.is_false(sf:exists("d1/a/b/c"))
       assert.is_true(sf:remove("d1/file"))
-      assert.is_false(exists(home("d1/file")))
+      assert.is_false(H.exists(home("d1/file")))
       ok, _, code = sf:delete("d1/file")
       assert.is_nil(ok)
       assert.equal("nofile", code)
@@ -299,7 +281,7 @@ for _, kind in ipairs {"sshd", "dropbear"} do
       remote_file("r-to", "old")
       assert.is_true(sf:rename("r-from", "r-to"))
       assert.equal("new", H.read_file(home("r-to")))
-      assert.is_false(exists(home("r-from")))
+      assert.is_false(H.exists(home("r-from")))
       ok, _, code = sf:rename("r-from", "r-x")
       assert.is_nil(ok)
       assert.equal("nofile", code)
@@ -324,7 +306,7 @@ for _, kind in ipairs {"sshd", "dropbear"} do
     end)
 
     it("runs 4 gets at once on one connection in tasks, and 4 tasks on one session", function()
-      local data = random_bytes(4 * MIB + 7)
+      local data = H.random_bytes(4 * MIB + 7)
       remote_file("conc", data)
       local results = {}
       local ok, err = netlua.run(function()
@@ -375,7 +357,7 @@ for _, kind in ipairs {"sshd", "dropbear"} do
     end)
 
     it("closes a session under a waiting task: the call returns closed", function()
-      remote_file("conc-close", random_bytes(8 * MIB))
+      remote_file("conc-close", H.random_bytes(8 * MIB))
       local sf = assert(conn:sftp())
       local res, started
       local ok, err = netlua.run(function()
@@ -439,7 +421,7 @@ for _, kind in ipairs {"sshd", "dropbear"} do
       assert.is_true(sf:remove("mt/1.txt"))
       r = assert(sf:mirror("mt", ldir, {delete = true}))
       assert.same({"1.txt"}, r.deleted)
-      assert.is_false(exists(ldir .. "/1.txt"))
+      assert.is_false(H.exists(ldir .. "/1.txt"))
       sf:close()
     end)
   end)

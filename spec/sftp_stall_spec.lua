@@ -19,44 +19,26 @@ local T = 2                      -- the sessions' timeout
 local LIMIT = T + 2 * H.slack    -- what a timed-out call may take at most
 local MIB = 1024 * 1024
 
-local function random_bytes(n)
-  local f = assert(io.open("/dev/urandom", "rb"))
-  local parts, got = {}, 0
-  while got < n do
-    local b = assert(f:read(math.min(n - got, MIB)))
-    parts[#parts + 1] = b
-    got = got + #b
-  end
-  f:close()
-  return table.concat(parts)
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
-
--- every process below pid
-local function descendants(pid)
-  local all, todo = {}, {pid}
-  while #todo > 0 do
-    local p = table.remove(todo)
-    local kids = H.read_file(("/proc/%d/task/%d/children"):format(p, p)) or ""
-    for kid in kids:gmatch("%d+") do
-      all[#all + 1] = tonumber(kid)
-      todo[#todo + 1] = tonumber(kid)
-    end
-  end
-  return all
-end
-
 -- the state letter of a process ("T" when stopped)
 local function state(pid)
   return (H.read_file("/proc/" .. pid .. "/stat") or ""):match("^%d+ %b() (%a)")
 end
 
-local describe_if = exists(SFTP_SERVER) and describe or pending
+-- a call's results against the stopped server: nil, "WHAT: ...",
+-- "timeout", within the limit
+local function timed_out(what, took, ok, msg, code)
+  assert.is_nil(ok)
+  assert.equal("timeout", code, msg)
+  assert.equal(what .. ": ", msg:sub(1, #what + 2), msg)
+  assert.truthy(took < LIMIT, ("took %.2f s"):format(took))
+end
+
+-- sf:stat(name) against the stopped server times out, and says so itself
+local function stat_times_out(sf, name)
+  timed_out("stat " .. name, H.timed(sf.stat, sf, name))
+end
+
+local describe_if = H.exists(SFTP_SERVER) and describe or pending
 
 describe_if("sftp when OpenSSH's sftp-server stops answering mid-transfer", function()
   local dir, keys, user, srv, conn
@@ -88,7 +70,7 @@ describe_if("sftp when OpenSSH's sftp-server stops answering mid-transfer", func
   -- the sftp-server processes below our sshd
   local function servers()
     local t = {}
-    for _, pid in ipairs(descendants(srv.pid)) do
+    for _, pid in ipairs(S.descendants(srv.pid)) do
       if (H.read_file("/proc/" .. pid .. "/comm") or ""):match("^sftp%-server") then t[pid] = true end
     end
     return t
@@ -144,28 +126,20 @@ describe_if("sftp when OpenSSH's sftp-server stops answering mid-transfer", func
   end)
 
   it("get to a path: timeout in time, nothing under the name, not even the .part", function()
-    local data = random_bytes(64 * MIB)
+    local data = H.random_bytes(64 * MIB)
     remote_file("big", data)
     local sf, pid = session()
     local dst = dir .. "/big"
     local first, last = {}, {}
     local took, ok, msg, code = H.timed(sf.get, sf, "big", dst, {progress = stopper(pid, first, last)})
-    assert.is_nil(ok)
-    assert.equal("timeout", code, msg)
-    assert.truthy(msg:find("^get big: "), msg)
-    assert.truthy(took < LIMIT, ("took %.2f s"):format(took))
+    timed_out("get big", took, ok, msg, code)
     assert.truthy(took > T - 0.25, ("gave up early: %.2f s"):format(took))
     -- it stalled mid-file
     assert.truthy(first[1] > 0 and last[1] < #data, ("%s .. %s"):format(first[1], last[1]))
-    assert.is_false(exists(dst))
-    assert.is_false(exists(dst .. ".part"))
+    assert.is_false(H.exists(dst))
+    assert.is_false(H.exists(dst .. ".part"))
     -- still stopped: the next call fails cleanly, in time too
-    local st
-    took, st, msg, code = H.timed(sf.stat, sf, "big")
-    assert.is_nil(st)
-    assert.equal("timeout", code, msg)
-    assert.truthy(msg:find("^stat big: "), msg)
-    assert.truthy(took < LIMIT, ("took %.2f s"):format(took))
+    stat_times_out(sf, "big")
     -- going on: the late answers to the old reads are not taken for
     -- the new calls' answers
     cont(pid)
@@ -175,22 +149,19 @@ describe_if("sftp when OpenSSH's sftp-server stops answering mid-transfer", func
     assert.is_true(got == data, "the data after the stall")
     assert.is_true(sf:get("big", dst))
     assert.is_true(H.read_file(dst) == data, "the file after the stall")
-    assert.is_false(exists(dst .. ".part"))
+    assert.is_false(H.exists(dst .. ".part"))
   end)
 
   it("get with resume: keeps only a .part holding a prefix, which the next get completes", function()
-    local data = random_bytes(64 * MIB)
+    local data = H.random_bytes(64 * MIB)
     remote_file("res", data)
     local sf, pid = session()
     local dst = dir .. "/res"
     local first, last = {}, {}
     local took, ok, msg, code = H.timed(sf.get, sf, "res", dst,
       {resume = true, progress = stopper(pid, first, last)})
-    assert.is_nil(ok)
-    assert.equal("timeout", code, msg)
-    assert.truthy(msg:find("^get res: "), msg)
-    assert.truthy(took < LIMIT, ("took %.2f s"):format(took))
-    assert.is_false(exists(dst))
+    timed_out("get res", took, ok, msg, code)
+    assert.is_false(H.exists(dst))
     local part = assert(H.read_file(dst .. ".part"))
     assert.equal(last[1], #part)
     assert.truthy(#part > 0 and #part < #data, #part)
@@ -198,11 +169,11 @@ describe_if("sftp when OpenSSH's sftp-server stops answering mid-transfer", func
     cont(pid)
     assert.is_true(sf:get("res", dst, {resume = true}))
     assert.is_true(H.read_file(dst) == data, "the resumed file")
-    assert.is_false(exists(dst .. ".part"))
+    assert.is_false(H.exists(dst .. ".part"))
   end)
 
   it("get into a string and into an open file: timeout in time, then right answers", function()
-    local data = random_bytes(64 * MIB)
+    local data = H.random_bytes(64 * MIB)
     remote_file("mem", data)
     for _, into in ipairs {"string", "file"} do
       local sf, pid = session()
@@ -226,27 +197,19 @@ describe_if("sftp when OpenSSH's sftp-server stops answering mid-transfer", func
   it("put stalled while sending: timeout in time, a prefix under the name, the session usable", function()
     -- far more than the channel's window (2 MiB on sshd): the write
     -- itself blocks once the stopped server reads no more
-    local data = random_bytes(64 * MIB)
+    local data = H.random_bytes(64 * MIB)
     local sf, pid = session()
     local first, last = {}, {}
     local took, ok, msg, code = H.timed(sf.put, sf, data, "up",
       {data = true, progress = stopper(pid, first, last)})
-    assert.is_nil(ok)
-    assert.equal("timeout", code, msg)
-    assert.truthy(msg:find("^put up: "), msg)
-    assert.truthy(took < LIMIT, ("took %.2f s"):format(took))
+    timed_out("put up", took, ok, msg, code)
     assert.truthy(took > T - 0.25, ("gave up early: %.2f s"):format(took))
     -- written in place: the name holds what the server got, the data's start
     local there = assert(H.read_file(home("up")))
     assert.truthy(#there < #data, #there)
     assert.is_true(there == data:sub(1, #there), "the file is the data's start")
     -- still stopped: the next call times out too, and says so itself
-    local st
-    took, st, msg, code = H.timed(sf.stat, sf, "up")
-    assert.is_nil(st)
-    assert.equal("timeout", code, msg)
-    assert.truthy(msg:find("^stat up: "), msg)
-    assert.truthy(took < LIMIT, ("took %.2f s"):format(took))
+    stat_times_out(sf, "up")
     -- going on: the session is usable and its answers are the server's
     cont(pid)
     local e = assert(sf:stat("up"))
@@ -262,15 +225,12 @@ describe_if("sftp when OpenSSH's sftp-server stops answering mid-transfer", func
 
   it("put whose answers stall (all of it sent): timeout in time, then right answers", function()
     -- less than the window: every WRITE goes, the answers do not come
-    local data = random_bytes(MIB)
+    local data = H.random_bytes(MIB)
     local sf, pid = session()
     local first, last = {}, {}
     local took, ok, msg, code = H.timed(sf.put, sf, data, "up2",
       {data = true, progress = stopper(pid, first, last)})
-    assert.is_nil(ok)
-    assert.equal("timeout", code, msg)
-    assert.truthy(msg:find("^put up2: "), msg)
-    assert.truthy(took < LIMIT, ("took %.2f s"):format(took))
+    timed_out("put up2", took, ok, msg, code)
     -- (how much the server wrote before it stopped is a race here)
     local there = assert(H.read_file(home("up2")))
     assert.is_true(there == data:sub(1, #there), "the file is the data's start")

@@ -97,6 +97,8 @@ local function descendants(pid)
   return all
 end
 
+S.descendants = descendants
+
 local function kill_pids(pids)
   for _, pid in ipairs(pids) do
     if H.alive(pid) then sh("kill -KILL " .. pid) end
