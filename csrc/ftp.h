@@ -27,7 +27,6 @@
 
 enum { TLS_NONE, TLS_EXPLICIT, TLS_IMPLICIT };
 
-/* One transfer in progress: where data goes to or comes from. */
 /* A C sink: a userdata of kind FTP_CSINK whose block starts with this
  * struct (ftp_entries.c makes the one kind there is, list()'s parser).
  * A download hands it each piece of data as libcurl read it, by calling
@@ -39,12 +38,12 @@ typedef struct ftp_csink {
   lua_CFunction write;
 } ftp_csink;
 
+/* One transfer in progress: where data goes to or comes from. */
 typedef struct xfer {
   struct ftp_sess *s;
   int upload, lines, text;
   int cbref;               /* Lua callback or LUA_NOREF */
   int csref;               /* C sink (FTP_CSINK) or LUA_NOREF */
-  lua_CFunction cswrite;   /* its write */
   FILE *fp;                /* download target / upload source (Lua file) */
   size_t blocksize;
   nl_buf acc;              /* download data not yet handed to Lua */

@@ -101,8 +101,9 @@ static int drain(xfer *x, int flush) {
 /* Hands p to the C sink as it is: no copy, no Lua string. */
 static int csink_write(xfer *x, const char *p, size_t n) {
   lua_State *L = x->s->L;
-  lua_pushcfunction(L, x->cswrite);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->csref);
+  lua_pushcfunction(L, ((ftp_csink *)lua_touserdata(L, -1))->write);
+  lua_insert(L, -2);
   lua_pushlightuserdata(L, (void *)p);
   lua_pushinteger(L, (lua_Integer)n);
   return xcall(x, 3, 0);
@@ -428,13 +429,11 @@ static int do_retr(lua_State *L, int lines) {
   if (!lua_isnoneornil(L, 3)) {
     if ((x.fp = tofile(L, 3)) == NULL) {
       /* private: a C sink (list()'s parser) */
-      ftp_csink *cs = lines ? NULL : luaL_testudata(L, 3, FTP_CSINK);
-      if (cs == NULL) luaL_checktype(L, 3, LUA_TFUNCTION);
+      int cs = !lines && luaL_testudata(L, 3, FTP_CSINK) != NULL;
+      if (!cs) luaL_checktype(L, 3, LUA_TFUNCTION);
       lua_pushvalue(L, 3);
-      if (cs != NULL) {
-        x.cswrite = cs->write;
-        x.csref = luaL_ref(L, LUA_REGISTRYINDEX);
-      } else x.cbref = luaL_ref(L, LUA_REGISTRYINDEX);
+      if (cs) x.csref = luaL_ref(L, LUA_REGISTRYINDEX);
+      else x.cbref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
   }
   if (!lines) {

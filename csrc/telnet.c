@@ -706,8 +706,8 @@ static int try_pattern(lua_State *L, tsession *s, int find, int pidx,
   {
     size_t end = from + (size_t)lua_tointeger(L, top + 2);
     int k;
-    for (k = top + 3; k <= top + nres; k++)  /* position captures */
-      if (from > 0 && lua_isinteger(L, k)) {
+    for (k = top + 3; from > 0 && k <= top + nres; k++)  /* position captures */
+      if (lua_isinteger(L, k)) {
         lua_pushinteger(L, lua_tointeger(L, k) + (lua_Integer)from);
         lua_replace(L, k);
       }

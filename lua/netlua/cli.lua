@@ -212,13 +212,13 @@ function M.login(self, opts)
   end
 end
 
-local NOOPTS = {}  -- read only: what a call without options sees
+local NONE = {}  -- read only: no options given, no pagers wanted
 
 local function checkopts(opts, n, who)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #%d to '%s' (table expected, got %s)"):format(n, who, type(opts)), 3)
   end
-  opts = opts or NOOPTS
+  opts = opts or NONE
   if opts.prompt ~= nil and type(opts.prompt) ~= "string" then
     error(("bad argument #%d to '%s' (field 'prompt' must be a string)"):format(n, who), 3)
   end
@@ -291,7 +291,7 @@ local function finish(text, line, raw)
 end
 
 local function pagers_of(opt, n, who)
-  if opt == false then return NOOPTS end
+  if opt == false then return NONE end
   if opt == nil then return M.PAGERS end  -- read only
   if type(opt) ~= "table" then
     error(("bad argument #%d to '%s' (field 'pager' must be false or a table)"):format(n, who), 3)
